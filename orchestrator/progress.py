@@ -1,0 +1,39 @@
+"""Progress reports from a running campaign to whoever shows them (the CLI's progress bar, tests).
+
+Reports go through listeners registered in this process, not through flow parameters, so the Prefect flow's
+parameters stay plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    campaign: str
+    cycle: int
+    spent: int  # experiments that used the lab (completed, failed, infeasible)
+    budget: int
+    completed_in_cycle: int
+    failed_in_cycle: int
+    best: dict[str, dict[str, Any]] = field(default_factory=dict)  # objective -> {value, seq}
+    improved: bool = False
+    stop_reason: str | None = None
+
+
+Listener = Callable[[CycleReport], None]
+_listeners: list[Listener] = []
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    """Register a listener; returns the function that removes it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def publish(report: CycleReport) -> None:
+    for listener in list(_listeners):
+        listener(report)

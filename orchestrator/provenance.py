@@ -1,0 +1,34 @@
+"""What a decision record needs besides the decision: seeds, data hashes, library versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+_LIBRARIES = ("peirce", "numpy", "scipy", "pandas", "torch", "botorch", "gpytorch", "rdkit", "sqlalchemy", "prefect", "pydantic")
+
+
+def derive_seed(base_seed: int, *labels: int | str) -> int:
+    """A seed for one act (e.g. cycle 7's planning), reproducible from the campaign's base seed."""
+    digest = hashlib.sha256(":".join(str(x) for x in (base_seed, *labels)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def content_hash(data: Any) -> str:
+    """SHA-256 of the canonical JSON of `data` (sorted keys, no whitespace)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+@cache
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return versions

@@ -1,0 +1,197 @@
+"""The database schema: every campaign's state lives here, and nowhere else.
+
+Tables (one class each): Campaign, Cycle, Experiment, Measurement, Hypothesis, Decision, Event.
+`Event` is append-only (enforced in the database by triggers created in the first migration) and records every
+state change; the other tables hold the current state that the events explain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JsonData = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JsonData, list[Any]: JsonData, datetime: DateTime(timezone=True)}
+
+
+class CampaignStatus:
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPING = "stopping"  # a person asked it to stop; the runner stops at the next safe point
+    STOPPED = "stopped"
+    COMPLETED = "completed"  # budget spent or a stop criterion met
+    FAILED = "failed"
+
+
+class ExperimentState:
+    PLANNED = "planned"
+    APPROVED = "approved"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+    INFEASIBLE = "infeasible"
+
+    TERMINAL = frozenset({COMPLETED, ABANDONED, INFEASIBLE})
+    IN_DOUBT = frozenset({DISPATCHED, RUNNING})
+    # States whose experiment has used the lab and so counts against the budget.
+    SPENT = frozenset({COMPLETED, FAILED, INFEASIBLE})
+
+    ALLOWED = {
+        PLANNED: frozenset({APPROVED, ABANDONED}),
+        APPROVED: frozenset({DISPATCHED, ABANDONED}),
+        DISPATCHED: frozenset({RUNNING, COMPLETED, FAILED, INFEASIBLE, ABANDONED}),
+        RUNNING: frozenset({COMPLETED, FAILED, INFEASIBLE, ABANDONED}),
+        FAILED: frozenset({DISPATCHED, ABANDONED}),  # a retry goes out again under the same idempotency key
+        COMPLETED: frozenset(),
+        ABANDONED: frozenset(),
+        INFEASIBLE: frozenset(),
+    }
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    goal: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.CREATED)
+    spec: Mapped[dict[str, Any]]
+    spec_text: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    stop_reason: Mapped[str | None] = mapped_column(Text)
+    # Which process runs the campaign now ("host:pid") and when it last said so; a second runner is refused.
+    runner: Mapped[str | None] = mapped_column(String(128))
+    heartbeat_at: Mapped[datetime | None]
+    active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    cycles: Mapped[list[Cycle]] = relationship(back_populates="campaign", order_by="Cycle.index")
+    experiments: Mapped[list[Experiment]] = relationship(back_populates="campaign", order_by="Experiment.seq")
+
+
+class Cycle(Base):
+    __tablename__ = "cycles"
+    __table_args__ = (UniqueConstraint("campaign_id", "index", name="uq_cycle_index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    index: Mapped[int] = mapped_column(Integer)
+    # abducing -> deducing -> running -> inducing -> done
+    stage: Mapped[str] = mapped_column(String(16), default="abducing")
+    best: Mapped[dict[str, Any] | None]  # objective -> {value, experiment}: best so far after this cycle
+    improved: Mapped[bool | None]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    campaign: Mapped[Campaign] = relationship(back_populates="cycles")
+    experiments: Mapped[list[Experiment]] = relationship(back_populates="cycle", order_by="Experiment.seq")
+
+
+class Decision(Base):
+    """One planning act: what was proposed, by which planner and configuration, from which data."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"))
+    stage: Mapped[str] = mapped_column(String(16))  # abduce | deduce
+    planner: Mapped[str] = mapped_column(String(64))
+    planner_config: Mapped[dict[str, Any]]
+    seed: Mapped[int] = mapped_column(Integer)
+    data_hash: Mapped[str] = mapped_column(String(64))
+    observation_ids: Mapped[list[Any]]  # experiment ids of the observations the planner saw, in order
+    pending_ids: Mapped[list[Any]]  # experiment ids still pending when it planned
+    proposals: Mapped[list[Any]]  # [{parameters, predicted: {objective: {mean, std}}, rationale}]
+    versions: Mapped[dict[str, Any]]  # library versions and device
+    wall_time_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "seq", name="uq_experiment_seq"),
+        Index("ix_experiments_campaign_state", "campaign_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"))
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... across the campaign
+    # Sent with the experiment to the lab, so a lab (or a retry) can recognise the same experiment.
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    parameters: Mapped[dict[str, Any]]
+    predicted: Mapped[dict[str, Any] | None]  # objective -> {mean, std}, as the planner predicted
+    state: Mapped[str] = mapped_column(String(16), default=ExperimentState.PLANNED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    campaign: Mapped[Campaign] = relationship(back_populates="experiments")
+    cycle: Mapped[Cycle] = relationship(back_populates="experiments")
+    measurements: Mapped[list[Measurement]] = relationship(back_populates="experiment", order_by="Measurement.id")
+
+
+class Measurement(Base):
+    __tablename__ = "measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(32), default="")
+    attempt: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    experiment: Mapped[Experiment] = relationship(back_populates="measurements")
+
+
+class Hypothesis(Base):
+    __tablename__ = "hypotheses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("cycles.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # effect | contrast | region | attainability
+    statement: Mapped[str] = mapped_column(Text)
+    claim: Mapped[dict[str, Any]]  # the typed fields the statement is generated from
+    source: Mapped[str] = mapped_column(String(16))  # llm | model | person
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | supported | refuted | retired
+    credence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Event(Base):
+    """Append-only log of every state change, in the order it was written."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_campaign", "campaign_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    entity: Mapped[str] = mapped_column(String(16))  # campaign | cycle | experiment | decision | hypothesis
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))  # e.g. state, created, measured, stop-requested
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any] | None]

@@ -1,0 +1,77 @@
+"""The planner contract: what every planner (baseline or Bayesian) receives and returns.
+
+A planner is asked for a batch of `batch_size` new points given
+- the space and the objectives,
+- the observations so far (completed experiments with their measured objectives, plus infeasible points),
+- the points still pending (planned or running), so a batch can be planned while the last one runs,
+- a seed, which makes the proposal reproducible.
+
+It returns one `Proposal` per point, each with the planner's predicted outcome where it has one. Planners keep
+no state between calls that matters for the result: everything they need is in the arguments, which is what
+lets a decision be replayed from its record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from planners.space import Objective, Point, Space
+
+
+class PlanningError(Exception):
+    """The planner cannot produce a proposal; the message names the cause (e.g. a constraint no point meets)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A planner's belief about one objective at a proposed point."""
+
+    mean: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Proposal:
+    parameters: Point
+    predicted: Mapping[str, Prediction] = field(default_factory=dict)
+    rationale: str = ""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One finished experiment as a planner sees it.
+
+    `values` holds the measured objectives of a completed experiment; an infeasible experiment has
+    `feasible=False` and may have no values.
+    """
+
+    parameters: Point
+    values: Mapping[str, float]
+    feasible: bool = True
+
+
+@dataclass(frozen=True)
+class PlanningProblem:
+    space: Space
+    objectives: Sequence[Objective]
+
+
+class Planner(Protocol):
+    """Anything that proposes a batch. `name` and `config()` are recorded with every decision."""
+
+    name: str
+
+    def config(self) -> dict[str, Any]:
+        """The planner's full configuration, as JSON-ready data, for the decision record."""
+        ...
+
+    def propose(
+        self,
+        problem: PlanningProblem,
+        observations: Sequence[Observation],
+        pending: Sequence[Point],
+        batch_size: int,
+        seed: int,
+    ) -> list[Proposal]: ...

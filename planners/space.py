@@ -1,0 +1,294 @@
+"""Parameter spaces: the typed parameters a campaign may vary, its linear constraints and its objectives.
+
+These pydantic models are both the campaign file's vocabulary (the orchestrator's spec embeds them) and the
+planners' description of the problem, so a parameter is defined in exactly one place.
+
+Values a point takes, by parameter type:
+    continuous -> float, integer -> int, discrete -> float (one of `values`),
+    categorical -> str (one of `levels`), molecule -> str (one of the names in `smiles`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import product
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from planners.molecules import canonical_smiles
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+Point = dict[str, Any]
+"""One point of a space: parameter name -> value."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Parameter(_Strict):
+    name: Identifier
+    description: str = ""
+
+    @property
+    def is_numeric(self) -> bool:
+        return False
+
+    @property
+    def is_finite(self) -> bool:
+        return True
+
+    def contains(self, value: Any) -> bool:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
+    lower, upper = bounds
+    if not (math.isfinite(lower) and math.isfinite(upper)):
+        raise ValueError("bounds must be finite numbers")
+    if lower > upper:
+        raise ValueError(f"lower {lower:g} > upper {upper:g}")
+    if lower == upper:
+        raise ValueError(f"lower {lower:g} equals upper {upper:g}: the parameter cannot vary")
+    return bounds
+
+
+class ContinuousParameter(_Parameter):
+    type: Literal["continuous"]
+    bounds: tuple[float, float]
+    unit: str = ""
+
+    _bounds_ok = field_validator("bounds")(_check_bounds)
+
+    @property
+    def is_numeric(self) -> bool:
+        return True
+
+    @property
+    def is_finite(self) -> bool:
+        return False
+
+    def contains(self, value: Any) -> bool:
+        return _is_number(value) and self.bounds[0] <= float(value) <= self.bounds[1]
+
+
+class IntegerParameter(_Parameter):
+    type: Literal["integer"]
+    bounds: tuple[int, int]
+    unit: str = ""
+
+    _bounds_ok = field_validator("bounds")(_check_bounds)
+
+    @property
+    def is_numeric(self) -> bool:
+        return True
+
+    @property
+    def values(self) -> list[int]:
+        return list(range(self.bounds[0], self.bounds[1] + 1))
+
+    def contains(self, value: Any) -> bool:
+        return _is_number(value) and float(value).is_integer() and self.bounds[0] <= value <= self.bounds[1]
+
+
+class DiscreteParameter(_Parameter):
+    """A numeric parameter restricted to listed values (e.g. the temperatures a block can hold)."""
+
+    type: Literal["discrete"]
+    values: list[float] = Field(min_length=2)
+    unit: str = ""
+
+    @field_validator("values")
+    @classmethod
+    def _distinct_sorted(cls, values: list[float]) -> list[float]:
+        seen = set()
+        for v in values:
+            if v in seen:
+                raise ValueError(f"value {v:g} is listed twice")
+            seen.add(v)
+        return sorted(values)
+
+    @property
+    def is_numeric(self) -> bool:
+        return True
+
+    def contains(self, value: Any) -> bool:
+        return _is_number(value) and any(math.isclose(float(value), v, rel_tol=1e-9, abs_tol=1e-12) for v in self.values)
+
+
+class CategoricalParameter(_Parameter):
+    type: Literal["categorical"]
+    levels: list[Annotated[str, Field(min_length=1)]] = Field(min_length=2)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct(cls, levels: list[str]) -> list[str]:
+        _reject_repeats(levels, "level")
+        return levels
+
+    @property
+    def values(self) -> list[str]:
+        return list(self.levels)
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.levels
+
+
+class MoleculeParameter(_Parameter):
+    """A choice among named molecules; each name maps to a SMILES string that RDKit must accept."""
+
+    type: Literal["molecule"]
+    smiles: dict[Annotated[str, Field(min_length=1)], str] = Field(min_length=2)
+
+    @field_validator("smiles")
+    @classmethod
+    def _parsable(cls, smiles: dict[str, str]) -> dict[str, str]:
+        canonical: dict[str, str] = {}
+        for name, text in smiles.items():
+            parsed = canonical_smiles(text)
+            if parsed is None:
+                raise ValueError(f"molecule '{name}': RDKit cannot parse SMILES '{text}'")
+            if parsed in canonical:
+                raise ValueError(f"molecules '{canonical[parsed]}' and '{name}' are the same structure")
+            canonical[parsed] = name
+        return smiles
+
+    @property
+    def values(self) -> list[str]:
+        return list(self.smiles)
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.smiles
+
+
+Parameter = Annotated[
+    ContinuousParameter | IntegerParameter | DiscreteParameter | CategoricalParameter | MoleculeParameter,
+    Field(discriminator="type"),
+]
+
+
+class LinearConstraint(_Strict):
+    """sum(coefficient * parameter) <operator> rhs, over numeric parameters."""
+
+    coefficients: dict[Identifier, float] = Field(min_length=1)
+    operator: Literal["<=", ">="]
+    rhs: float
+
+    def satisfied_by(self, point: Mapping[str, Any], tolerance: float = 1e-9) -> bool:
+        lhs = sum(c * float(point[name]) for name, c in self.coefficients.items())
+        return lhs <= self.rhs + tolerance if self.operator == "<=" else lhs >= self.rhs - tolerance
+
+    def describe(self) -> str:
+        terms = " + ".join(f"{c:g}*{name}" for name, c in self.coefficients.items())
+        return f"{terms} {self.operator} {self.rhs:g}"
+
+
+class Objective(_Strict):
+    name: Identifier
+    direction: Literal["maximize", "minimize"]
+    unit: str = ""
+    target: float | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _british_spelling(cls, data: Any) -> Any:
+        # Lab people write both; store one spelling.
+        if isinstance(data, dict) and data.get("direction") in ("maximise", "minimise"):
+            data = {**data, "direction": data["direction"].replace("ise", "ize")}
+        return data
+
+    def better(self, a: float, b: float) -> bool:
+        """True when value `a` is strictly better than `b` for this objective."""
+        return a > b if self.direction == "maximize" else a < b
+
+    def reached(self, value: float) -> bool:
+        if self.target is None:
+            return False
+        return value >= self.target if self.direction == "maximize" else value <= self.target
+
+
+@dataclass(frozen=True)
+class Space:
+    """The planners' view of a campaign: parameters in declared order plus linear constraints."""
+
+    parameters: Sequence[Any]
+    constraints: Sequence[LinearConstraint] = ()
+    candidates: Sequence[Point] | None = None
+    """When set, the only points the lab can run (e.g. the rows of a lookup table); planners choose among them."""
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    def parameter(self, name: str) -> Any:
+        for p in self.parameters:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def is_finite(self) -> bool:
+        return self.candidates is not None or all(p.is_finite for p in self.parameters)
+
+    @property
+    def grid_size(self) -> int | float:
+        """Number of points of a finite space before constraints (inf when any parameter is continuous)."""
+        if self.candidates is not None:
+            return len(self.candidates)
+        if not self.is_finite:
+            return math.inf
+        return math.prod(len(p.values) for p in self.parameters)
+
+    def grid(self) -> Iterator[Point]:
+        """Every point of a finite space that satisfies the constraints, in a fixed order."""
+        if self.candidates is not None:
+            yield from (dict(p) for p in self.candidates if self.feasible(p))
+            return
+        names = self.names
+        for combo in product(*(p.values for p in self.parameters)):
+            point = dict(zip(names, combo, strict=True))
+            if self.feasible(point):
+                yield point
+
+    def feasible(self, point: Mapping[str, Any]) -> bool:
+        return all(c.satisfied_by(point) for c in self.constraints)
+
+    def contains(self, point: Mapping[str, Any]) -> bool:
+        return set(point) == set(self.names) and all(p.contains(point[p.name]) for p in self.parameters)
+
+    def from_unit(self, u: Sequence[float]) -> Point:
+        """Map a point of the unit cube [0, 1)^d (one coordinate per parameter) to a point of the space."""
+        point: Point = {}
+        for p, x in zip(self.parameters, u, strict=True):
+            x = min(max(float(x), 0.0), 1.0 - 1e-12)
+            if isinstance(p, ContinuousParameter):
+                lo, hi = p.bounds
+                point[p.name] = lo + x * (hi - lo)
+            else:
+                choices = p.values
+                point[p.name] = choices[int(x * len(choices))]
+        return point
+
+
+def point_key(point: Mapping[str, Any]) -> tuple:
+    """A hashable identity for a point, robust to float noise, used to avoid proposing a point twice."""
+    return tuple(
+        (name, round(float(v), 9) if _is_number(v) else v) for name, v in sorted(point.items())
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _reject_repeats(items: Sequence[str], what: str) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item in seen:
+            raise ValueError(f"{what} '{item}' is listed twice")
+        seen.add(item)
