@@ -59,15 +59,17 @@ def claim(db: Database, campaign_id: int) -> None:
     me = runner_identity()
     with db.session() as session:
         campaign = session.get_one(Campaign, campaign_id, with_for_update=True)
-        if campaign.status in FINISHED:
+        # A stopped or failed campaign may go on (after a person's stop, or once the cause of a failure is fixed).
+        if campaign.status == CampaignStatus.COMPLETED:
             raise CampaignConflict(
-                f"CAMPAIGN: '{campaign.name}' is already {campaign.status} ({campaign.stop_reason}); nothing to resume"
+                f"CAMPAIGN: '{campaign.name}' is already completed ({campaign.stop_reason}); nothing to resume"
             )
         if campaign.runner and campaign.runner != me and _lease_alive(campaign):
             raise CampaignConflict(f"CAMPAIGN: '{campaign.name}' is being run by {campaign.runner}")
         taken_over = campaign.runner if campaign.runner and campaign.runner != me else None
         campaign.runner, campaign.heartbeat_at = me, utcnow()
         if campaign.status != CampaignStatus.RUNNING:
+            campaign.stop_reason = None
             set_campaign_status(session, campaign, CampaignStatus.RUNNING,
                                 detail={"runner": me, **({"took_over_from": taken_over} if taken_over else {})})
         elif taken_over:

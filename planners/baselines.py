@@ -73,7 +73,9 @@ class SobolPlanner:
         # One sequence per campaign (scrambled by the planner's own seed), continued past the points already
         # used, so consecutive batches fill the gaps left by earlier ones.
         engine = qmc.Sobol(d=len(space.parameters), scramble=self.scramble, seed=self.seed)
-        engine.fast_forward(len(observations) + len(pending))
+        used = len(observations) + len(pending)
+        if used:
+            engine.fast_forward(used)
 
         def draws() -> Iterator[Point]:
             for _ in range(batch_size * DRAWS_PER_POINT):

@@ -1,0 +1,283 @@
+"""`peirce`: the command line a scientist uses to write, check, run, watch, stop and export campaigns.
+
+Bad input (a wrong spec, an unknown campaign, an unreachable database) prints one line naming the field at fault
+and exits with status 2; a failure while running exits 1. Neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.errors import PeirceError, SpecError
+
+app = typer.Typer(
+    name="peirce",
+    help="Closed-loop campaigns: hypotheses, planned experiments, simulators or instruments, replayable decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL (default: $PEIRCE_DB_URL, else sqlite:///peirce.db).", show_default=False),
+]
+CampaignArg = Annotated[str, typer.Argument(help="Campaign name (or numeric id).", show_default=False)]
+Engine = Annotated[str, typer.Option("--engine", help="prefect: the Prefect flow (default); inline: plain functions.")]
+
+TEMPLATE = Path(__file__).parent / "templates" / "campaign.yaml"
+
+
+def _quiet_prefect() -> None:
+    # Prefect's own INFO lines and its temporary server's shutdown chatter would bury our progress lines.
+    # Failures reach the person as one line from peirce, and in full in the database's events.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example campaign.")] = Path("campaign.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example campaign to start from."""
+    if path.exists() and not force:
+        raise SpecError(str(path), "file exists (use --force to overwrite)")
+    path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    console.print(f"wrote {path}; check it with [bold]peirce validate {path}[/], run it with [bold]peirce run {path}[/]")
+
+
+@app.command()
+def validate(spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Campaign file (YAML).")]) -> None:
+    """Check a campaign file, including its lab (data files, columns, levels). Writes nothing."""
+    from orchestrator.lab import build_lab
+    from orchestrator.spec import load_spec
+
+    spec, _ = load_spec(spec_path)
+    lab = build_lab(spec)
+    space = spec.search_space(lab.candidates)
+    size = f"{space.grid_size} points" if space.is_finite else "continuous"
+    console.print(
+        f"[green]ok[/] {spec.name}: {len(spec.space)} parameters ({size}), "
+        f"{len(spec.objectives)} objective(s), budget {spec.budget.experiments} experiments "
+        f"in batches of {spec.budget.batch_size}, planner {spec.planner.kind}, lab {spec.lab.simulator}"
+    )
+
+
+@app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of campaign files (for editors' YAML language servers)."""
+    from orchestrator.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def run(
+    spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Campaign file (YAML).")],
+    db: DbOption = None,
+    engine: Engine = "prefect",
+) -> None:
+    """Run a campaign to its budget or stop criterion; an existing campaign of the same spec is continued."""
+    from orchestrator.lab import build_lab
+    from orchestrator.runs import create_or_reopen
+    from orchestrator.spec import load_spec
+    from orchestrator.store.database import open_database
+
+    _check_engine(engine)
+    spec, text = load_spec(spec_path)
+    build_lab(spec)  # every check that can fail on input runs before the database is touched
+    database = open_database(db)
+    campaign_id, how = create_or_reopen(database, spec, text)
+    if how == "reopened":
+        console.print(f"continuing campaign '{spec.name}' from the database")
+    _drive(database, campaign_id, engine)
+
+
+@app.command()
+def resume(campaign: CampaignArg, db: DbOption = None, engine: Engine = "prefect") -> None:
+    """Continue a campaign from the database (after a crash, a kill, or a stop)."""
+    from orchestrator.store.database import open_database
+    from orchestrator.store.records import find_campaign
+
+    _check_engine(engine)
+    database = open_database(db)
+    with database.session() as session:
+        campaign_id = find_campaign(session, campaign).id
+    _drive(database, campaign_id, engine)
+
+
+def _drive(database: Any, campaign_id: int, engine: str) -> None:
+    from orchestrator import runs
+    from orchestrator.progress import CycleReport, subscribe
+    from orchestrator.stages import load_context
+
+    ctx = load_context(database, campaign_id)
+    runs.claim(database, campaign_id)
+    budget = ctx.spec.budget.experiments
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+    bar = progress.add_task(ctx.name, total=budget)
+
+    def show(report: CycleReport) -> None:
+        progress.update(bar, completed=report.spent)
+        best = ", ".join(f"{name} = {b['value']:.4g} (#{b['seq']})" for name, b in report.best.items()) or "none yet"
+        mark = " [green]↑[/]" if report.improved else ""
+        failed = f", {report.failed_in_cycle} failed" if report.failed_in_cycle else ""
+        progress.console.print(
+            f"cycle {report.cycle:>3}  {report.spent:>4}/{report.budget} experiments"
+            f"{failed}  best {best}{mark}"
+        )
+
+    unsubscribe = subscribe(show)
+    try:
+        with progress:
+            if engine == "prefect":
+                _quiet_prefect()
+                from orchestrator.flow import run_with_prefect
+
+                reason = run_with_prefect(str(database.engine.url.render_as_string(hide_password=False)),
+                                          campaign_id, ctx.name, ctx.lab.max_concurrency)
+            else:
+                from orchestrator.loop import InlineStages, run_loop
+
+                reason = run_loop(ctx, InlineStages(ctx))
+    except KeyboardInterrupt:
+        errors.print(f"interrupted; continue with: peirce resume {ctx.name}")
+        raise typer.Exit(130) from None
+    except PeirceError:
+        raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        runs.release_after_error(database, campaign_id, message)
+        raise PeirceError(f"campaign '{ctx.name}' failed: {message}") from exc
+    finally:
+        unsubscribe()
+    console.print(f"[bold]{ctx.name}[/] finished: {reason}")
+    _print_status(database, ctx.name)
+
+
+@app.command()
+def status(campaign: Annotated[str | None, typer.Argument(help="Campaign (default: all).")] = None,
+           db: DbOption = None) -> None:
+    """Show a campaign's state: experiments by state, cycles, best so far, why it stopped."""
+    from orchestrator.store.database import open_database
+
+    database = open_database(db)
+    if campaign is None:
+        _print_list(database)
+        return
+    _print_status(database, campaign)
+
+
+@app.command(name="list")
+def list_campaigns(db: DbOption = None) -> None:
+    """List the campaigns in the database."""
+    from orchestrator.store.database import open_database
+
+    _print_list(open_database(db))
+
+
+@app.command()
+def stop(campaign: CampaignArg, db: DbOption = None) -> None:
+    """Ask a running campaign to stop after the experiments now running; nothing is lost."""
+    from orchestrator.runs import request_stop
+    from orchestrator.store.database import open_database
+
+    console.print(request_stop(open_database(db), campaign))
+
+
+@app.command()
+def export(
+    campaign: CampaignArg,
+    db: DbOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: CAMPAIGN.FORMAT).")] = None,
+) -> None:
+    """Export one row per experiment: parameters, measured objectives, predictions, state and times."""
+    from orchestrator.export import experiments_frame, write_frame
+    from orchestrator.store.database import open_database
+
+    if fmt not in ("csv", "parquet"):
+        raise SpecError("--format", f"'{fmt}' is not one of: csv, parquet")
+    frame = experiments_frame(open_database(db), campaign)
+    path = out or Path(f"{campaign}.{fmt}")
+    write_frame(frame, path, fmt)
+    console.print(f"wrote {len(frame)} experiments to {path}")
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ("prefect", "inline"):
+        raise SpecError("--engine", f"'{engine}' is not one of: prefect, inline")
+
+
+def _print_list(database: Any) -> None:
+    from orchestrator.export import campaign_summaries
+
+    rows = campaign_summaries(database)
+    if not rows:
+        console.print(f"no campaigns in {database.url}")
+        return
+    table = Table("id", "name", "status", "experiments", "best", "created", title=database.url)
+    for row in rows:
+        table.add_row(str(row["id"]), row["name"], row["status"], row["experiments"], row["best"], row["created"])
+    console.print(table)
+
+
+def _print_status(database: Any, ref: str) -> None:
+    from orchestrator.export import campaign_status
+
+    info = campaign_status(database, ref)
+    console.print(f"[bold]{info['name']}[/] ({info['status']}) — {info['goal']}")
+    console.print(f"  experiments: {info['spent']}/{info['budget']} spent; by state: {info['by_state']}")
+    console.print(f"  cycles: {info['cycles']}; decisions: {info['decisions']}; events: {info['events']}")
+    for name, best in info["best"].items():
+        console.print(f"  best {name}: {best['value']:.6g} (experiment #{best['seq']}: {best['parameters']})")
+    if info["stop_reason"]:
+        console.print(f"  stop reason: {info['stop_reason']}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning peirce's errors into one line and an exit status."""
+    try:
+        app(standalone_mode=False)
+    except PeirceError as exc:
+        errors.print(f"error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        errors.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors come here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            errors.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

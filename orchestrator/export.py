@@ -1,0 +1,104 @@
+"""Reading campaigns back out: summaries for `list`/`status`, and one row per experiment for `export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from orchestrator.store.database import Database
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, ExperimentState
+from orchestrator.store.records import count_by_state, find_campaign
+
+
+def campaign_summaries(db: Database) -> list[dict[str, str]]:
+    with db.session() as session:
+        rows = []
+        for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
+            states = count_by_state(session, campaign.id)
+            last = session.scalar(
+                select(Cycle).where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None))
+                .order_by(Cycle.index.desc()).limit(1)
+            )
+            best = ", ".join(f"{k}={v['value']:.4g}" for k, v in (last.best if last else {}).items())
+            rows.append({
+                "id": str(campaign.id),
+                "name": campaign.name,
+                "status": campaign.status,
+                "experiments": f"{sum(states.get(s, 0) for s in ExperimentState.SPENT)}/{campaign.spec['budget']['experiments']}",
+                "best": best or "-",
+                "created": campaign.created_at.strftime("%Y-%m-%d %H:%M"),
+            })
+        return rows
+
+
+def campaign_status(db: Database, ref: str) -> dict[str, Any]:
+    with db.session() as session:
+        campaign = find_campaign(session, ref)
+        states = count_by_state(session, campaign.id)
+        last = session.scalar(
+            select(Cycle).where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None)).order_by(Cycle.index.desc()).limit(1)
+        )
+        best = {}
+        for name, entry in (last.best if last else {}).items():
+            experiment = session.scalar(select(Experiment).where(Experiment.campaign_id == campaign.id,
+                                                                 Experiment.seq == entry["seq"]))
+            best[name] = {**entry, "parameters": _short(experiment.parameters if experiment else {})}
+        return {
+            "name": campaign.name,
+            "goal": campaign.goal or "(no goal stated)",
+            "status": campaign.status,
+            "stop_reason": campaign.stop_reason,
+            "budget": campaign.spec["budget"]["experiments"],
+            "spent": sum(states.get(s, 0) for s in ExperimentState.SPENT),
+            "by_state": ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none",
+            "cycles": session.scalar(select(func.count()).where(Cycle.campaign_id == campaign.id)),
+            "decisions": session.scalar(select(func.count()).where(Decision.campaign_id == campaign.id)),
+            "events": session.scalar(select(func.count()).where(Event.campaign_id == campaign.id)),
+            "best": best,
+        }
+
+
+def experiments_frame(db: Database, ref: str) -> pd.DataFrame:
+    """One row per experiment: seq, cycle, state, attempts, parameters, measured and predicted objectives, times."""
+    with db.session() as session:
+        campaign = find_campaign(session, ref)
+        objectives = [o["name"] for o in campaign.spec["objectives"]]
+        parameters = [p["name"] for p in campaign.spec["space"]]
+        rows = []
+        for experiment in campaign.experiments:
+            row: dict[str, Any] = {
+                "seq": experiment.seq,
+                "cycle": experiment.cycle.index,
+                "state": experiment.state,
+                "attempts": experiment.attempts,
+                "idempotency_key": experiment.idempotency_key,
+            }
+            row.update({name: experiment.parameters.get(name) for name in parameters})
+            measured = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
+            for name in objectives:
+                row[name] = measured.get(name)
+                predicted = (experiment.predicted or {}).get(name)
+                row[f"{name}_predicted_mean"] = predicted["mean"] if predicted else None
+                row[f"{name}_predicted_std"] = predicted["std"] if predicted else None
+            row["error"] = experiment.error
+            row["created_at"] = experiment.created_at
+            row["updated_at"] = experiment.updated_at
+            rows.append(row)
+        columns = ["seq", "cycle", "state", "attempts", "idempotency_key", *parameters]
+        columns += [c for name in objectives for c in (name, f"{name}_predicted_mean", f"{name}_predicted_std")]
+        columns += ["error", "created_at", "updated_at"]
+        return pd.DataFrame(rows, columns=columns)
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
+def _short(parameters: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in parameters.items())
