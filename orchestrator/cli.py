@@ -56,7 +56,9 @@ def init(
     if path.exists() and not force:
         raise SpecError(str(path), "file exists (use --force to overwrite)")
     path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
-    console.print(f"wrote {path}; check it with [bold]peirce validate {path}[/], run it with [bold]peirce run {path}[/]")
+    console.print(
+        f"wrote {path}; check it with [bold]peirce validate {path}[/], run it with [bold]peirce run {path}[/]"
+    )
 
 
 @app.command()
@@ -135,8 +137,13 @@ def _drive(database: Any, campaign_id: int, engine: str) -> None:
     runs.claim(database, campaign_id)
     budget = ctx.spec.budget.experiments
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     )
     bar = progress.add_task(ctx.name, total=budget)
 
@@ -146,8 +153,7 @@ def _drive(database: Any, campaign_id: int, engine: str) -> None:
         mark = " [green]↑[/]" if report.improved else ""
         failed = f", {report.failed_in_cycle} failed" if report.failed_in_cycle else ""
         progress.console.print(
-            f"cycle {report.cycle:>3}  {report.spent:>4}/{report.budget} experiments"
-            f"{failed}  best {best}{mark}"
+            f"cycle {report.cycle:>3}  {report.spent:>4}/{report.budget} experiments{failed}  best {best}{mark}"
         )
 
     unsubscribe = subscribe(show)
@@ -157,8 +163,12 @@ def _drive(database: Any, campaign_id: int, engine: str) -> None:
                 _quiet_prefect()
                 from orchestrator.flow import run_with_prefect
 
-                reason = run_with_prefect(str(database.engine.url.render_as_string(hide_password=False)),
-                                          campaign_id, ctx.name, ctx.lab.max_concurrency)
+                reason = run_with_prefect(
+                    str(database.engine.url.render_as_string(hide_password=False)),
+                    campaign_id,
+                    ctx.name,
+                    ctx.lab.max_concurrency,
+                )
             else:
                 from orchestrator.loop import InlineStages, run_loop
 
@@ -179,8 +189,9 @@ def _drive(database: Any, campaign_id: int, engine: str) -> None:
 
 
 @app.command()
-def status(campaign: Annotated[str | None, typer.Argument(help="Campaign (default: all).")] = None,
-           db: DbOption = None) -> None:
+def status(
+    campaign: Annotated[str | None, typer.Argument(help="Campaign (default: all).")] = None, db: DbOption = None
+) -> None:
     """Show a campaign's state: experiments by state, cycles, best so far, why it stopped."""
     from orchestrator.store.database import open_database
 

@@ -19,18 +19,23 @@ def campaign_summaries(db: Database) -> list[dict[str, str]]:
         for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
             states = count_by_state(session, campaign.id)
             last = session.scalar(
-                select(Cycle).where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None))
-                .order_by(Cycle.index.desc()).limit(1)
+                select(Cycle)
+                .where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None))
+                .order_by(Cycle.index.desc())
+                .limit(1)
             )
             best = ", ".join(f"{k}={v['value']:.4g}" for k, v in (last.best if last else {}).items())
-            rows.append({
-                "id": str(campaign.id),
-                "name": campaign.name,
-                "status": campaign.status,
-                "experiments": f"{sum(states.get(s, 0) for s in ExperimentState.SPENT)}/{campaign.spec['budget']['experiments']}",
-                "best": best or "-",
-                "created": campaign.created_at.strftime("%Y-%m-%d %H:%M"),
-            })
+            spent = sum(states.get(s, 0) for s in ExperimentState.SPENT)
+            rows.append(
+                {
+                    "id": str(campaign.id),
+                    "name": campaign.name,
+                    "status": campaign.status,
+                    "experiments": f"{spent}/{campaign.spec['budget']['experiments']}",
+                    "best": best or "-",
+                    "created": campaign.created_at.strftime("%Y-%m-%d %H:%M"),
+                }
+            )
         return rows
 
 
@@ -39,12 +44,16 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
         campaign = find_campaign(session, ref)
         states = count_by_state(session, campaign.id)
         last = session.scalar(
-            select(Cycle).where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None)).order_by(Cycle.index.desc()).limit(1)
+            select(Cycle)
+            .where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None))
+            .order_by(Cycle.index.desc())
+            .limit(1)
         )
         best = {}
         for name, entry in (last.best if last else {}).items():
-            experiment = session.scalar(select(Experiment).where(Experiment.campaign_id == campaign.id,
-                                                                 Experiment.seq == entry["seq"]))
+            experiment = session.scalar(
+                select(Experiment).where(Experiment.campaign_id == campaign.id, Experiment.seq == entry["seq"])
+            )
             best[name] = {**entry, "parameters": _short(experiment.parameters if experiment else {})}
         return {
             "name": campaign.name,

@@ -64,7 +64,9 @@ def _build_lookup(spec: CampaignSpec, lab: LookupLab) -> BuiltLab:
         raise SpecError(exc.field, str(exc)) from None
     for i, parameter in enumerate(spec.space):
         if not parameter.is_finite:
-            raise SpecError(f"space[{i}].type", "a lookup table answers only listed values; use discrete, not continuous")
+            raise SpecError(
+                f"space[{i}].type", "a lookup table answers only listed values; use discrete, not continuous"
+            )
         missing = simulator.missing_values(parameter.name, parameter.values)
         if missing:
             shown = ", ".join(repr(v) for v in missing[:5]) + (" …" if len(missing) > 5 else "")

@@ -9,7 +9,19 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-_LIBRARIES = ("peirce", "numpy", "scipy", "pandas", "torch", "botorch", "gpytorch", "rdkit", "sqlalchemy", "prefect", "pydantic")
+_LIBRARIES = (
+    "peirce",
+    "numpy",
+    "scipy",
+    "pandas",
+    "torch",
+    "botorch",
+    "gpytorch",
+    "rdkit",
+    "sqlalchemy",
+    "prefect",
+    "pydantic",
+)
 
 
 def derive_seed(base_seed: int, *labels: int | str) -> int:

@@ -49,8 +49,15 @@ def create_or_reopen(db: Database, spec: CampaignSpec, spec_text: str) -> tuple[
         )
         session.add(campaign)
         session.flush()
-        add_event(session, campaign.id, "campaign", campaign.id, "created", to_state=CampaignStatus.CREATED,
-                  detail={"spec_hash": campaign.spec_hash})
+        add_event(
+            session,
+            campaign.id,
+            "campaign",
+            campaign.id,
+            "created",
+            to_state=CampaignStatus.CREATED,
+            detail={"spec_hash": campaign.spec_hash},
+        )
         return campaign.id, "created"
 
 
@@ -70,11 +77,21 @@ def claim(db: Database, campaign_id: int) -> None:
         campaign.runner, campaign.heartbeat_at = me, utcnow()
         if campaign.status != CampaignStatus.RUNNING:
             campaign.stop_reason = None
-            set_campaign_status(session, campaign, CampaignStatus.RUNNING,
-                                detail={"runner": me, **({"took_over_from": taken_over} if taken_over else {})})
+            set_campaign_status(
+                session,
+                campaign,
+                CampaignStatus.RUNNING,
+                detail={"runner": me, **({"took_over_from": taken_over} if taken_over else {})},
+            )
         elif taken_over:
-            add_event(session, campaign.id, "campaign", campaign.id, "runner-replaced",
-                      detail={"runner": me, "took_over_from": taken_over})
+            add_event(
+                session,
+                campaign.id,
+                "campaign",
+                campaign.id,
+                "runner-replaced",
+                detail={"runner": me, "took_over_from": taken_over},
+            )
 
 
 def release_after_error(db: Database, campaign_id: int, message: str) -> None:

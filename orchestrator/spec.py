@@ -103,8 +103,12 @@ class LookupLab(_LabSpec):
 
     simulator: Literal["lookup"]
     table: Path = Field(description="CSV file, relative to the campaign file.")
-    columns: dict[Identifier, str] = Field(default_factory=dict, description="Parameter -> column (default: same name).")
-    outcomes: dict[Identifier, str] = Field(default_factory=dict, description="Objective -> column (default: same name).")
+    columns: dict[Identifier, str] = Field(
+        default_factory=dict, description="Parameter -> column (default: same name)."
+    )
+    outcomes: dict[Identifier, str] = Field(
+        default_factory=dict, description="Objective -> column (default: same name)."
+    )
 
 
 LabSpec = Annotated[FunctionLab | LookupLab, Field(discriminator="simulator")]
@@ -182,7 +186,8 @@ def check_consistency(spec: CampaignSpec) -> None:
     for i, parameter in enumerate(spec.space):
         if parameter.name in first_index:
             raise SpecError(
-                f"space[{i}].name", f"duplicate parameter name '{parameter.name}' (also space[{first_index[parameter.name]}])"
+                f"space[{i}].name",
+                f"duplicate parameter name '{parameter.name}' (also space[{first_index[parameter.name]}])",
             )
         first_index[parameter.name] = i
     seen_objectives: dict[str, int] = {}
@@ -212,13 +217,17 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
         if outcome is None and len(objective_names) > 1:
             raise SpecError("lab.outcome", f"{lab.simulator} answers one objective; name it (one of {objective_names})")
         if outcome is not None and outcome not in objective_names:
-            raise SpecError("lab.outcome", f"'{outcome}' is not an objective (objectives: {', '.join(objective_names)})")
+            raise SpecError(
+                "lab.outcome", f"'{outcome}' is not an objective (objectives: {', '.join(objective_names)})"
+            )
         for i, parameter in enumerate(spec.space):
             if not parameter.is_numeric:
                 raise SpecError(f"space[{i}].type", f"{lab.simulator} takes numeric parameters, not {parameter.type}")
         wanted = TEST_FUNCTIONS[lab.simulator].dimension
         if wanted is not None and len(spec.space) != wanted:
-            raise SpecError("lab.simulator", f"{lab.simulator} takes {wanted} parameters, the space has {len(spec.space)}")
+            raise SpecError(
+                "lab.simulator", f"{lab.simulator} takes {wanted} parameters, the space has {len(spec.space)}"
+            )
     else:
         for name in lab.columns:
             if name not in index:
@@ -236,7 +245,8 @@ def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
 
 
 def _first_error(exc: ValidationError, data: Any) -> SpecError:
-    error = exc.errors(include_url=False)[0]
+    # An unknown key is usually a misspelt known one, which also explains a "missing" error: report it first.
+    error = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")[0]
     field = _field_path(error["loc"], data)
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if error["type"] == "extra_forbidden":

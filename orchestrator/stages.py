@@ -35,7 +35,12 @@ from planners.base import Observation, Planner, PlanningError, PlanningProblem
 from planners.registry import build_planner
 from simulators.base import SimulationError
 
-PENDING_STATES = (ExperimentState.PLANNED, ExperimentState.APPROVED, ExperimentState.DISPATCHED, ExperimentState.RUNNING)
+PENDING_STATES = (
+    ExperimentState.PLANNED,
+    ExperimentState.APPROVED,
+    ExperimentState.DISPATCHED,
+    ExperimentState.RUNNING,
+)
 
 
 @dataclass
@@ -138,10 +143,16 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
         session.add(decision)
         session.flush()
         add_event(
-            session, ctx.campaign_id, "decision", decision.id, "created",
+            session,
+            ctx.campaign_id,
+            "decision",
+            decision.id,
+            "created",
             detail={"cycle": cycle.index, "planner": ctx.planner.name, "proposals": len(records)},
         )
-        next_seq = (session.scalar(select(func.max(Experiment.seq)).where(Experiment.campaign_id == ctx.campaign_id)) or 0) + 1
+        next_seq = (
+            session.scalar(select(func.max(Experiment.seq)).where(Experiment.campaign_id == ctx.campaign_id)) or 0
+        ) + 1
         ids = []
         for offset, record in enumerate(records):
             seq = next_seq + offset
@@ -157,8 +168,15 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             )
             session.add(experiment)
             session.flush()
-            add_event(session, ctx.campaign_id, "experiment", experiment.id, "created", to_state=ExperimentState.PLANNED,
-                      detail={"seq": seq, "parameters": experiment.parameters})
+            add_event(
+                session,
+                ctx.campaign_id,
+                "experiment",
+                experiment.id,
+                "created",
+                to_state=ExperimentState.PLANNED,
+                detail={"seq": seq, "parameters": experiment.parameters},
+            )
             # Approval policy `none`: every planned experiment is approved at once, and the approval is logged.
             move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": "policy:none"})
             ids.append(experiment.id)
@@ -177,7 +195,9 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
             experiment = session.get_one(Experiment, experiment_id)
             campaign = session.get_one(Campaign, ctx.campaign_id)
             if campaign.status == CampaignStatus.STOPPING:
-                move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": "campaign stop requested"})
+                move_experiment(
+                    session, experiment, ExperimentState.ABANDONED, detail={"reason": "campaign stop requested"}
+                )
                 return _outcome(experiment)
             # Written and committed before the lab hears of it: a crash from here on leaves the row in doubt.
             move_experiment(session, experiment, ExperimentState.DISPATCHED, detail={"key": experiment.idempotency_key})
@@ -190,8 +210,12 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
             retryable = exc.retryable and attempt < max_attempts
             with ctx.db.session() as session:
                 experiment = session.get_one(Experiment, experiment_id)
-                move_experiment(session, experiment, ExperimentState.FAILED,
-                                detail={"reason": str(exc), "error": type(exc).__name__, "will_retry": retryable})
+                move_experiment(
+                    session,
+                    experiment,
+                    ExperimentState.FAILED,
+                    detail={"reason": str(exc), "error": type(exc).__name__, "will_retry": retryable},
+                )
                 if not retryable:
                     return _outcome(experiment)
             continue
@@ -202,10 +226,21 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
                 return _outcome(experiment)
             units = {o.name: o.unit for o in ctx.spec.objectives}
             for name, value in result.values.items():
-                session.add(Measurement(experiment_id=experiment_id, name=name, value=float(value),
-                                        unit=units.get(name, ""), attempt=attempt))
-            move_experiment(session, experiment, ExperimentState.COMPLETED,
-                            detail={"values": {k: float(v) for k, v in result.values.items()}})
+                session.add(
+                    Measurement(
+                        experiment_id=experiment_id,
+                        name=name,
+                        value=float(value),
+                        unit=units.get(name, ""),
+                        attempt=attempt,
+                    )
+                )
+            move_experiment(
+                session,
+                experiment,
+                ExperimentState.COMPLETED,
+                detail={"values": {k: float(v) for k, v in result.values.items()}},
+            )
             return _outcome(experiment, {k: float(v) for k, v in result.values.items()})
 
 
@@ -227,16 +262,26 @@ def induce(ctx: CampaignContext, cycle_id: int, cycle_seconds: float = 0.0) -> C
         campaign = session.get_one(Campaign, ctx.campaign_id)
         best = _best_so_far(session, ctx)
         previous = session.scalar(
-            select(Cycle).where(Cycle.campaign_id == ctx.campaign_id, Cycle.index < cycle.index, Cycle.best.is_not(None))
-            .order_by(Cycle.index.desc()).limit(1)
+            select(Cycle)
+            .where(Cycle.campaign_id == ctx.campaign_id, Cycle.index < cycle.index, Cycle.best.is_not(None))
+            .order_by(Cycle.index.desc())
+            .limit(1)
         )
         improved = _improved(ctx, best, previous.best if previous else None)
         cycle.best, cycle.improved = best, improved
         cycle.stage, cycle.finished_at = "done", utcnow()
         campaign.active_seconds += cycle_seconds
         campaign.heartbeat_at = utcnow()
-        add_event(session, ctx.campaign_id, "cycle", cycle.id, "state", from_state="inducing", to_state="done",
-                  detail={"best": best, "improved": improved})
+        add_event(
+            session,
+            ctx.campaign_id,
+            "cycle",
+            cycle.id,
+            "state",
+            from_state="inducing",
+            to_state="done",
+            detail={"best": best, "improved": improved},
+        )
         report = CycleReport(
             campaign=ctx.name,
             cycle=cycle.index,
@@ -268,8 +313,10 @@ def stop_reason(session: Any, ctx: CampaignContext) -> str | None:
             return f"target reached by experiment {reached}"
     if stop.no_improvement_cycles:
         recent = session.scalars(
-            select(Cycle.improved).where(Cycle.campaign_id == ctx.campaign_id, Cycle.stage == "done")
-            .order_by(Cycle.index.desc()).limit(stop.no_improvement_cycles)
+            select(Cycle.improved)
+            .where(Cycle.campaign_id == ctx.campaign_id, Cycle.stage == "done")
+            .order_by(Cycle.index.desc())
+            .limit(stop.no_improvement_cycles)
         ).all()
         if len(recent) == stop.no_improvement_cycles and not any(recent):
             return f"no improvement for {stop.no_improvement_cycles} cycles"
@@ -277,15 +324,23 @@ def stop_reason(session: Any, ctx: CampaignContext) -> str | None:
 
 
 def spent_experiments(session: Any, campaign_id: int) -> int:
-    return session.scalar(
-        select(func.count()).where(Experiment.campaign_id == campaign_id, Experiment.state.in_(ExperimentState.SPENT))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Experiment.campaign_id == campaign_id, Experiment.state.in_(ExperimentState.SPENT)
+            )
+        )
+        or 0
+    )
 
 
 def open_experiments(session: Any, campaign_id: int) -> int:
-    return session.scalar(
-        select(func.count()).where(Experiment.campaign_id == campaign_id, Experiment.state.in_(PENDING_STATES))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count()).where(Experiment.campaign_id == campaign_id, Experiment.state.in_(PENDING_STATES))
+        )
+        or 0
+    )
 
 
 # --- cycles and recovery ---------------------------------------------------------------------------------------
@@ -297,8 +352,9 @@ def start_cycle(ctx: CampaignContext) -> int:
         cycle = Cycle(campaign_id=ctx.campaign_id, index=(last or 0) + 1, stage="abducing")
         session.add(cycle)
         session.flush()
-        add_event(session, ctx.campaign_id, "cycle", cycle.id, "created", to_state="abducing",
-                  detail={"index": cycle.index})
+        add_event(
+            session, ctx.campaign_id, "cycle", cycle.id, "created", to_state="abducing", detail={"index": cycle.index}
+        )
         return cycle.id
 
 
@@ -326,24 +382,36 @@ def recover(ctx: CampaignContext) -> Recovery:
     max_attempts = 1 + ctx.spec.budget.max_retries
     with ctx.db.session() as session:
         for experiment in session.scalars(
-            select(Experiment).where(Experiment.campaign_id == ctx.campaign_id, Experiment.state.in_(ExperimentState.IN_DOUBT))
+            select(Experiment).where(
+                Experiment.campaign_id == ctx.campaign_id, Experiment.state.in_(ExperimentState.IN_DOUBT)
+            )
         ):
-            move_experiment(session, experiment, ExperimentState.ABANDONED,
-                            detail={"reason": "in doubt after an interruption: the lab keeps no record to reconcile with"})
+            move_experiment(
+                session,
+                experiment,
+                ExperimentState.ABANDONED,
+                detail={"reason": "in doubt after an interruption: the lab keeps no record to reconcile with"},
+            )
         cycle = session.scalar(
-            select(Cycle).where(Cycle.campaign_id == ctx.campaign_id, Cycle.stage != "done").order_by(Cycle.index.desc()).limit(1)
+            select(Cycle)
+            .where(Cycle.campaign_id == ctx.campaign_id, Cycle.stage != "done")
+            .order_by(Cycle.index.desc())
+            .limit(1)
         )
         if cycle is None:
             return Recovery(None, False, [])
         to_run = [
-            e.id for e in cycle.experiments
+            e.id
+            for e in cycle.experiments
             if e.state in (ExperimentState.PLANNED, ExperimentState.APPROVED)
             or (e.state == ExperimentState.FAILED and e.attempts < max_attempts)
         ]
         for experiment in cycle.experiments:
             if experiment.state == ExperimentState.PLANNED:
                 move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": "policy:none"})
-        add_event(session, ctx.campaign_id, "cycle", cycle.id, "resumed", detail={"stage": cycle.stage, "to_run": len(to_run)})
+        add_event(
+            session, ctx.campaign_id, "cycle", cycle.id, "resumed", detail={"stage": cycle.stage, "to_run": len(to_run)}
+        )
         return Recovery(cycle.id, needs_plan=not cycle.experiments, to_run=to_run)
 
 
@@ -351,8 +419,10 @@ def finish_campaign(ctx: CampaignContext, reason: str) -> None:
     with ctx.db.session() as session:
         campaign = session.get_one(Campaign, ctx.campaign_id)
         for experiment in session.scalars(
-            select(Experiment).where(Experiment.campaign_id == ctx.campaign_id,
-                                     Experiment.state.in_((ExperimentState.PLANNED, ExperimentState.APPROVED)))
+            select(Experiment).where(
+                Experiment.campaign_id == ctx.campaign_id,
+                Experiment.state.in_((ExperimentState.PLANNED, ExperimentState.APPROVED)),
+            )
         ):
             move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": reason})
         status = CampaignStatus.STOPPED if reason == "stopped by request" else CampaignStatus.COMPLETED
@@ -376,8 +446,10 @@ def _observations(session: Any, ctx: CampaignContext) -> list[tuple[int, Observa
     objective_names = [o.name for o in ctx.spec.objectives]
     rows = session.scalars(
         select(Experiment)
-        .where(Experiment.campaign_id == ctx.campaign_id,
-               Experiment.state.in_((ExperimentState.COMPLETED, ExperimentState.INFEASIBLE)))
+        .where(
+            Experiment.campaign_id == ctx.campaign_id,
+            Experiment.state.in_((ExperimentState.COMPLETED, ExperimentState.INFEASIBLE)),
+        )
         .order_by(Experiment.seq)
     ).all()
     observed = []
@@ -395,7 +467,8 @@ def _data_hash(observed: list[tuple[int, Observation]], pending: Sequence[Experi
     return content_hash(
         {
             "observations": [
-                {"id": i, "parameters": o.parameters, "values": dict(o.values), "feasible": o.feasible} for i, o in observed
+                {"id": i, "parameters": o.parameters, "values": dict(o.values), "feasible": o.feasible}
+                for i, o in observed
             ],
             "pending": [{"id": e.id, "parameters": e.parameters} for e in pending],
         }
@@ -408,11 +481,17 @@ def _best_so_far(session: Any, ctx: CampaignContext) -> dict[str, dict[str, Any]
         rows = session.execute(
             select(Measurement.value, Experiment.seq)
             .join(Experiment, Measurement.experiment_id == Experiment.id)
-            .where(Experiment.campaign_id == ctx.campaign_id, Experiment.state == ExperimentState.COMPLETED,
-                   Measurement.name == objective.name, Measurement.attempt == Experiment.attempts)
+            .where(
+                Experiment.campaign_id == ctx.campaign_id,
+                Experiment.state == ExperimentState.COMPLETED,
+                Measurement.name == objective.name,
+                Measurement.attempt == Experiment.attempts,
+            )
         ).all()
         for value, seq in rows:
-            if math.isfinite(value) and (objective.name not in best or objective.better(value, best[objective.name]["value"])):
+            if math.isfinite(value) and (
+                objective.name not in best or objective.better(value, best[objective.name]["value"])
+            ):
                 best[objective.name] = {"value": value, "seq": seq}
     return best
 
@@ -431,7 +510,8 @@ def _target_reached_by(session: Any, ctx: CampaignContext) -> int | None:
     """The first experiment whose measurements reach every objective's target (objectives without one ignored)."""
     targeted = [o for o in ctx.spec.objectives if o.target is not None]
     for experiment in session.scalars(
-        select(Experiment).where(Experiment.campaign_id == ctx.campaign_id, Experiment.state == ExperimentState.COMPLETED)
+        select(Experiment)
+        .where(Experiment.campaign_id == ctx.campaign_id, Experiment.state == ExperimentState.COMPLETED)
         .order_by(Experiment.seq)
     ):
         values = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}

@@ -109,7 +109,9 @@ def _take_new(draws: Iterator[Point], space: Space, seen: set[tuple], batch_size
         return proposals
     if space.constraints:
         described = "; ".join(c.describe() for c in space.constraints)
-        raise PlanningError(f"no point satisfies the constraints ({described}) after {batch_size * DRAWS_PER_POINT} draws")
+        raise PlanningError(
+            f"no point satisfies the constraints ({described}) after {batch_size * DRAWS_PER_POINT} draws"
+        )
     raise PlanningError(_exhausted_message(space))
 
 

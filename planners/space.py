@@ -116,7 +116,9 @@ class DiscreteParameter(_Parameter):
         return True
 
     def contains(self, value: Any) -> bool:
-        return _is_number(value) and any(math.isclose(float(value), v, rel_tol=1e-9, abs_tol=1e-12) for v in self.values)
+        return _is_number(value) and any(
+            math.isclose(float(value), v, rel_tol=1e-9, abs_tol=1e-12) for v in self.values
+        )
 
 
 class CategoricalParameter(_Parameter):
@@ -277,9 +279,7 @@ class Space:
 
 def point_key(point: Mapping[str, Any]) -> tuple:
     """A hashable identity for a point, robust to float noise, used to avoid proposing a point twice."""
-    return tuple(
-        (name, round(float(v), 9) if _is_number(v) else v) for name, v in sorted(point.items())
-    )
+    return tuple((name, round(float(v), 9) if _is_number(v) else v) for name, v in sorted(point.items()))
 
 
 def _is_number(value: Any) -> bool:

@@ -58,9 +58,7 @@ def ackley(x: Sequence[float]) -> float:
     xs = np.asarray(x, dtype=float)
     d = xs.size
     a, b, c = 20.0, 0.2, 2 * math.pi
-    return float(
-        -a * math.exp(-b * math.sqrt(np.sum(xs**2) / d)) - math.exp(np.sum(np.cos(c * xs)) / d) + a + math.e
-    )
+    return float(-a * math.exp(-b * math.sqrt(np.sum(xs**2) / d)) - math.exp(np.sum(np.cos(c * xs)) / d) + a + math.e)
 
 
 @dataclass(frozen=True)

@@ -74,10 +74,14 @@ class LookupSimulator:
                     f"column '{column}' not in {self.table_path.name} (columns: {', '.join(frame.columns)})",
                 )
             if not pd.api.types.is_numeric_dtype(frame[column]):
-                raise TableError(f"lab.outcomes.{outcome}", f"column '{column}' of {self.table_path.name} is not numeric")
+                raise TableError(
+                    f"lab.outcomes.{outcome}", f"column '{column}' of {self.table_path.name} is not numeric"
+                )
         self._rows: dict[tuple, dict[str, float]] = {}
         self._levels: dict[str, set[Hashable]] = {f.parameter: set() for f in self.factors}
-        keyed = frame.assign(_key=[self._table_key(row) for row in frame[[f.column for f in self.factors]].itertuples(index=False)])
+        keyed = frame.assign(
+            _key=[self._table_key(row) for row in frame[[f.column for f in self.factors]].itertuples(index=False)]
+        )
         for key, group in keyed.groupby("_key", sort=False):
             self._rows[key] = {o: float(group[c].mean()) for o, c in self.outcomes.items()}
             for factor, value in zip(self.factors, key, strict=True):
@@ -94,7 +98,8 @@ class LookupSimulator:
     def points(self) -> list[dict[str, Any]]:
         """Every point the table can answer, in the campaign's own values (aliases translated back)."""
         reverse = {
-            f.parameter: {_normalise(f, table_value): name for name, table_value in f.aliases.items()} for f in self.factors
+            f.parameter: {_normalise(f, table_value): name for name, table_value in f.aliases.items()}
+            for f in self.factors
         }
         points = []
         for key in self._rows:

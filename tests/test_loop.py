@@ -30,7 +30,7 @@ from simulators.base import SimulationError, SimulationResult
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec
 
 
-def _start(db_url: str, data: dict[str, Any], base_dir: Any = None):  # noqa: ANN202
+def _start(db_url: str, data: dict[str, Any], base_dir: Any = None):
     db = open_database(db_url)
     spec, text = to_spec(data, base_dir or EXAMPLES_DIR)
     campaign_id, _ = runs.create_or_reopen(db, spec, text)
@@ -65,7 +65,8 @@ def test_campaign_runs_its_budget_with_full_records(db_url: str) -> None:
         assert len({d.seed for d in decisions}) == 3
         for experiment in experiments:
             states = session.scalars(
-                select(Event.to_state).where(Event.entity == "experiment", Event.entity_id == experiment.id)
+                select(Event.to_state)
+                .where(Event.entity == "experiment", Event.entity_id == experiment.id)
                 .order_by(Event.id)
             ).all()
             assert states == ["planned", "approved", "dispatched", "running", "completed"]
@@ -80,12 +81,12 @@ def test_same_seed_gives_the_same_campaign(tmp_path) -> None:
         run_loop(ctx, InlineStages(ctx))
         with db.session() as session:
             values.append(
-                    session.execute(
-                        select(Experiment.seq, Measurement.value)
-                        .join(Measurement, Measurement.experiment_id == Experiment.id)
-                        .order_by(Experiment.seq)
-                    ).all()
-                )
+                session.execute(
+                    select(Experiment.seq, Measurement.value)
+                    .join(Measurement, Measurement.experiment_id == Experiment.id)
+                    .order_by(Experiment.seq)
+                ).all()
+            )
     assert values[0] == values[1]
 
 
@@ -120,7 +121,16 @@ def test_failed_experiments_are_retried_under_the_same_key(db_url: str) -> None:
         states = session.scalars(
             select(Event.to_state).where(Event.entity == "experiment", Event.entity_id == retried.id).order_by(Event.id)
         ).all()
-        assert states == ["planned", "approved", "dispatched", "running", "failed", "dispatched", "running", "completed"]
+        assert states == [
+            "planned",
+            "approved",
+            "dispatched",
+            "running",
+            "failed",
+            "dispatched",
+            "running",
+            "completed",
+        ]
 
 
 def test_experiments_that_keep_failing_stay_failed_and_count(db_url: str) -> None:
@@ -225,6 +235,8 @@ def test_a_second_runner_is_refused(sqlite_url: str) -> None:
     db, ctx = _start(sqlite_url, hartmann_spec())
     with db.session() as session:
         session.get_one(Campaign, ctx.campaign_id).runner = "elsewhere:1"
-        session.get_one(Campaign, ctx.campaign_id).heartbeat_at = __import__("orchestrator.store.models").store.models.utcnow()
+        session.get_one(Campaign, ctx.campaign_id).heartbeat_at = __import__(
+            "orchestrator.store.models"
+        ).store.models.utcnow()
     with pytest.raises(runs.CampaignConflict, match="being run by elsewhere:1"):
         runs.claim(db, ctx.campaign_id)

@@ -8,7 +8,7 @@ state change; the other tables hold the current state that the events explain.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
@@ -22,7 +22,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JsonData, list[Any]: JsonData, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar = {dict[str, Any]: JsonData, list[Any]: JsonData, datetime: DateTime(timezone=True)}
 
 
 class CampaignStatus:
@@ -49,7 +49,7 @@ class ExperimentState:
     # States whose experiment has used the lab and so counts against the budget.
     SPENT = frozenset({COMPLETED, FAILED, INFEASIBLE})
 
-    ALLOWED = {
+    ALLOWED: ClassVar[dict[str, frozenset[str]]] = {
         PLANNED: frozenset({APPROVED, ABANDONED}),
         APPROVED: frozenset({DISPATCHED, ABANDONED}),
         DISPATCHED: frozenset({RUNNING, COMPLETED, FAILED, INFEASIBLE, ABANDONED}),

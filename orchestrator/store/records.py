@@ -70,7 +70,12 @@ def move_experiment(
 
 
 def set_campaign_status(
-    session: Session, campaign: Campaign, status: str, *, reason: str | None = None, detail: dict[str, Any] | None = None
+    session: Session,
+    campaign: Campaign,
+    status: str,
+    *,
+    reason: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     previous = campaign.status
     campaign.status = status
