@@ -145,6 +145,13 @@ class CampaignSpec(_Strict):
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a campaign file, for editors (YAML language servers read it)."""
     schema = CampaignSpec.model_json_schema(mode="validation")
+    # Accept the shorthands the loader accepts, so editors do not flag valid files.
+    defs, properties = schema["$defs"], schema["properties"]
+    for name in ("hypotheses", "approval"):
+        ref = properties[name].pop("$ref")
+        properties[name]["anyOf"] = [{"$ref": ref}, {"const": "none"}, {"type": "null"}]
+    defs["Budget"]["properties"]["wall_clock"]["anyOf"].insert(0, {"type": "string", "pattern": _DURATION.pattern})
+    defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "peirce campaign"
     return schema
@@ -254,6 +261,9 @@ def _first_error(exc: ValidationError, data: Any) -> SpecError:
     elif error["type"] == "union_tag_invalid":
         message = _unknown_tag_message(error)
         field = f"{field}.{str(error['ctx']['discriminator']).strip(chr(39))}"
+    elif error["type"] == "union_tag_not_found":  # e.g. a parameter without `type`, a lab without `simulator`
+        message = "required field is missing"
+        field = f"{field}.{str(error['ctx']['discriminator']).strip(chr(39))}"
     elif error["type"] == "missing":
         message = "required field is missing"
     others = exc.error_count() - 1
@@ -267,6 +277,8 @@ def _field_path(loc: tuple[Any, ...], data: Any) -> str:
     parts: list[str] = []
     node = data
     for item in loc:
+        if item == "[key]":
+            continue  # pydantic's marker for an error in a mapping's key; the key itself is already in the path
         if isinstance(item, int):
             parts.append(f"[{item}]")
             node = node[item] if isinstance(node, list) and item < len(node) else None

@@ -40,7 +40,10 @@ class RandomPlanner:
         seen = _seen_keys(observations, pending)
         space = problem.space
         if space.is_finite and space.grid_size <= MAX_ENUMERATED_POINTS:
-            candidates = [p for p in space.grid() if point_key(p) not in seen]
+            feasible = list(space.grid())
+            if not feasible and space.constraints:
+                raise PlanningError(f"no point of the finite space satisfies the constraints ({_describe(space)})")
+            candidates = [p for p in feasible if point_key(p) not in seen]
             if not candidates:
                 raise PlanningError(_exhausted_message(space))
             chosen = rng.choice(len(candidates), size=min(batch_size, len(candidates)), replace=False)
@@ -77,9 +80,14 @@ class SobolPlanner:
         if used:
             engine.fast_forward(used)
 
+        # A space with candidates (the rows of a lookup table) can only run those: other draws are skipped.
+        allowed = None if space.candidates is None else {point_key(p) for p in space.candidates}
+
         def draws() -> Iterator[Point]:
             for _ in range(batch_size * DRAWS_PER_POINT):
-                yield space.from_unit(engine.random(1)[0])
+                point = space.from_unit(engine.random(1)[0])
+                if allowed is None or point_key(point) in allowed:
+                    yield point
 
         seen = _seen_keys(observations, pending)
         if space.is_finite and space.grid_size <= MAX_ENUMERATED_POINTS and len(seen) >= space.grid_size:
@@ -108,11 +116,14 @@ def _take_new(draws: Iterator[Point], space: Space, seen: set[tuple], batch_size
     if proposals:
         return proposals
     if space.constraints:
-        described = "; ".join(c.describe() for c in space.constraints)
         raise PlanningError(
-            f"no point satisfies the constraints ({described}) after {batch_size * DRAWS_PER_POINT} draws"
+            f"no point satisfies the constraints ({_describe(space)}) after {batch_size * DRAWS_PER_POINT} draws"
         )
     raise PlanningError(_exhausted_message(space))
+
+
+def _describe(space: Space) -> str:
+    return "; ".join(c.describe() for c in space.constraints)
 
 
 def _exhausted_message(space: Space) -> str:
