@@ -9,8 +9,8 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, ExperimentState
-from orchestrator.store.records import count_by_state, find_campaign
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment
+from orchestrator.store.records import count_by_state, find_campaign, latest_best, spent_count
 
 
 def campaign_summaries(db: Database) -> list[dict[str, str]]:
@@ -18,14 +18,8 @@ def campaign_summaries(db: Database) -> list[dict[str, str]]:
         rows = []
         for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
             states = count_by_state(session, campaign.id)
-            last = session.scalar(
-                select(Cycle)
-                .where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None))
-                .order_by(Cycle.index.desc())
-                .limit(1)
-            )
-            best = ", ".join(f"{k}={v['value']:.4g}" for k, v in (last.best if last else {}).items())
-            spent = sum(states.get(s, 0) for s in ExperimentState.SPENT)
+            best = ", ".join(f"{k}={v['value']:.4g}" for k, v in latest_best(session, campaign.id).items())
+            spent = spent_count(states)
             rows.append(
                 {
                     "id": str(campaign.id),
@@ -43,14 +37,8 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
     with db.session() as session:
         campaign = find_campaign(session, ref)
         states = count_by_state(session, campaign.id)
-        last = session.scalar(
-            select(Cycle)
-            .where(Cycle.campaign_id == campaign.id, Cycle.best.is_not(None))
-            .order_by(Cycle.index.desc())
-            .limit(1)
-        )
         best = {}
-        for name, entry in (last.best if last else {}).items():
+        for name, entry in latest_best(session, campaign.id).items():
             experiment = session.scalar(
                 select(Experiment).where(Experiment.campaign_id == campaign.id, Experiment.seq == entry["seq"])
             )
@@ -61,7 +49,7 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
             "status": campaign.status,
             "stop_reason": campaign.stop_reason,
             "budget": campaign.spec["budget"]["experiments"],
-            "spent": sum(states.get(s, 0) for s in ExperimentState.SPENT),
+            "spent": spent_count(states),
             "by_state": ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none",
             "cycles": session.scalar(select(func.count()).where(Cycle.campaign_id == campaign.id)),
             "decisions": session.scalar(select(func.count()).where(Decision.campaign_id == campaign.id)),

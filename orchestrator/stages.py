@@ -30,7 +30,7 @@ from orchestrator.store.models import (
     Measurement,
     utcnow,
 )
-from orchestrator.store.records import add_event, move_experiment, set_campaign_status
+from orchestrator.store.records import add_event, latest_best, move_experiment, set_campaign_status
 from planners.base import Observation, Planner, PlanningError, PlanningProblem
 from planners.registry import build_planner
 from simulators.base import SimulationError
@@ -261,13 +261,8 @@ def induce(ctx: CampaignContext, cycle_id: int, cycle_seconds: float = 0.0) -> C
         cycle = _enter_stage(session, ctx, cycle_id, "inducing")
         campaign = session.get_one(Campaign, ctx.campaign_id)
         best = _best_so_far(session, ctx)
-        previous = session.scalar(
-            select(Cycle)
-            .where(Cycle.campaign_id == ctx.campaign_id, Cycle.index < cycle.index, Cycle.best.is_not(None))
-            .order_by(Cycle.index.desc())
-            .limit(1)
-        )
-        improved = _improved(ctx, best, previous.best if previous else None)
+        previous = latest_best(session, ctx.campaign_id, before_cycle=cycle.index)
+        improved = _improved(ctx, best, previous)
         cycle.best, cycle.improved = best, improved
         cycle.stage, cycle.finished_at = "done", utcnow()
         campaign.active_seconds += cycle_seconds

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import CampaignNotFound
-from orchestrator.store.models import Campaign, Event, Experiment, ExperimentState
+from orchestrator.store.models import Campaign, Cycle, Event, Experiment, ExperimentState
 
 
 class IllegalTransition(RuntimeError):
@@ -112,3 +112,16 @@ def count_by_state(session: Session, campaign_id: int) -> dict[str, int]:
         select(Experiment.state, func.count()).where(Experiment.campaign_id == campaign_id).group_by(Experiment.state)
     ).all()
     return {state: n for state, n in rows}
+
+
+def latest_best(session: Session, campaign_id: int, before_cycle: int | None = None) -> dict[str, Any]:
+    """Best so far (objective -> {value, seq}) as recorded by the newest finished cycle, or {} if none."""
+    query = select(Cycle.best).where(Cycle.campaign_id == campaign_id, Cycle.best.is_not(None))
+    if before_cycle is not None:
+        query = query.where(Cycle.index < before_cycle)
+    return session.scalar(query.order_by(Cycle.index.desc()).limit(1)) or {}
+
+
+def spent_count(states: dict[str, int]) -> int:
+    """Experiments that used the lab, from `count_by_state`'s result."""
+    return sum(states.get(s, 0) for s in ExperimentState.SPENT)
