@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from orchestrator.errors import SpecError
 from planners.base import PlanningProblem
 from planners.registry import PlannerSettings, RandomSettings
-from planners.space import Identifier, LinearConstraint, Objective, Parameter, Space
+from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
 from simulators.functions import TEST_FUNCTIONS
 
 
@@ -122,6 +122,9 @@ class CampaignSpec(_Strict):
     space: list[Parameter] = Field(min_length=1)
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[LinearConstraint] = Field(default_factory=list)
+    outcome_constraints: list[OutcomeConstraint] = Field(
+        default_factory=list, description="Bounds on measured objectives that a good experiment must respect."
+    )
     budget: Budget
     stop: StopCriteria = Field(default_factory=StopCriteria)
     planner: PlannerSettings = Field(default_factory=lambda: RandomSettings(kind="random"))
@@ -133,7 +136,11 @@ class CampaignSpec(_Strict):
         return Space(parameters=tuple(self.space), constraints=tuple(self.constraints), candidates=candidates)
 
     def problem(self, candidates: list[dict[str, Any]] | None = None) -> PlanningProblem:
-        return PlanningProblem(space=self.search_space(candidates), objectives=tuple(self.objectives))
+        return PlanningProblem(
+            space=self.search_space(candidates),
+            objectives=tuple(self.objectives),
+            outcome_constraints=tuple(self.outcome_constraints),
+        )
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -213,6 +220,12 @@ def check_consistency(spec: CampaignSpec) -> None:
                 raise SpecError(
                     f"constraints[{i}].coefficients.{name}", f"parameter '{name}' is {parameter.type}, not numeric"
                 )
+    for i, outcome_constraint in enumerate(spec.outcome_constraints):
+        if outcome_constraint.outcome not in seen_objectives:
+            raise SpecError(
+                f"outcome_constraints[{i}].outcome",
+                f"'{outcome_constraint.outcome}' is not an objective (objectives: {', '.join(seen_objectives)})",
+            )
     _check_lab_fits(spec, first_index)
 
 
@@ -294,7 +307,16 @@ def _is_field_of_any_model(name: str) -> bool:
     # A missing required key is in the location but not in the data; keep it. Tags are never field names.
     known = {
         field
-        for model in (CampaignSpec, Budget, StopCriteria, FunctionLab, LookupLab, LinearConstraint, Objective)
+        for model in (
+            CampaignSpec,
+            Budget,
+            StopCriteria,
+            FunctionLab,
+            LookupLab,
+            LinearConstraint,
+            Objective,
+            OutcomeConstraint,
+        )
         for field in model.model_fields
     }
     known |= {"name", "type", "bounds", "values", "levels", "smiles", "unit", "kind", "seed"}

@@ -6,9 +6,10 @@ A planner is asked for a batch of `batch_size` new points given
 - the points still pending (planned or running), so a batch can be planned while the last one runs,
 - a seed, which makes the proposal reproducible.
 
-It returns one `Proposal` per point, each with the planner's predicted outcome where it has one. Planners keep
-no state between calls that matters for the result: everything they need is in the arguments, which is what
-lets a decision be replayed from its record.
+It returns a `Plan`: one `Proposal` per point, each with the planner's predicted outcome where it has one, plus
+the model state it fitted (recorded with the decision, and handed back as `warm_start` next cycle) and any
+warnings. Planners keep no state between calls that matters for the result: everything they need is in the
+arguments, which is what lets a decision be replayed from its record.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from planners.space import Objective, Point, Space
+from planners.space import Objective, OutcomeConstraint, Point, Space
 
 
 class PlanningError(Exception):
@@ -40,6 +41,17 @@ class Proposal:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What a planner returns for one batch."""
+
+    proposals: list[Proposal]
+    model_state: dict[str, Any] = field(default_factory=dict)
+    """JSON-ready: fitted hyper-parameters, encodings, acquisition, timings, device. Passed back as `warm_start`."""
+    warnings: list[str] = field(default_factory=list)
+    """Things a person should know about this decision (e.g. an objective that never varies)."""
+
+
+@dataclass(frozen=True)
 class Observation:
     """One finished experiment as a planner sees it.
 
@@ -56,6 +68,7 @@ class Observation:
 class PlanningProblem:
     space: Space
     objectives: Sequence[Objective]
+    outcome_constraints: Sequence[OutcomeConstraint] = ()
 
 
 class Planner(Protocol):
@@ -74,4 +87,8 @@ class Planner(Protocol):
         pending: Sequence[Point],
         batch_size: int,
         seed: int,
-    ) -> list[Proposal]: ...
+        warm_start: Mapping[str, Any] | None = None,
+    ) -> Plan:
+        """`warm_start` is the `model_state` of the previous decision, if any; it may speed fitting up but a
+        planner must give a valid plan without it."""
+        ...

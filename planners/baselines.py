@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.stats import qmc
 
-from planners.base import Observation, PlanningError, PlanningProblem, Proposal
+from planners.base import Observation, Plan, PlanningError, PlanningProblem, Proposal
 from planners.space import Point, Space, point_key
 
 # Largest finite space enumerated in full; above it, finite spaces are sampled like continuous ones.
@@ -35,7 +35,8 @@ class RandomPlanner:
         pending: Sequence[Point],
         batch_size: int,
         seed: int,
-    ) -> list[Proposal]:
+        warm_start: Mapping[str, Any] | None = None,
+    ) -> Plan:
         rng = np.random.default_rng(seed)
         seen = _seen_keys(observations, pending)
         space = problem.space
@@ -47,9 +48,9 @@ class RandomPlanner:
             if not candidates:
                 raise PlanningError(_exhausted_message(space))
             chosen = rng.choice(len(candidates), size=min(batch_size, len(candidates)), replace=False)
-            return [Proposal(parameters=candidates[i]) for i in chosen]
+            return Plan([Proposal(parameters=candidates[i]) for i in chosen])
         draws = (space.from_unit(rng.random(len(space.parameters))) for _ in range(batch_size * DRAWS_PER_POINT))
-        return _take_new(draws, space, seen, batch_size)
+        return Plan(_take_new(draws, space, seen, batch_size))
 
 
 class SobolPlanner:
@@ -71,7 +72,8 @@ class SobolPlanner:
         pending: Sequence[Point],
         batch_size: int,
         seed: int,
-    ) -> list[Proposal]:
+        warm_start: Mapping[str, Any] | None = None,
+    ) -> Plan:
         space = problem.space
         # One sequence per campaign (scrambled by the planner's own seed), continued past the points already
         # used, so consecutive batches fill the gaps left by earlier ones.
@@ -92,7 +94,7 @@ class SobolPlanner:
         seen = _seen_keys(observations, pending)
         if space.is_finite and space.grid_size <= MAX_ENUMERATED_POINTS and len(seen) >= space.grid_size:
             raise PlanningError(_exhausted_message(space))
-        return _take_new(draws(), space, seen, batch_size)
+        return Plan(_take_new(draws(), space, seen, batch_size))
 
 
 def _seen_keys(observations: Sequence[Observation], pending: Sequence[Point]) -> set[tuple]:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planners.base import Planner
 from planners.baselines import RandomPlanner, SobolPlanner
+from planners.bayesian import BayesianPlanner, BayesianSettings
 
 
 class _Settings(BaseModel):
@@ -24,12 +25,14 @@ class SobolSettings(_Settings):
     scramble: bool = True
 
 
-PlannerSettings = Annotated[RandomSettings | SobolSettings, Field(discriminator="kind")]
+PlannerSettings = Annotated[RandomSettings | SobolSettings | BayesianSettings, Field(discriminator="kind")]
 
 
-def build_planner(settings: RandomSettings | SobolSettings) -> Planner:
+def build_planner(settings: RandomSettings | SobolSettings | BayesianSettings) -> Planner:
     if isinstance(settings, RandomSettings):
         return RandomPlanner(seed=settings.seed)
     if isinstance(settings, SobolSettings):
         return SobolPlanner(seed=settings.seed, scramble=settings.scramble)
+    if isinstance(settings, BayesianSettings):
+        return BayesianPlanner(settings)
     raise TypeError(f"no planner for settings {settings!r}")  # unreachable: the union is closed

@@ -190,11 +190,33 @@ class LinearConstraint(_Strict):
         return f"{terms} {self.operator} {self.rhs:g}"
 
 
+class OutcomeConstraint(_Strict):
+    """A measured outcome must stay on one side of a value, e.g. `{outcome: impurity, operator: "<=", value: 2}`.
+
+    The planner models the outcome and favours points likely to satisfy the constraint; it cannot guarantee it.
+    """
+
+    outcome: Identifier
+    operator: Literal["<=", ">="]
+    value: float
+
+    def satisfied_by(self, value: float) -> bool:
+        return value <= self.value if self.operator == "<=" else value >= self.value
+
+    def describe(self) -> str:
+        return f"{self.outcome} {self.operator} {self.value:g}"
+
+
 class Objective(_Strict):
     name: Identifier
     direction: Literal["maximize", "minimize"]
     unit: str = ""
     target: float | None = None
+    reference: float | None = Field(
+        default=None,
+        description="With several objectives: the worst value still worth having (hypervolume reference point); "
+        "inferred from the data when not given.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,7 @@
-"""Baseline planners (random, Sobol) and the parameter space they plan over."""
+"""The planner contract, as every planner (random, Sobol, Bayesian) must keep it, and the space they plan over.
+
+Tests of what only the Bayesian planner does (models, acquisition, feasibility) are in test_bayesian.py.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planners.base import Observation, PlanningError, PlanningProblem, Proposal
+from planners.base import Observation, Planner, PlanningError, PlanningProblem, Proposal
 from planners.baselines import RandomPlanner, SobolPlanner
+from planners.bayesian import BayesianPlanner, BayesianSettings
 from planners.registry import RandomSettings, SobolSettings, build_planner
 from planners.space import (
     CategoricalParameter,
@@ -25,7 +29,7 @@ from planners.space import (
     point_key,
 )
 
-KINDS = ["random", "sobol"]
+KINDS = ["random", "sobol", "bayesian"]
 OBJECTIVES = (Objective(name="y", direction="minimize"),)
 SMILES_POOL = {"benzene": "c1ccccc1", "toluene": "Cc1ccccc1", "water": "O", "ethanol": "CCO", "DMAc": "CC(N(C)C)=O"}
 DETERMINISTIC = settings(deadline=None, derandomize=True, database=None)
@@ -78,7 +82,9 @@ def finite_space(constraints: Sequence[LinearConstraint] = ()) -> Space:
     )
 
 
-def planner(kind: str, seed: int = 0) -> RandomPlanner | SobolPlanner:
+def planner(kind: str, seed: int = 0) -> Planner:
+    if kind == "bayesian":
+        return BayesianPlanner(BayesianSettings(kind="bayesian", seed=seed))
     return RandomPlanner(seed=seed) if kind == "random" else SobolPlanner(seed=seed)
 
 
@@ -91,9 +97,10 @@ def propose(
     pending: Sequence[Point] = (),
 ) -> list[Point]:
     """Proposals of a planner whose own seed and planning seed are both `seed`."""
-    proposals = planner(kind, seed).propose(
+    plan = planner(kind, seed).propose(
         PlanningProblem(space, OBJECTIVES), list(observations), list(pending), batch_size, seed
     )
+    proposals = plan.proposals
     assert all(isinstance(p, Proposal) for p in proposals)
     return [p.parameters for p in proposals]
 
@@ -123,9 +130,9 @@ def test_different_seed_different_proposals(kind: str, space: Space) -> None:
 
 def test_random_planning_seed_drives_the_draws() -> None:
     problem = PlanningProblem(mixed_space(), OBJECTIVES)
-    first = RandomPlanner(seed=0).propose(problem, [], [], 4, seed=5)
-    assert RandomPlanner(seed=99).propose(problem, [], [], 4, seed=5) == first
-    assert RandomPlanner(seed=0).propose(problem, [], [], 4, seed=6) != first
+    first = RandomPlanner(seed=0).propose(problem, [], [], 4, seed=5).proposals
+    assert RandomPlanner(seed=99).propose(problem, [], [], 4, seed=5).proposals == first
+    assert RandomPlanner(seed=0).propose(problem, [], [], 4, seed=6).proposals != first
 
 
 def test_sobol_continues_its_sequence() -> None:

@@ -1,0 +1,102 @@
+"""Acquisition functions: what makes one batch of experiments better than another under the model.
+
+- one objective: qLogNEI (Ament et al., 2023), noisy expected improvement on a log scale, which stays
+  optimisable where plain EI is numerically zero;
+- several objectives: qLogNEHVI, expected improvement of the hypervolume dominated by the Pareto front, relative to
+  a reference point (given per objective, or inferred from the data as BoTorch and Ax do).
+
+Experiments still pending are passed as `X_pending`: the batch is chosen jointly with them, so a new batch can be
+planned while the last one runs. Outcome constraints and the feasibility model enter as constraints on the model's
+outputs (feasible where the callable is <= 0), weighted by their probability of holding.
+
+Model outputs are ordered: the objectives (signed so that larger is better), then the feasibility model if any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+from botorch.acquisition.objective import GenericMCObjective
+from botorch.models.model import Model
+from botorch.sampling import SobolQMCNormalSampler
+from botorch.utils.multi_objective.hypervolume import infer_reference_point
+from botorch.utils.multi_objective.pareto import is_non_dominated
+from torch import Tensor
+
+# Outputs of a feasibility model above this are called feasible (labels: 1 feasible, 0 infeasible).
+FEASIBLE_LEVEL = 0.5
+
+
+@dataclass(frozen=True)
+class OutputConstraint:
+    """`sign * Z[..., output] <op> value` must hold, Z being the model's (larger-is-better) output."""
+
+    output: int
+    sign: float
+    operator: str  # "<=" or ">="
+    value: float
+
+    def callable(self) -> Callable[[Tensor], Tensor]:
+        def constraint(Z: Tensor) -> Tensor:
+            y = self.sign * Z[..., self.output]
+            return y - self.value if self.operator == "<=" else self.value - y
+
+        return constraint
+
+
+def build_acquisition(
+    model: Model,
+    X_baseline: Tensor,
+    n_objectives: int,
+    constraints: Sequence[OutputConstraint],
+    X_pending: Tensor | None,
+    mc_samples: int,
+    seed: int,
+    reference_point: Sequence[float] | None = None,
+    Y_baseline: Tensor | None = None,
+) -> tuple[AcquisitionFunction, str]:
+    """The acquisition function for a batch, and its name for the record.
+
+    `X_baseline` (`n x d`): the observed points; `Y_baseline` (`n x m`, larger is better) is needed with several
+    objectives to infer the reference point when none is given.
+    """
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
+    callables = [c.callable() for c in constraints] or None
+    if n_objectives == 1:
+        # With extra outputs (feasibility), the objective is output 0 only.
+        objective = GenericMCObjective(lambda Z, X=None: Z[..., 0]) if model.num_outputs > 1 else None
+        acqf = qLogNoisyExpectedImprovement(
+            model=model,
+            X_baseline=X_baseline,
+            sampler=sampler,
+            objective=objective,
+            constraints=callables,
+            X_pending=X_pending,
+            prune_baseline=True,
+            cache_root=True,
+        )
+        return acqf, "qLogNEI"
+    if reference_point is None:
+        assert Y_baseline is not None
+        front = Y_baseline[is_non_dominated(Y_baseline)]
+        reference = infer_reference_point(front)
+    else:
+        reference = torch.as_tensor(reference_point, dtype=X_baseline.dtype, device=X_baseline.device)
+    acqf = qLogNoisyExpectedHypervolumeImprovement(
+        model=model,
+        ref_point=reference,
+        X_baseline=X_baseline,
+        sampler=sampler,
+        objective=IdentityMCMultiOutputObjective(outcomes=list(range(n_objectives))),
+        constraints=callables,
+        X_pending=X_pending,
+        prune_baseline=True,
+        cache_root=True,
+    )
+    return acqf, "qLogNEHVI"

@@ -1,0 +1,77 @@
+"""Maximising the acquisition function over the space, by the method that suits its shape.
+
+- finite spaces (a lookup table's rows, a library of molecules, a grid of levels): every candidate is scored and the
+  batch is built greedily, one point at a time with the chosen ones pending (`optimize_acqf_discrete`): exact over
+  the candidates, no rounding of a continuous optimum;
+- continuous spaces: multi-start L-BFGS-B from the best of many quasi-random raw samples (`optimize_acqf`),
+  sequential-greedy over the batch, linear constraints honoured;
+- mixed spaces (continuous with integer, discrete, categorical or molecule parameters, too many combinations to
+  enumerate): BoTorch's alternating optimiser (`optimize_acqf_mixed_alternating`), which alternates gradient steps
+  on the continuous part with local search over neighbouring discrete values, so the cost grows with the number of
+  parameters, not with the number of combinations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.optim import optimize_acqf, optimize_acqf_discrete
+from botorch.optim.optimize_mixed import optimize_acqf_mixed_alternating
+from torch import Tensor
+
+from planners.bo.encoding import SpaceEncoding
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    num_restarts: int = 8
+    raw_samples: int = 256
+    max_iterations: int = 200
+    discrete_chunk: int = 2048  # candidates scored per forward pass on a finite space
+
+
+def optimize_finite(acqf: AcquisitionFunction, q: int, choices: Tensor, settings: OptimizerSettings) -> Tensor:
+    """Best `q` rows of `choices` (`N x d`, already free of points tried or pending), chosen greedily."""
+    q = min(q, choices.shape[0])
+    X, _ = optimize_acqf_discrete(acqf, q=q, choices=choices, max_batch_size=settings.discrete_chunk, unique=True)
+    return X
+
+
+def optimize_infinite(
+    acqf: AcquisitionFunction, q: int, encoding: SpaceEncoding, settings: OptimizerSettings
+) -> Tensor:
+    """Best batch of `q` points of a space with at least one continuous parameter."""
+    constraints = encoding.inequality_constraints() or None
+    options = {"maxiter": settings.max_iterations, "batch_limit": settings.num_restarts}
+    if not encoding.discrete_dims and not encoding.cat_dims:
+        X, _ = optimize_acqf(
+            acqf,
+            bounds=encoding.bounds,
+            q=q,
+            num_restarts=settings.num_restarts,
+            raw_samples=settings.raw_samples,
+            inequality_constraints=constraints,
+            sequential=True,
+            options=options,
+        )
+        return X
+    X, _ = optimize_acqf_mixed_alternating(
+        acqf,
+        bounds=encoding.bounds,
+        discrete_dims=encoding.discrete_dims or None,
+        cat_dims=encoding.cat_dims or None,
+        q=q,
+        num_restarts=settings.num_restarts,
+        raw_samples=settings.raw_samples,
+        inequality_constraints=constraints,
+        sequential=True,
+    )
+    return X
+
+
+def acquisition_values(acqf: AcquisitionFunction, X: Tensor) -> list[float]:
+    """The acquisition value of each point of a batch on its own (for the record: how promising each looked)."""
+    with torch.no_grad():
+        return acqf(X.unsqueeze(-2)).detach().cpu().tolist()
