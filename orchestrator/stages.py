@@ -109,13 +109,20 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             .order_by(Experiment.seq)
         ).all()
         seed = derive_seed(ctx.spec.planner.seed, "deduce", cycle.index)
+        previous = session.scalar(
+            select(Decision.model_state)
+            .where(Decision.campaign_id == ctx.campaign_id, Decision.stage == "deduce")
+            .order_by(Decision.id.desc())
+            .limit(1)
+        )
         started = time.perf_counter()
-        proposals = ctx.planner.propose(
+        plan = ctx.planner.propose(
             ctx.problem,
             [o for _, o in observed],
             [row.parameters for row in pending_rows],
             batch_size,
             seed,
+            warm_start=previous,
         )
         wall_time = time.perf_counter() - started
         records = [
@@ -124,7 +131,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
                 "predicted": {k: {"mean": v.mean, "std": v.std} for k, v in p.predicted.items()},
                 "rationale": p.rationale,
             }
-            for p in proposals
+            for p in plan.proposals
         ]
         decision = Decision(
             campaign_id=ctx.campaign_id,
@@ -137,7 +144,9 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             observation_ids=[experiment_id for experiment_id, _ in observed],
             pending_ids=[row.id for row in pending_rows],
             proposals=records,
-            versions={**library_versions(), "device": "cpu"},
+            versions={**library_versions(), "device": plan.model_state.get("device", "cpu")},
+            model_state=plan.model_state or None,
+            warnings=plan.warnings or None,
             wall_time_s=wall_time,
         )
         session.add(decision)
@@ -150,6 +159,8 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             "created",
             detail={"cycle": cycle.index, "planner": ctx.planner.name, "proposals": len(records)},
         )
+        for warning in plan.warnings:
+            add_event(session, ctx.campaign_id, "decision", decision.id, "warning", detail={"message": warning})
         next_seq = (
             session.scalar(select(func.max(Experiment.seq)).where(Experiment.campaign_id == ctx.campaign_id)) or 0
         ) + 1
@@ -225,6 +236,7 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
                 move_experiment(session, experiment, ExperimentState.INFEASIBLE, detail={"reason": result.reason})
                 return _outcome(experiment)
             units = {o.name: o.unit for o in ctx.spec.objectives}
+            predicted = experiment.predicted or {}
             for name, value in result.values.items():
                 session.add(
                     Measurement(
@@ -233,6 +245,8 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
                         value=float(value),
                         unit=units.get(name, ""),
                         attempt=attempt,
+                        predicted_mean=predicted.get(name, {}).get("mean"),
+                        predicted_std=predicted.get(name, {}).get("std"),
                     )
                 )
             move_experiment(

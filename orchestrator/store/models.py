@@ -118,6 +118,9 @@ class Decision(Base):
     pending_ids: Mapped[list[Any]]  # experiment ids still pending when it planned
     proposals: Mapped[list[Any]]  # [{parameters, predicted: {objective: {mean, std}}, rationale}]
     versions: Mapped[dict[str, Any]]  # library versions and device
+    # The planner's fitted state (hyper-parameters, encoding, acquisition, timings); the next cycle warm-starts from it.
+    model_state: Mapped[dict[str, Any] | None]
+    warnings: Mapped[list[Any] | None]  # what a person should know about this decision, in plain words
     wall_time_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -158,6 +161,9 @@ class Measurement(Base):
     value: Mapped[float] = mapped_column(Float)
     unit: Mapped[str] = mapped_column(String(32), default="")
     attempt: Mapped[int] = mapped_column(Integer)
+    # What the planner predicted for this value when it proposed the experiment: calibration is read from here.
+    predicted_mean: Mapped[float | None] = mapped_column(Float)
+    predicted_std: Mapped[float | None] = mapped_column(Float)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     experiment: Mapped[Experiment] = relationship(back_populates="measurements")
