@@ -30,6 +30,10 @@ class OptimizerSettings:
     raw_samples: int = 256
     max_iterations: int = 200
     discrete_chunk: int = 2048  # candidates scored per forward pass on a finite space
+    # Alternating search: BoTorch's defaults (64 rounds, 100 relaxation iterations) cost tens of seconds per batch on
+    # two cores; past about 16 rounds the acquisition value improved by less than 1e-3 in our measurements.
+    max_alternating_rounds: int = 16
+    max_relaxation_iterations: int = 50
 
 
 def optimize_finite(acqf: AcquisitionFunction, q: int, choices: Tensor, settings: OptimizerSettings) -> Tensor:
@@ -67,6 +71,10 @@ def optimize_infinite(
         raw_samples=settings.raw_samples,
         inequality_constraints=constraints,
         sequential=True,
+        options={
+            "maxiter_alternating": settings.max_alternating_rounds,
+            "maxiter_init": settings.max_relaxation_iterations,
+        },
     )
     return X
 

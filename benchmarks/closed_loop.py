@@ -1,0 +1,92 @@
+"""Closed-loop runs of a planner on a lookup table or a test function, the way a campaign runs them.
+
+Planning seeds are derived per cycle exactly as `orchestrator.stages.deduce` derives them, and each decision's
+model state warm-starts the next, so a benchmark run is the campaign loop minus the database. Runs are spread over
+processes (one torch thread each) so that several seeds share the machine fairly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+@dataclass
+class Trace:
+    seed: int
+    values: list[float]  # objective value of each experiment, in the order run
+    plan_seconds: list[float] = field(default_factory=list)  # planner wall time per cycle
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def lookup_problem(example: str, **space_overrides: Any):
+    """The planning problem and lab of an example lookup campaign (e.g. 'direct_arylation')."""
+    from orchestrator.lab import build_lab
+    from orchestrator.spec import load_spec
+
+    spec, _ = load_spec(EXAMPLES / f"{example}.yaml")
+    lab = build_lab(spec)
+    return spec, lab, spec.problem(candidates=lab.candidates)
+
+
+def run_lookup(args: tuple[str, dict[str, Any], int, int, int]) -> Trace:
+    """One seed of a planner (by its settings) on an example lookup campaign: `experiments` in batches."""
+    example, settings, seed, experiments, batch_size = args
+    _one_thread()
+    from pydantic import TypeAdapter
+
+    from orchestrator.provenance import derive_seed
+    from planners.base import Observation
+    from planners.registry import PlannerSettings, build_planner
+
+    spec, lab, problem = lookup_problem(example)
+    planner = build_planner(TypeAdapter(PlannerSettings).validate_python({**settings, "seed": seed}))
+    objective = spec.objectives[0].name
+    observations: list[Observation] = []
+    trace = Trace(seed=seed, values=[])
+    warm = None
+    cycle = 0
+    while len(observations) < experiments:
+        cycle += 1
+        started = time.perf_counter()
+        plan = planner.propose(
+            problem,
+            observations,
+            [],
+            min(batch_size, experiments - len(observations)),
+            derive_seed(seed, "deduce", cycle),
+            warm_start=warm,
+        )
+        trace.plan_seconds.append(time.perf_counter() - started)
+        warm = plan.model_state
+        for proposal in plan.proposals:
+            result = lab.run(proposal.parameters, f"bench:{seed}:{len(observations)}")
+            observations.append(Observation(parameters=proposal.parameters, values=dict(result.values)))
+            trace.values.append(float(result.values[objective]))
+    return trace
+
+
+def run_many(worker: Callable[[Any], Trace], jobs: Sequence[Any], processes: int | None = None) -> list[Trace]:
+    processes = processes or min(len(jobs), os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=processes, initializer=_one_thread) as pool:
+        return list(pool.map(worker, jobs))
+
+
+def best_so_far(values: Sequence[float], maximize: bool = True) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return np.maximum.accumulate(array) if maximize else np.minimum.accumulate(array)
