@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import SpecError
 from planners.base import PlanningProblem
-from planners.registry import PlannerSettings, RandomSettings
+from planners.bayesian import BayesianSettings
+from planners.registry import PlannerSettings
 from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
 from simulators.functions import TEST_FUNCTIONS
 
@@ -127,7 +128,7 @@ class CampaignSpec(_Strict):
     )
     budget: Budget
     stop: StopCriteria = Field(default_factory=StopCriteria)
-    planner: PlannerSettings = Field(default_factory=lambda: RandomSettings(kind="random"))
+    planner: PlannerSettings = Field(default_factory=lambda: BayesianSettings(kind="bayesian"))
     hypotheses: HypothesisSettings = Field(default_factory=HypothesisSettings)
     lab: LabSpec
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)

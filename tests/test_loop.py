@@ -240,3 +240,27 @@ def test_a_second_runner_is_refused(sqlite_url: str) -> None:
         ).store.models.utcnow()
     with pytest.raises(runs.CampaignConflict, match="being run by elsewhere:1"):
         runs.claim(db, ctx.campaign_id)
+
+
+def test_bayesian_campaign_records_model_state_predictions_and_calibration(db_url: str) -> None:
+    planner = {"kind": "bayesian", "seed": 4, "num_restarts": 2, "raw_samples": 64, "mc_samples": 64}
+    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 12, "batch_size": 4}, planner=planner))
+    assert run_loop(ctx, InlineStages(ctx)) == "budget of 12 experiments spent"
+    with db.session() as session:
+        decisions = session.scalars(select(Decision).order_by(Decision.id)).all()
+        assert [d.planner for d in decisions] == ["bayesian"] * 3
+        assert decisions[0].model_state["phase"] == "space-filling"
+        assert [d.model_state["phase"] for d in decisions[1:]] == ["model", "model"]
+        assert decisions[0].versions["device"] == "cpu"
+        # The third fit starts from the second's hyper-parameters, read back from the database.
+        assert decisions[1].model_state["fit"]["y"]["warm_started"] is False
+        assert decisions[2].model_state["fit"]["y"]["warm_started"] is True
+        assert decisions[2].model_state["hyperparameters"]["y"]
+        modelled = session.scalars(
+            select(Experiment).where(Experiment.decision_id.in_([d.id for d in decisions[1:]]))
+        ).all()
+        assert len(modelled) == 8
+        for experiment in modelled:
+            (measurement,) = experiment.measurements
+            assert measurement.predicted_mean == experiment.predicted["y"]["mean"]
+            assert measurement.predicted_std == experiment.predicted["y"]["std"] > 0

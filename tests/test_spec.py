@@ -102,7 +102,7 @@ def test_continuous_spec_loads() -> None:
     assert [type(p) for p in spec.space] == [ContinuousParameter, ContinuousParameter]
     assert spec.space[0].bounds == (-5.0, 10.0)
     assert spec.budget.batch_size == 2
-    assert spec.planner.kind == "random"  # the default planner
+    assert spec.planner.kind == "bayesian"  # the default planner
     assert spec.search_space().names == ["x1", "x2"]
 
 
