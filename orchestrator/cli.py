@@ -265,6 +265,11 @@ def _print_status(database: Any, ref: str) -> None:
     console.print(f"  cycles: {info['cycles']}; decisions: {info['decisions']}; events: {info['events']}")
     for name, best in info["best"].items():
         console.print(f"  best {name}: {best['value']:.6g} (experiment #{best['seq']}: {best['parameters']})")
+    for name, c in info["calibration"].items():
+        console.print(
+            f"  calibration of {name}: {c['predictions']} predictions, {100 * c['within_1sd']:.0f} % within 1 sd, "
+            f"{100 * c['within_2sd']:.0f} % within 2 sd of the measured value"
+        )
     if info["stop_reason"]:
         console.print(f"  stop reason: {info['stop_reason']}")
 

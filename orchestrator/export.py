@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, Measurement
 from orchestrator.store.records import count_by_state, find_campaign, latest_best, spent_count
 
 
@@ -55,7 +55,31 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
             "decisions": session.scalar(select(func.count()).where(Decision.campaign_id == campaign.id)),
             "events": session.scalar(select(func.count()).where(Event.campaign_id == campaign.id)),
             "best": best,
+            "calibration": calibration(session, campaign.id),
         }
+
+
+def calibration(session: Any, campaign_id: int) -> dict[str, dict[str, float]]:
+    """Per objective: how many measured values had a prediction, and the share within 1 and 2 predicted standard
+    deviations (about 68 % and 95 % for a calibrated Gaussian model)."""
+    rows = session.execute(
+        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std)
+        .join(Experiment, Measurement.experiment_id == Experiment.id)
+        .where(
+            Experiment.campaign_id == campaign_id,
+            Measurement.predicted_std.is_not(None),
+            Measurement.predicted_std > 0,
+        )
+    ).all()
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted({r.name for r in rows}):
+        z = [abs(r.value - r.predicted_mean) / r.predicted_std for r in rows if r.name == name]
+        out[name] = {
+            "predictions": len(z),
+            "within_1sd": sum(v <= 1 for v in z) / len(z),
+            "within_2sd": sum(v <= 2 for v in z) / len(z),
+        }
+    return out
 
 
 def experiments_frame(db: Database, ref: str) -> pd.DataFrame:

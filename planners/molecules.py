@@ -21,7 +21,7 @@ RDLogger.DisableLog("rdApp.*")
 
 FINGERPRINT_BITS = 2048
 # Share of the descriptors' variance the PCA keeps; the rest is mostly noise between near-identical molecules.
-DESCRIPTOR_VARIANCE_KEPT = 0.9
+DESCRIPTOR_VARIANCE_KEPT = 0.8
 
 
 class MoleculeError(ValueError):

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy import create_engine, make_url, text
+
+# One intra-op thread: the planner's tensors in tests are small, and several pytest or benchmark processes sharing
+# two cores slow each other down many times over when each spins a thread pool of its own.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"

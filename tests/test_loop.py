@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from orchestrator import runs
+from orchestrator.export import campaign_status as calibration_summary
 from orchestrator.lab import BuiltLab
 from orchestrator.loop import InlineStages, run_loop
 from orchestrator.progress import subscribe
@@ -264,3 +265,6 @@ def test_bayesian_campaign_records_model_state_predictions_and_calibration(db_ur
             (measurement,) = experiment.measurements
             assert measurement.predicted_mean == experiment.predicted["y"]["mean"]
             assert measurement.predicted_std == experiment.predicted["y"]["std"] > 0
+    summary = calibration_summary(db, ctx.name)["calibration"]["y"]
+    assert summary["predictions"] == 8
+    assert 0 <= summary["within_1sd"] <= summary["within_2sd"] <= 1
