@@ -125,7 +125,8 @@ def print_table(results: dict) -> None:
     print("|" + "---:|" * (header.count("|") - 1))
     for row in results["peirce"]["rows"]:
         ours = min(row["seconds"])
-        line = f"| {row['n_obs']} | {row['batch']} | {ours:.2f} | {min(row['warm_seconds']):.2f} | {row['regret']:.3f} |"
+        warm = min(row["warm_seconds"])
+        line = f"| {row['n_obs']} | {row['batch']} | {ours:.2f} | {warm:.2f} | {row['regret']:.3f} |"
         for peer in peers:
             match = [r for r in results[peer]["rows"] if r["n_obs"] == row["n_obs"] and r["batch"] == row["batch"]]
             seconds = [s for s in (match[0]["seconds"] if match else []) if s is not None]

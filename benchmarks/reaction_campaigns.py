@@ -62,7 +62,8 @@ def run(task: str, settings: dict, seeds: int, experiments: int, batch: int) -> 
     started = time.perf_counter()
     traces = run_many(run_lookup, [(task, settings, s, experiments, batch) for s in range(seeds)])
     plan_seconds = float(np.mean([np.mean(t.plan_seconds) for t in traces]))
-    print(f"{settings['kind']}: {time.perf_counter() - started:.0f} s, {plan_seconds:.2f} s per decision", file=sys.stderr)
+    elapsed = time.perf_counter() - started
+    print(f"{settings['kind']}: {elapsed:.0f} s, {plan_seconds:.2f} s per decision", file=sys.stderr)
     return {str(t.seed): t.values for t in traces}, plan_seconds
 
 
@@ -95,18 +96,21 @@ def main() -> None:
     out.write_text(json.dumps({"traces": rows, "plan_seconds": seconds}, indent=1))
 
     if args.task == "direct_arylation":
-        print("| planner | runs | " + " | ".join(f"best after {k}" for k in CHECKPOINTS) + " | ≥ 99 after 20 / 30 / 50 |")
+        columns = " | ".join(f"best after {k}" for k in CHECKPOINTS)
+        print(f"| planner | runs | {columns} | ≥ 99 after 20 / 30 / 50 |")
         print("|---|---:|" + "---:|" * len(CHECKPOINTS) + "---:|")
         for name, traces in rows.items():
             s = summarise(traces)
             share = " / ".join(f"{100 * s['share99'][CHECKPOINTS.index(k)]:.0f} %" for k in (20, 30, 50))
-            means = " | ".join(f"{m:.1f}" + ("" if n == s["n"][0] else f" (n={n})") for m, n in zip(s["mean"], s["n"]))
+            means = " | ".join(
+                f"{m:.1f}" + ("" if n == s["n"][0] else f" (n={n})") for m, n in zip(s["mean"], s["n"], strict=True)
+            )
             print(f"| {name} | {len(traces)} | {means} | {share} |")
     else:
         yields = pd.read_csv(DATA / "aryl_amination" / "reactions.csv")["yield"]
         level = float(np.quantile(yields, 0.99))
         print(f"top 1 % of yields: >= {level:.1f} %")
-        print("| planner | runs | reached within budget | median experiments | mean experiments (reached) | best after 50 |")
+        print("| planner | runs | reached in budget | median experiments | mean (of those reached) | best after 50 |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, traces in rows.items():
             needed = experiments_to_reach(traces, level)
