@@ -155,6 +155,8 @@ def _drive(database: Any, campaign_id: int, engine: str) -> None:
         progress.console.print(
             f"cycle {report.cycle:>3}  {report.spent:>4}/{report.budget} experiments{failed}  best {best}{mark}"
         )
+        for warning in report.warnings:
+            progress.console.print(f"  [yellow]planner warning:[/] {warning}", markup=True, highlight=False)
 
     unsubscribe = subscribe(show)
     try:

@@ -22,6 +22,7 @@ class CycleReport:
     best: dict[str, dict[str, Any]] = field(default_factory=dict)  # objective -> {value, seq}
     improved: bool = False
     stop_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)  # the planner's warnings on this cycle's decision
 
 
 Listener = Callable[[CycleReport], None]

@@ -301,6 +301,11 @@ def induce(ctx: CampaignContext, cycle_id: int, cycle_seconds: float = 0.0) -> C
             best=best,
             improved=improved,
             stop_reason=stop_reason(session, ctx),
+            warnings=[
+                w
+                for d in session.scalars(select(Decision).where(Decision.cycle_id == cycle_id))
+                for w in d.warnings or []
+            ],
         )
     return report
 
