@@ -268,3 +268,34 @@ def test_bayesian_campaign_records_model_state_predictions_and_calibration(db_ur
     summary = calibration_summary(db, ctx.name)["calibration"]["y"]
     assert summary["predictions"] == 8
     assert 0 <= summary["within_1sd"] <= summary["within_2sd"] <= 1
+
+
+class FlatLabWithAWall:
+    """Infeasible where x1 > 0.5 (no product); elsewhere the objective never varies."""
+
+    def run(self, parameters: Mapping[str, Any], key: str) -> SimulationResult:
+        if parameters["x1"] > 0.5:
+            return SimulationResult(infeasible=True, reason="no product")
+        return SimulationResult(values={"y": 1.0})
+
+
+def test_bayesian_campaign_learns_from_infeasible_results_and_warns_of_a_flat_objective(db_url: str) -> None:
+    planner = {"kind": "bayesian", "seed": 1, "num_restarts": 2, "raw_samples": 64, "mc_samples": 64}
+    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 12, "batch_size": 4}, planner=planner))
+    ctx.lab = BuiltLab(FlatLabWithAWall(), max_concurrency=4)
+    reports = []
+    unsubscribe = subscribe(reports.append)
+    try:
+        run_loop(ctx, InlineStages(ctx))
+    finally:
+        unsubscribe()
+    with db.session() as session:
+        states = {e.state for e in session.scalars(select(Experiment))}
+        assert states == {ExperimentState.COMPLETED, ExperimentState.INFEASIBLE}
+        last = session.scalars(select(Decision).order_by(Decision.id.desc())).first()
+        assert last.model_state["infeasible"] >= 1
+        assert "__feasibility__" in last.model_state["hyperparameters"]
+        assert any("objective 'y' has the same value (1)" in w for w in last.warnings)
+        warned = session.scalars(select(Event).where(Event.entity == "decision", Event.kind == "warning")).all()
+        assert warned and "objective 'y'" in warned[-1].detail["message"]
+    assert any("objective 'y'" in w for r in reports for w in r.warnings)
