@@ -49,8 +49,10 @@ class BayesianSettings(BaseModel):
     mc_samples: int = Field(default=128, ge=16, le=4096, description="Quasi-Monte Carlo samples of the acquisition.")
     num_restarts: int = Field(default=8, ge=1, description="Starting points of the acquisition's local optimiser.")
     raw_samples: int = Field(default=256, ge=16, description="Quasi-random samples the starting points are drawn from.")
+    # Measured (benchmarks/RESULTS.md): a cold exact fit costs 7 s at 300 results and two minutes at 1,000 on two
+    # shared cores, growing as n^3; a fit on 300 of 1,000 takes about 3 s and the proposals lose no regret.
     max_fit_points: int = Field(
-        default=1500,
+        default=300,
         ge=50,
         description="Past this many results, hyper-parameters are fitted on a subset (inference still uses all).",
     )
