@@ -59,6 +59,9 @@ def optimize_infinite(
             inequality_constraints=constraints,
             sequential=True,
             options=options,
+            # A restart whose line search ends "abnormally" (flat log-acquisition far from the data) still leaves
+            # the other restarts' optima; starting the whole batch over doubles the cost for nothing we measured.
+            retry_on_optimization_warning=False,
         )
         return X
     X, _ = optimize_acqf_mixed_alternating(
