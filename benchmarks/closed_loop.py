@@ -29,9 +29,14 @@ class Trace:
 
 
 def _one_thread() -> None:
+    import warnings
+
     import torch
 
     torch.set_num_threads(1)
+    # Optimiser and jitter notices from BoTorch/GPyTorch would drown the tables; the decision records keep timings.
+    warnings.simplefilter("ignore", RuntimeWarning)
+    warnings.filterwarnings("ignore", module="linear_operator")
 
 
 def lookup_problem(example: str, **space_overrides: Any):
