@@ -76,15 +76,23 @@ def main() -> None:
     parser.add_argument("--encoding", default="descriptors", choices=["descriptors", "fingerprints", "onehot"])
     parser.add_argument("--peer-json", type=Path, action="append", default=[])
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--reuse", type=Path, help="Take peirce's and random's traces from an earlier output instead of running."
+    )
     args = parser.parse_args()
 
     rows: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
-    bayesian = {"kind": "bayesian", "molecule_encoding": args.encoding}
-    rows["peirce bayesian"], seconds["peirce bayesian"] = run(
-        args.task, bayesian, args.seeds, args.experiments, args.batch
-    )
-    rows["random"], seconds["random"] = run(args.task, {"kind": "random"}, args.seeds, args.experiments, args.batch)
+    if args.reuse:
+        earlier = json.loads(args.reuse.read_text())
+        rows.update({k: earlier["traces"][k] for k in ("peirce bayesian", "random")})
+        seconds.update(earlier["plan_seconds"])
+    else:
+        bayesian = {"kind": "bayesian", "molecule_encoding": args.encoding}
+        rows["peirce bayesian"], seconds["peirce bayesian"] = run(
+            args.task, bayesian, args.seeds, args.experiments, args.batch
+        )
+        rows["random"], seconds["random"] = run(args.task, {"kind": "random"}, args.seeds, args.experiments, args.batch)
     for path in args.peer_json:
         peer = json.loads(path.read_text())
         rows[f"{peer['peer']} {peer.get('version', '')}".strip()] = {k: v for k, v in peer["traces"].items()}
