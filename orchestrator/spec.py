@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import SpecError
 from planners.base import PlanningProblem
-from planners.bayesian import BayesianSettings
-from planners.registry import PlannerSettings
+from planners.registry import BayesianSettings, PlannerSettings
 from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
 from simulators.functions import TEST_FUNCTIONS
 

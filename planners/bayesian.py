@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import linprog
 
 from planners.base import Observation, Plan, PlanningError, PlanningProblem, Prediction, Proposal
@@ -31,32 +30,8 @@ from planners.bo.encoding import SpaceEncoding
 from planners.bo.optimize import OptimizerSettings, acquisition_values, optimize_finite, optimize_infinite
 from planners.bo.surrogate import fit_models, is_constant
 from planners.molecules import MoleculeError
+from planners.registry import BayesianSettings
 from planners.space import ContinuousParameter, Point, Space, point_key
-
-
-class BayesianSettings(BaseModel):
-    """The `planner:` block of a campaign with `kind: bayesian`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    kind: Literal["bayesian"]
-    seed: int = Field(default=0, ge=0, description="Base seed; each cycle's planning seed is derived from it.")
-    molecule_encoding: Literal["descriptors", "fingerprints", "onehot"] = Field(
-        default="descriptors", description="How molecules become model features (see docs/planner.md)."
-    )
-    min_observations: int = Field(
-        default=2, ge=1, description="Results needed before the model plans; before that, a space-filling design."
-    )
-    mc_samples: int = Field(default=128, ge=16, le=4096, description="Quasi-Monte Carlo samples of the acquisition.")
-    num_restarts: int = Field(default=8, ge=1, description="Starting points of the acquisition's local optimiser.")
-    raw_samples: int = Field(default=256, ge=16, description="Quasi-random samples the starting points are drawn from.")
-    # Measured (benchmarks/RESULTS.md): a cold exact fit costs 7 s at 300 results and two minutes at 1,000 on two
-    # shared cores, growing as n^3; a fit on 300 of 1,000 takes about 3 s and the proposals lose no regret.
-    max_fit_points: int = Field(
-        default=300,
-        ge=50,
-        description="Past this many results, hyper-parameters are fitted on a subset (inference still uses all).",
-    )
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: CUDA when present.")
 
 
 class BayesianPlanner:
