@@ -15,11 +15,13 @@ One call of `propose`:
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from linear_operator.utils.warnings import NumericalWarning
 from scipy.optimize import linprog
 
 from planners.base import Observation, Plan, PlanningError, PlanningProblem, Prediction, Proposal
@@ -54,6 +56,23 @@ class BayesianPlanner:
         seed: int,
         warm_start: Mapping[str, Any] | None = None,
     ) -> Plan:
+        # Jitter added to a nearly singular kernel matrix, and an optimiser restart that ended early, are routine in
+        # GP fitting and acquisition; they are not for the person watching a campaign. Timings and the fitted state
+        # that would reveal a real problem are in the decision record.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NumericalWarning)
+            warnings.filterwarnings("ignore", message="Optimization failed", category=RuntimeWarning)
+            return self._propose(problem, observations, pending, batch_size, seed, warm_start)
+
+    def _propose(
+        self,
+        problem: PlanningProblem,
+        observations: Sequence[Observation],
+        pending: Sequence[Point],
+        batch_size: int,
+        seed: int,
+        warm_start: Mapping[str, Any] | None = None,
+    ) -> Plan:
         started = time.perf_counter()
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
@@ -79,7 +98,7 @@ class BayesianPlanner:
         X = encoding.encode([o.parameters for o in valued])
         Y = torch.tensor([[o.values[n] for n in names] for o in valued], dtype=DTYPE, device=device)
         Y = Y * signs.to(device)
-        warnings = [
+        notices = [
             f"objective '{name}' has the same value ({float(Y[0, k] * signs[k]):g}) in all {len(valued)} results: "
             "the model cannot tell good from bad yet, so this batch explores where it is most uncertain"
             for k, name in enumerate(names)
@@ -170,7 +189,7 @@ class BayesianPlanner:
                 "total": time.perf_counter() - started,
             },
         )
-        return Plan(proposals, model_state=state, warnings=warnings)
+        return Plan(proposals, model_state=state, warnings=notices)
 
     def _space_filling(
         self,
