@@ -41,11 +41,15 @@ def test_init_validate_run_status_list_export(tmp_path: Path) -> None:
     assert peirce("init", "c.yaml", cwd=tmp_path).returncode == 0
     spec = yaml.safe_load((tmp_path / "c.yaml").read_text())
     assert spec["name"] == "branin_demo"
+    assert spec["planner"]["kind"] == "bayesian"
     checked = peirce("validate", "c.yaml", cwd=tmp_path)
     assert checked.returncode == 0 and "ok branin_demo" in checked.stdout
     assert not (tmp_path / "peirce.db").exists()  # validate writes nothing
 
-    ran = peirce("run", "c.yaml", "--engine", "inline", cwd=tmp_path)
+    # Four cycles of the template's Bayesian planner are enough to exercise it; its full budget is a minute or two.
+    spec["budget"]["experiments"] = 12
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    ran = peirce("run", "c.yaml", "--engine", "inline", cwd=tmp_path, timeout=300)
     assert ran.returncode == 0, ran.stderr
     assert "cycle   1" in ran.stdout and "best y =" in ran.stdout
     assert "branin_demo finished" in ran.stdout
