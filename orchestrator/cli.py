@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -157,6 +158,8 @@ def _drive(database: Any, campaign_id: int, engine: str) -> None:
         )
         for warning in report.warnings:
             progress.console.print(f"  [yellow]planner warning:[/] {warning}", markup=True, highlight=False)
+        for news in report.hypotheses:
+            progress.console.print(f"  [cyan]{escape(news)}[/]", markup=True, highlight=False)
 
     unsubscribe = subscribe(show)
     try:

@@ -23,6 +23,7 @@ class CycleReport:
     improved: bool = False
     stop_reason: str | None = None
     warnings: list[str] = field(default_factory=list)  # the planner's warnings on this cycle's decision
+    hypotheses: list[str] = field(default_factory=list)  # hypotheses proposed, supported or refuted this cycle
 
 
 Listener = Callable[[CycleReport], None]

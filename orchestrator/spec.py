@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from orchestrator.errors import SpecError
 from planners.base import PlanningProblem
+from planners.hypotheses.guards import SafetyRules
+from planners.hypotheses.settings import HypothesisSettings
 from planners.registry import BayesianSettings, PlannerSettings
 from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
 from simulators.functions import TEST_FUNCTIONS
@@ -76,10 +78,6 @@ class _NoneSetting(_Strict):
         return data
 
 
-class HypothesisSettings(_NoneSetting):
-    source: Literal["none"] = "none"
-
-
 class ApprovalPolicy(_NoneSetting):
     policy: Literal["none"] = "none"
 
@@ -129,11 +127,20 @@ class CampaignSpec(_Strict):
     stop: StopCriteria = Field(default_factory=StopCriteria)
     planner: PlannerSettings = Field(default_factory=lambda: BayesianSettings(kind="bayesian"))
     hypotheses: HypothesisSettings = Field(default_factory=HypothesisSettings)
+    safety: SafetyRules = Field(
+        default_factory=SafetyRules,
+        description="Forbidden regions and substructures: never proposed, never the subject of a hypothesis.",
+    )
     lab: LabSpec
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 
     def search_space(self, candidates: list[dict[str, Any]] | None = None) -> Space:
-        return Space(parameters=tuple(self.space), constraints=tuple(self.constraints), candidates=candidates)
+        return Space(
+            parameters=tuple(self.space),
+            constraints=tuple(self.constraints),
+            candidates=candidates,
+            exclusions=tuple(self.safety.exclusions(self.space)),
+        )
 
     def problem(self, candidates: list[dict[str, Any]] | None = None) -> PlanningProblem:
         return PlanningProblem(
@@ -154,9 +161,9 @@ def json_schema() -> dict[str, Any]:
     schema = CampaignSpec.model_json_schema(mode="validation")
     # Accept the shorthands the loader accepts, so editors do not flag valid files.
     defs, properties = schema["$defs"], schema["properties"]
-    for name in ("hypotheses", "approval"):
+    for name, shorthands in (("hypotheses", ["none", "model"]), ("approval", ["none"])):
         ref = properties[name].pop("$ref")
-        properties[name]["anyOf"] = [{"$ref": ref}, {"const": "none"}, {"type": "null"}]
+        properties[name]["anyOf"] = [{"$ref": ref}, {"enum": shorthands}, {"type": "null"}]
     defs["Budget"]["properties"]["wall_clock"]["anyOf"].insert(0, {"type": "string", "pattern": _DURATION.pattern})
     defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -226,6 +233,15 @@ def check_consistency(spec: CampaignSpec) -> None:
                 f"outcome_constraints[{i}].outcome",
                 f"'{outcome_constraint.outcome}' is not an objective (objectives: {', '.join(seen_objectives)})",
             )
+    for i, region in enumerate(spec.safety.forbidden_regions):
+        for j, condition in enumerate(region.where):
+            if condition.parameter not in first_index:
+                raise SpecError(
+                    f"safety.forbidden_regions[{i}].where[{j}].parameter", f"unknown parameter '{condition.parameter}'"
+                )
+    for i, rule in enumerate(spec.safety.forbidden_substructures):
+        if not rule.is_valid():
+            raise SpecError(f"safety.forbidden_substructures[{i}].smarts", f"RDKit cannot parse SMARTS '{rule.smarts}'")
     _check_lab_fits(spec, first_index)
 
 
@@ -258,10 +274,19 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
 
 
 def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
+    """Paths in the file are relative to the file; the stored spec holds them resolved."""
     if isinstance(spec.lab, LookupLab) and not spec.lab.table.is_absolute():
         lab = spec.lab.model_copy(update={"table": (base_dir / spec.lab.table).resolve()})
-        return spec.model_copy(update={"lab": lab})
-    return spec
+        spec = spec.model_copy(update={"lab": lab})
+    hypotheses = spec.hypotheses
+    resolved = {
+        name: [(base_dir / path).resolve() for path in getattr(hypotheses, name)] for name in ("notes", "knowledge")
+    }
+    for name, paths in resolved.items():
+        for i, path in enumerate(paths):
+            if not path.is_file():
+                raise SpecError(f"hypotheses.{name}[{i}]", f"file not found: {path}")
+    return spec.model_copy(update={"hypotheses": hypotheses.model_copy(update=resolved)})
 
 
 def _first_error(exc: ValidationError, data: Any) -> SpecError:
@@ -316,6 +341,8 @@ def _is_field_of_any_model(name: str) -> bool:
             LinearConstraint,
             Objective,
             OutcomeConstraint,
+            HypothesisSettings,
+            SafetyRules,
         )
         for field in model.model_fields
     }

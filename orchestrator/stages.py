@@ -10,11 +10,12 @@ import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 
+from orchestrator import hypotheses as ledger
 from orchestrator.lab import BuiltLab, build_lab
 from orchestrator.progress import CycleReport
 from orchestrator.provenance import content_hash, derive_seed, library_versions
@@ -27,11 +28,13 @@ from orchestrator.store.models import (
     Decision,
     Experiment,
     ExperimentState,
+    Hypothesis,
+    HypothesisStatus,
     Measurement,
     utcnow,
 )
 from orchestrator.store.records import add_event, latest_best, move_experiment, set_campaign_status
-from planners.base import Observation, Planner, PlanningError, PlanningProblem
+from planners.base import Observation, Plan, Planner, PlanningError, PlanningProblem
 from planners.registry import build_planner
 from simulators.base import SimulationError
 
@@ -54,6 +57,8 @@ class CampaignContext:
     lab: BuiltLab
     planner: Planner
     problem: PlanningProblem
+    # The surrogate the hypothesis ledger uses, fitted once per set of results and shared by a cycle's stages.
+    surrogate: ledger.SurrogateCache = field(default_factory=ledger.SurrogateCache)
 
 
 def load_context(db: Database, campaign_id: int) -> CampaignContext:
@@ -86,10 +91,29 @@ class ExperimentOutcome:
 
 
 def abduce(ctx: CampaignContext, cycle_id: int) -> list[int]:
-    """Propose hypotheses from what is known. With `hypotheses: none` there are none; the stage is still logged."""
+    """Propose hypotheses from what is known; returns the new open hypotheses' ids.
+
+    With `hypotheses: none` there are none; the stage is still logged. Accepted and rejected proposals are written
+    with their abduction Decision in one transaction.
+    """
     with ctx.db.session() as session:
-        _enter_stage(session, ctx, cycle_id, "abducing")
-    return []
+        cycle = _enter_stage(session, ctx, cycle_id, "abducing")
+        if not ctx.spec.hypotheses.enabled:
+            return []
+        return ledger.abduce_hypotheses(
+            session,
+            campaign_id=ctx.campaign_id,
+            cycle_id=cycle_id,
+            cycle_index=cycle.index,
+            settings=ctx.spec.hypotheses,
+            problem=ctx.problem,
+            goal=ctx.spec.goal,
+            observed=_observations(session, ctx),
+            cache=ctx.surrogate,
+            model=ledger.model_settings(ctx.spec.planner),
+            safety=ctx.spec.safety,
+            base_seed=ctx.spec.planner.seed,
+        )
 
 
 # --- deduction -------------------------------------------------------------------------------------------------
@@ -116,14 +140,17 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             .limit(1)
         )
         started = time.perf_counter()
+        pending = [row.parameters for row in pending_rows]
+        tests = _plan_tests(session, ctx, observed, pending, batch_size, seed)
         plan = ctx.planner.propose(
             ctx.problem,
             [o for _, o in observed],
-            [row.parameters for row in pending_rows],
-            batch_size,
+            pending + [p.parameters for p in tests.proposals],
+            batch_size - len(tests.proposals),
             seed,
             warm_start=previous,
         )
+        plan = _without_forbidden(ctx, plan)
         wall_time = time.perf_counter() - started
         records = [
             {
@@ -131,7 +158,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
                 "predicted": {k: {"mean": v.mean, "std": v.std} for k, v in p.predicted.items()},
                 "rationale": p.rationale,
             }
-            for p in plan.proposals
+            for p in [*tests.proposals, *plan.proposals]
         ]
         decision = Decision(
             campaign_id=ctx.campaign_id,
@@ -145,7 +172,9 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             pending_ids=[row.id for row in pending_rows],
             proposals=records,
             versions={**library_versions(), "device": plan.model_state.get("device", "cpu")},
-            model_state=plan.model_state or None,
+            model_state={**plan.model_state, "hypothesis_tests": tests.record}
+            if tests.record
+            else plan.model_state or None,
             warnings=plan.warnings or None,
             wall_time_s=wall_time,
         )
@@ -165,6 +194,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             session.scalar(select(func.max(Experiment.seq)).where(Experiment.campaign_id == ctx.campaign_id)) or 0
         ) + 1
         ids = []
+        created: list[Experiment] = []
         for offset, record in enumerate(records):
             seq = next_seq + offset
             experiment = Experiment(
@@ -191,8 +221,60 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             # Approval policy `none`: every planned experiment is approved at once, and the approval is logged.
             move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": "policy:none"})
             ids.append(experiment.id)
+            created.append(experiment)
+        if ctx.spec.hypotheses.enabled:
+            ledger.link_tests(
+                session,
+                campaign_id=ctx.campaign_id,
+                settings=ctx.spec.hypotheses,
+                problem=ctx.problem,
+                observed=observed,
+                cache=ctx.surrogate,
+                model=ledger.model_settings(ctx.spec.planner),
+                seed=seed,
+                experiments=created,
+                chosen=tests.chosen,
+            )
         cycle.stage = "running"
     return ids
+
+
+def _plan_tests(
+    session: Any,
+    ctx: CampaignContext,
+    observed: list[tuple[int, Observation]],
+    pending: list[dict[str, Any]],
+    batch_size: int,
+    seed: int,
+) -> ledger.TestPlan:
+    if not ctx.spec.hypotheses.enabled:
+        return ledger.TestPlan([], {}, {})
+    return ledger.plan_tests(
+        session,
+        campaign_id=ctx.campaign_id,
+        settings=ctx.spec.hypotheses,
+        problem=ctx.problem,
+        observed=observed,
+        pending=pending,
+        batch_size=batch_size,
+        cache=ctx.surrogate,
+        model=ledger.model_settings(ctx.spec.planner),
+        seed=seed,
+    )
+
+
+def _without_forbidden(ctx: CampaignContext, plan: Plan) -> Plan:
+    """Drop proposals inside a forbidden region. Finite spaces never offer them; a continuous optimiser can land
+    there, and a forbidden point must never reach the lab, so it is dropped and the decision says so."""
+    space = ctx.problem.space
+    if not space.exclusions:
+        return plan
+    kept = [p for p in plan.proposals if space.feasible(p.parameters)]
+    if len(kept) == len(plan.proposals):
+        return plan
+    dropped = len(plan.proposals) - len(kept)
+    notice = f"{dropped} proposal(s) fell in a forbidden region of the safety rules and were dropped"
+    return Plan(kept, model_state=plan.model_state, warnings=[*plan.warnings, notice])
 
 
 # --- experiments -----------------------------------------------------------------------------------------------
@@ -274,6 +356,7 @@ def induce(ctx: CampaignContext, cycle_id: int, cycle_seconds: float = 0.0) -> C
     with ctx.db.session() as session:
         cycle = _enter_stage(session, ctx, cycle_id, "inducing")
         campaign = session.get_one(Campaign, ctx.campaign_id)
+        hypothesis_news = _induce_hypotheses(session, ctx, cycle)
         best = _best_so_far(session, ctx)
         previous = latest_best(session, ctx.campaign_id, before_cycle=cycle.index)
         improved = _improved(ctx, best, previous)
@@ -306,8 +389,30 @@ def induce(ctx: CampaignContext, cycle_id: int, cycle_seconds: float = 0.0) -> C
                 for d in session.scalars(select(Decision).where(Decision.cycle_id == cycle_id))
                 for w in d.warnings or []
             ],
+            hypotheses=hypothesis_news,
         )
     return report
+
+
+def _induce_hypotheses(session: Any, ctx: CampaignContext, cycle: Cycle) -> list[str]:
+    if not ctx.spec.hypotheses.enabled:
+        return []
+    new = session.scalars(
+        select(Hypothesis).where(Hypothesis.cycle_id == cycle.id, Hypothesis.status == HypothesisStatus.OPEN)
+    ).all()
+    news = [f"hypothesis {h.id} proposed ({h.source}): {h.statement}" for h in new]
+    return news + ledger.induce_hypotheses(
+        session,
+        campaign_id=ctx.campaign_id,
+        cycle_id=cycle.id,
+        cycle_index=cycle.index,
+        settings=ctx.spec.hypotheses,
+        problem=ctx.problem,
+        observed=_observations(session, ctx),
+        cache=ctx.surrogate,
+        model=ledger.model_settings(ctx.spec.planner),
+        base_seed=ctx.spec.planner.seed,
+    )
 
 
 def stop_reason(session: Any, ctx: CampaignContext) -> str | None:

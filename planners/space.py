@@ -244,6 +244,8 @@ class Space:
     constraints: Sequence[LinearConstraint] = ()
     candidates: Sequence[Point] | None = None
     """When set, the only points the lab can run (e.g. the rows of a lookup table); planners choose among them."""
+    exclusions: Sequence[Any] = ()
+    """Regions no experiment may enter (the campaign's safety rules); each has `holds(point) -> bool`."""
 
     @property
     def names(self) -> list[str]:
@@ -280,7 +282,9 @@ class Space:
                 yield point
 
     def feasible(self, point: Mapping[str, Any]) -> bool:
-        return all(c.satisfied_by(point) for c in self.constraints)
+        return all(c.satisfied_by(point) for c in self.constraints) and not any(
+            region.holds(point) for region in self.exclusions
+        )
 
     def contains(self, point: Mapping[str, Any]) -> bool:
         return set(point) == set(self.names) and all(p.contains(point[p.name]) for p in self.parameters)

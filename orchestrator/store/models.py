@@ -1,6 +1,7 @@
 """The database schema: every campaign's state lives here, and nowhere else.
 
-Tables (one class each): Campaign, Cycle, Experiment, Measurement, Hypothesis, Decision, Event.
+Tables (one class each): Campaign, Cycle, Experiment, Measurement, Hypothesis, HypothesisCredence, HypothesisTest,
+Decision, Event.
 `Event` is append-only (enforced in the database by triggers created in the first migration) and records every
 state change; the other tables hold the current state that the events explain.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -121,6 +122,8 @@ class Decision(Base):
     # The planner's fitted state (hyper-parameters, encoding, acquisition, timings); the next cycle warm-starts from it.
     model_state: Mapped[dict[str, Any] | None]
     warnings: Mapped[list[Any] | None]  # what a person should know about this decision, in plain words
+    # Abduction by an LLM: the exact prompt, the answer, token counts, attempts and timings (never the key).
+    exchange: Mapped[dict[str, Any] | None]
     wall_time_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -169,6 +172,16 @@ class Measurement(Base):
     experiment: Mapped[Experiment] = relationship(back_populates="measurements")
 
 
+class HypothesisStatus:
+    OPEN = "open"
+    SUPPORTED = "supported"
+    REFUTED = "refuted"
+    RETIRED = "retired"  # withdrawn by a person; kept, never deleted
+    REJECTED = "rejected"  # refused by the guards when proposed; kept with the reason
+
+    SETTLED = frozenset({SUPPORTED, REFUTED})
+
+
 class Hypothesis(Base):
     __tablename__ = "hypotheses"
 
@@ -180,10 +193,51 @@ class Hypothesis(Base):
     claim: Mapped[dict[str, Any]]  # the typed fields the statement is generated from
     source: Mapped[str] = mapped_column(String(16))  # llm | model | person
     rationale: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | supported | refuted | retired
+    status: Mapped[str] = mapped_column(String(16), default="open")  # see HypothesisStatus
     credence: Mapped[float | None] = mapped_column(Float)
+    # The abduction decision that proposed it (none for a person's or an imported hypothesis).
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected, settled or retired
+    evidence: Mapped[int] = mapped_column(Integer, default=0)  # completed experiments that bore on it
+    predicted: Mapped[dict[str, Any] | None]  # its outcome under the latest model: {quantity, mean, std, credence}
+    origin: Mapped[dict[str, Any] | None]  # imported knowledge: the campaign, status and credence it came with
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HypothesisCredence(Base):
+    """A hypothesis's credence after one cycle's induction: its history, for plots and for review."""
+
+    __tablename__ = "hypothesis_credences"
+    __table_args__ = (Index("ix_hypothesis_credences_hypothesis", "hypothesis_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hypothesis_id: Mapped[int] = mapped_column(ForeignKey("hypotheses.id"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("cycles.id"))
+    credence: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[int] = mapped_column(Integer)
+    observations: Mapped[int] = mapped_column(Integer)  # results the model was fitted on
+    predicted: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HypothesisTest(Base):
+    """An experiment that bears on a hypothesis: chosen to test it, or planned for another reason but informative."""
+
+    __tablename__ = "hypothesis_tests"
+    __table_args__ = (
+        UniqueConstraint("hypothesis_id", "experiment_id", name="uq_hypothesis_test"),
+        Index("ix_hypothesis_tests_experiment", "experiment_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hypothesis_id: Mapped[int] = mapped_column(ForeignKey("hypotheses.id"))
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    chosen: Mapped[bool] = mapped_column(Boolean)  # true: this experiment was planned to test the hypothesis
+    information_bits: Mapped[float] = mapped_column(Float)  # expected reduction of the claim's entropy
+    # What the hypothesis predicted for this experiment: the objective's mean and std there, and the claim's
+    # credence when it was planned.
+    predicted: Mapped[dict[str, Any]]
 
 
 class Event(Base):
