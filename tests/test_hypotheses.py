@@ -4,6 +4,7 @@ ledger in the loop end to end (model-based abduction offline; LLM abduction agai
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -438,7 +439,6 @@ def test_llm_hypotheses_pass_the_guards_and_the_exchange_is_recorded(
         "settings": {"budget": {"experiments": 10000}},
         "approval": "none",
     }
-    import json
 
     llm_server.reply(json.dumps(answer), usage={"prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020})
     monkeypatch.setenv("PEIRCE_TEST_LLM_KEY", "sk-test-secret")
@@ -517,3 +517,27 @@ def test_an_unreachable_llm_falls_back_to_the_model_and_says_so(
         assert len(decision.exchange["attempts"]) == 2
         sources = {h.source for h in session.scalars(select(Hypothesis)) if h.status != "rejected"}
         assert sources == {"model"}
+
+
+def test_llm_claims_with_smiles_are_read_or_refused_by_the_guards(llm_server: Any) -> None:
+    from planners.hypotheses.base import AbductionRequest
+    from planners.hypotheses.llm_abductor import LLMAbductor
+    from planners.hypotheses.settings import LLMSettings
+
+    def proposal(better: str) -> dict[str, Any]:
+        return {"kind": "contrast", "objective": "yield", "parameter": "solvent", "better": better, "worse": "O"}
+
+    llm_server.reply(json.dumps({"hypotheses": [proposal("OCC"), proposal("C1CC("), proposal("CCCCCC")]}))
+    settings = LLMSettings(base_url=llm_server.url, model="scripted", api_key_env=None, max_retries=0)
+    request = AbductionRequest(problem=MOLECULES, goal="", observations=[], ledger=[], max_new=3, seed=0)
+    abduction = LLMAbductor(settings).propose(request)
+    assert abduction.error is None and len(abduction.drafts) == 3
+    outcomes = []
+    for draft in abduction.drafts:
+        try:
+            outcomes.append(check_claim(draft.claim, MOLECULES).better)
+        except GuardError as exc:
+            outcomes.append(str(exc))
+    assert outcomes[0] == "ethanol"
+    assert "neither a solvent of the space nor a SMILES that RDKit accepts" in outcomes[1]
+    assert "not one of the solvent options" in outcomes[2]
