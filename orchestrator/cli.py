@@ -1,4 +1,5 @@
-"""`peirce`: the command line a scientist uses to write, check, run, watch, stop and export campaigns.
+"""`peirce`: the command line a scientist uses to write, check, run, watch, stop and export campaigns, and to read
+and add to a campaign's hypothesis ledger.
 
 Bad input (a wrong spec, an unknown campaign, an unreachable database) prints one line naming the field at fault
 and exits with status 2; a failure while running exits 1. Neither prints a traceback.
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -241,6 +242,152 @@ def export(
     path = out or Path(f"{campaign}.{fmt}")
     write_frame(frame, path, fmt)
     console.print(f"wrote {len(frame)} experiments to {path}")
+
+
+@app.command()
+def hypotheses(
+    campaign: CampaignArg,
+    db: DbOption = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Also list rejected proposals, with the reason.")] = False,
+    history: Annotated[
+        int | None,
+        typer.Option("--history", metavar="ID", help="One hypothesis: credence per cycle, the experiments testing it."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON instead of a table.")] = False,
+) -> None:
+    """Show the hypothesis ledger: each claim, who proposed it, its credence, status and evidence."""
+    from orchestrator.ledger_view import history_data, ledger_data, print_history, print_ledger
+    from orchestrator.store.database import open_database
+
+    database = open_database(db)
+    if history is not None:
+        data = history_data(database, campaign, history)
+    else:
+        data = ledger_data(database, campaign, show_all)
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    elif history is not None:
+        print_history(console, data)
+    else:
+        print_ledger(console, data, show_all)
+
+
+def _option(name: str, help_text: str, metavar: str | None = None) -> Any:
+    return typer.Option(name, help=help_text, show_default=False, metavar=metavar)
+
+
+@app.command()
+def hypothesize(
+    campaign: CampaignArg,
+    kind: Annotated[
+        str | None,
+        typer.Argument(help="effect, contrast, region or attainability (or give --from-json).", show_default=False),
+    ] = None,
+    objective: Annotated[str | None, _option("--objective", "Objective (default: the campaign's only one).")] = None,
+    parameter: Annotated[str | None, _option("--parameter", "Effect, contrast: the parameter.")] = None,
+    from_value: Annotated[float | None, _option("--from", "Effect: the value changed from.", "A")] = None,
+    to_value: Annotated[float | None, _option("--to", "Effect: the value changed to.", "B")] = None,
+    direction: Annotated[str | None, _option("--direction", "Effect: raises or lowers.")] = None,
+    better: Annotated[str | None, _option("--better", "Contrast: the level claimed better.")] = None,
+    worse: Annotated[str | None, _option("--worse", "Contrast: the level claimed worse.")] = None,
+    where: Annotated[
+        list[str] | None, _option("--where", "Region: p>=x, p<=x, p=LEVEL or p=L1|L2 (repeatable).", "COND")
+    ] = None,
+    above: Annotated[float | None, _option("--above", "Attainability: the objective can exceed X.", "X")] = None,
+    below: Annotated[float | None, _option("--below", "Attainability: the objective can go under X.", "X")] = None,
+    context: Annotated[
+        list[str] | None, _option("--context", "Effect, contrast: hold p at v, as p=v (repeatable).", "P=V")
+    ] = None,
+    rationale: Annotated[str, _option("--rationale", "Why you believe it (kept with the hypothesis).")] = "",
+    from_json: Annotated[Path | None, _option("--from-json", "Read one claim (any kind) from a JSON file.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Add your own hypothesis to a campaign's ledger; it is checked like any other and tested from the next cycle."""
+    from orchestrator.ledger_edits import ClaimOptions, add_hypothesis, read_claim_file
+    from orchestrator.store.database import open_database
+
+    options = ClaimOptions(
+        kind=kind or "",
+        objective=objective,
+        parameter=parameter,
+        from_value=from_value,
+        to_value=to_value,
+        direction=direction,
+        better=better,
+        worse=worse,
+        where=where or [],
+        above=above,
+        below=below,
+        context=context or [],
+    )
+    claim: ClaimOptions | dict[str, Any] = options
+    if from_json is not None:
+        if options.given():
+            raise SpecError(sorted(options.given())[0], "give the claim either in --from-json or as options, not both")
+        claim, from_file = read_claim_file(from_json, kind)
+        if objective is not None:
+            claim.setdefault("objective", objective)
+        rationale = rationale or from_file
+    elif kind is None:
+        raise SpecError("KIND", "give the kind of claim (effect, contrast, region, attainability) or --from-json")
+    added = add_hypothesis(open_database(db), campaign, claim, rationale)
+    console.print(f"hypothesis {added.id} added: {escape(added.statement)}")
+    for note in added.notes:
+        console.print(f"  [yellow]note:[/] {escape(note)}")
+
+
+@app.command()
+def retire(
+    campaign: CampaignArg,
+    hypothesis_id: Annotated[int, typer.Argument(metavar="ID", help="The open hypothesis to withdraw.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is withdrawn (kept with it).")],
+    db: DbOption = None,
+) -> None:
+    """Withdraw an open hypothesis: it stays in the ledger as retired, with your reason, and is no longer tested."""
+    from orchestrator.ledger_edits import retire_hypothesis
+    from orchestrator.store.database import open_database
+
+    console.print(escape(retire_hypothesis(open_database(db), campaign, hypothesis_id, reason)))
+
+
+knowledge_app = typer.Typer(
+    help="Carry hypotheses between campaigns: export what one campaign settled, import it into another.",
+    no_args_is_help=True,
+)
+app.add_typer(knowledge_app, name="knowledge")
+
+
+@knowledge_app.command("export")
+def knowledge_export(
+    campaign: CampaignArg,
+    db: DbOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: CAMPAIGN.knowledge.json).")] = None,
+    include_all: Annotated[bool, typer.Option("--all", help="Also open and retired hypotheses.")] = False,
+) -> None:
+    """Write the campaign's supported and refuted hypotheses as a knowledge file (list it under
+    `hypotheses: knowledge:` in a new campaign to start from them)."""
+    from orchestrator.knowledge import export_knowledge
+    from orchestrator.store.database import open_database
+
+    data = export_knowledge(open_database(db), campaign, include_all)
+    path = out or Path(f"{data['campaign']}.knowledge.json")
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    console.print(f"wrote {len(data['hypotheses'])} hypotheses to {path}")
+
+
+@knowledge_app.command("import")
+def knowledge_import(
+    campaign: CampaignArg,
+    path: Annotated[Path, typer.Argument(metavar="FILE", help="A knowledge file (peirce knowledge export).")],
+    db: DbOption = None,
+) -> None:
+    """Import a knowledge file into an existing campaign: each claim that fits its space becomes an open
+    hypothesis; the others are kept as rejected, with the reason."""
+    from orchestrator.knowledge import import_into
+    from orchestrator.store.database import open_database
+
+    name, opened, rejected = import_into(open_database(db), campaign, path)
+    console.print(f"imported into '{name}': {opened} open, {rejected} rejected (peirce hypotheses {name} --all)")
 
 
 def _check_engine(engine: str) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -200,12 +199,12 @@ def abduce_hypotheses(
                         predicted=evaluation.predicted(),
                     )
                 )
-        _log_hypothesis(session, campaign_id, row)
+        log_hypothesis(session, campaign_id, row)
     for item in rejected:
         row = _rejected_row(campaign_id, cycle_id, decision.id, item)
         session.add(row)
         session.flush()
-        _log_hypothesis(session, campaign_id, row)
+        log_hypothesis(session, campaign_id, row)
     decision.wall_time_s = time.perf_counter() - started
     add_event(
         session,
@@ -289,7 +288,8 @@ def _rejected_row(campaign_id: int, cycle_id: int | None, decision_id: int | Non
     )
 
 
-def _log_hypothesis(session: Session, campaign_id: int, row: Hypothesis) -> None:
+def log_hypothesis(session: Session, campaign_id: int, row: Hypothesis, **extra: Any) -> None:
+    """The Event of a new ledger row, whoever wrote it (abduction, a person, a knowledge import)."""
     add_event(
         session,
         campaign_id,
@@ -297,7 +297,13 @@ def _log_hypothesis(session: Session, campaign_id: int, row: Hypothesis) -> None
         row.id,
         "created",
         to_state=row.status,
-        detail={"statement": row.statement, "source": row.source, "reason": row.reason, "credence": row.credence},
+        detail={
+            "statement": row.statement,
+            "source": row.source,
+            "reason": row.reason,
+            "credence": row.credence,
+            **extra,
+        },
     )
 
 
@@ -444,6 +450,8 @@ def _test_candidates(
     problem: PlanningProblem, observations: Sequence[Observation], pending: Sequence[Point], seed: int
 ) -> list[Point]:
     """Untried points that could be run: a random draw of a finite space's rest, or Sobol points otherwise."""
+    from scipy.stats import qmc  # loaded here: the ledger's CLI commands import this module and must start fast
+
     space = problem.space
     rng = np.random.default_rng(seed)
     seen = {point_key(o.parameters) for o in observations} | {point_key(p) for p in pending}

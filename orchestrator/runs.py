@@ -15,6 +15,7 @@ from typing import Literal
 from sqlalchemy import select
 
 from orchestrator.errors import CampaignConflict
+from orchestrator.knowledge import import_at_creation
 from orchestrator.spec import CampaignSpec
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, CampaignStatus, utcnow
@@ -58,6 +59,8 @@ def create_or_reopen(db: Database, spec: CampaignSpec, spec_text: str) -> tuple[
             to_state=CampaignStatus.CREATED,
             detail={"spec_hash": campaign.spec_hash},
         )
+        # Knowledge from earlier campaigns enters the ledger with the campaign, in the same transaction.
+        import_at_creation(session, campaign.id, spec)
         return campaign.id, "created"
 
 

@@ -286,6 +286,13 @@ def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
         for i, path in enumerate(paths):
             if not path.is_file():
                 raise SpecError(f"hypotheses.{name}[{i}]", f"file not found: {path}")
+    if resolved["knowledge"]:
+        # A malformed knowledge file is refused now, before a campaign is written (JSON and claims only: whether
+        # each claim fits this campaign's space is decided on import, and a misfit is stored as rejected).
+        from orchestrator.knowledge import check_file
+
+        for i, path in enumerate(resolved["knowledge"]):
+            check_file(path, f"hypotheses.knowledge[{i}]")
     return spec.model_copy(update={"hypotheses": hypotheses.model_copy(update=resolved)})
 
 
