@@ -422,6 +422,11 @@ def _print_status(database: Any, ref: str) -> None:
             f"  calibration of {name}: {c['predictions']} predictions, {100 * c['within_1sd']:.0f} % within 1 sd, "
             f"{100 * c['within_2sd']:.0f} % within 2 sd of the measured value"
         )
+    if info["hypotheses"]:
+        counts = info["hypotheses"]
+        shown = ", ".join(f"{counts[s]} {s}" for s in ("open", "supported", "refuted", "retired") if counts.get(s))
+        rejected = f" ({counts['rejected']} proposals rejected)" if counts.get("rejected") else ""
+        console.print(f"  hypotheses: {shown or 'none accepted'}{rejected}; see peirce hypotheses {info['name']}")
     if info["stop_reason"]:
         console.print(f"  stop reason: {info['stop_reason']}")
 

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, Measurement
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, Hypothesis, Measurement
 from orchestrator.store.records import count_by_state, find_campaign, latest_best, spent_count
 
 
@@ -56,6 +56,13 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
             "events": session.scalar(select(func.count()).where(Event.campaign_id == campaign.id)),
             "best": best,
             "calibration": calibration(session, campaign.id),
+            "hypotheses": dict(
+                session.execute(
+                    select(Hypothesis.status, func.count())
+                    .where(Hypothesis.campaign_id == campaign.id)
+                    .group_by(Hypothesis.status)
+                ).all()
+            ),
         }
 
 
