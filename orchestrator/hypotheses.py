@@ -527,7 +527,13 @@ def induce_hypotheses(
                 predicted=evaluation.predicted(),
             )
         )
-        status, reason = _settle(evaluation, evidence[row.id], settings, claims[row.id], observed)
+        recent = session.scalars(
+            select(HypothesisCredence.credence)
+            .where(HypothesisCredence.hypothesis_id == row.id)
+            .order_by(HypothesisCredence.id.desc())
+            .limit(settings.confirm_cycles)
+        ).all()  # this cycle's credence first (just added), then the cycles before it
+        status, reason = _settle(evaluation, evidence[row.id], settings, list(recent))
         if status is None:
             continue
         previous = row.status
@@ -547,25 +553,25 @@ def induce_hypotheses(
 
 
 def _settle(
-    evaluation: Any,
-    evidence: int,
-    settings: HypothesisSettings,
-    claim: Claim,
-    observed: Sequence[tuple[int, Observation]],
+    evaluation: Any, evidence: int, settings: HypothesisSettings, recent: list[float]
 ) -> tuple[str | None, str]:
+    """The new status of an open claim, if any, and why. `recent`: its latest credences, newest first."""
     if evaluation.demonstrated:
         return HypothesisStatus.SUPPORTED, "a measured result already passes the stated value"
-    if evidence < settings.min_evidence:
+    if evidence < settings.min_evidence or len(recent) < settings.confirm_cycles:
         return None, ""
-    if evaluation.credence >= settings.support_threshold:
+    held = f"for {settings.confirm_cycles} cycles" if settings.confirm_cycles > 1 else "this cycle"
+    if all(c >= settings.support_threshold for c in recent):
         return (
             HypothesisStatus.SUPPORTED,
-            f"credence {evaluation.credence:.3f} ≥ {settings.support_threshold} with {evidence} results bearing on it",
+            f"credence {evaluation.credence:.3f} ≥ {settings.support_threshold} {held}, "
+            f"with {evidence} results bearing on it",
         )
-    if evaluation.credence <= settings.refute_threshold:
+    if all(c <= settings.refute_threshold for c in recent):
         return (
             HypothesisStatus.REFUTED,
-            f"credence {evaluation.credence:.3f} ≤ {settings.refute_threshold} with {evidence} results bearing on it",
+            f"credence {evaluation.credence:.3f} ≤ {settings.refute_threshold} {held}, "
+            f"with {evidence} results bearing on it",
         )
     return None, ""
 

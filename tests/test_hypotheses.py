@@ -126,10 +126,15 @@ class KnownPosterior:
     def _mean(self, point: dict[str, Any]) -> float:
         return self.means[point["catalyst"]] + self.slope * float(point["temperature"])
 
+    def calibration(self, objective: str) -> float:
+        return 1.0
+
     def predict(self, objective: str, points: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         return np.array([self._mean(p) for p in points]), np.full(len(points), self.noise)
 
-    def sample(self, objective: str, points: list[dict[str, Any]], n_samples: int, seed: int) -> np.ndarray:
+    def sample(
+        self, objective: str, points: list[dict[str, Any]], n_samples: int, seed: int, widen: float = 1.0
+    ) -> np.ndarray:
         rng = np.random.default_rng(seed)
         levels = sorted(self.means)
         z = rng.normal(size=(n_samples, len(levels))) * self.noise

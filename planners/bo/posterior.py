@@ -33,6 +33,37 @@ class Surrogate:
     signs: dict[str, float]  # +1 for maximised objectives, -1 for minimised ones (the GPs model sign * value)
     hyperparameters: dict[str, Any]
     observations: int
+    inputs: torch.Tensor | None = None  # `n x d` search representation of the results the GPs were fitted on
+
+    def calibration(self, objective: str) -> float:
+        """How much wider than the GP's own standard deviations its leave-one-out errors are (1 when calibrated).
+
+        For each result, the GP conditioned on all the others predicts it with a mean and a standard deviation, in
+        closed form from the inverse kernel matrix (Rasmussen & Williams, eq. 5.12): error_i = [K⁻¹y]_i / [K⁻¹]_ii,
+        variance_i = 1 / [K⁻¹]_ii. The root mean square of error / sd is the factor by which the posterior
+        understates its uncertainty; with few results, fitted length-scales often make it 1.5 or more, and
+        credences drawn from the raw posterior would be overconfident. Never below 1: a GP that looks
+        underconfident is left as it is.
+        """
+        model = self.models[objective]
+        if self.inputs is None or self.inputs.shape[0] < 4:
+            return 1.0
+        with torch.no_grad():
+            features = self.encoding.feature_map.transform(self.inputs)
+            y = model.train_targets.reshape(-1)  # standardised outcomes, as the GP sees them
+            if features.shape[0] != y.shape[0]:
+                return 1.0  # fitted on another set of rows (e.g. infeasible ones left out): no comparison
+            noise = model.likelihood.noise.reshape(-1)[0]
+            K = model.covar_module(features).to_dense() + noise * torch.eye(y.shape[0], dtype=y.dtype, device=y.device)
+            residual = y - model.mean_module(features).reshape(-1)
+            try:
+                L = torch.linalg.cholesky(K + 1e-8 * torch.eye(K.shape[0], dtype=K.dtype, device=K.device))
+            except RuntimeError:
+                return 1.0
+            K_inv = torch.cholesky_inverse(L)
+            diagonal = K_inv.diagonal().clamp_min(1e-12)
+            z = (K_inv @ residual) / diagonal * diagonal.sqrt()
+        return float(max(1.0, min(3.0, z.pow(2).mean().sqrt().item())))
 
     def predict(self, objective: str, points: Sequence[Point]) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent function at `points` (`n` each)."""
@@ -43,13 +74,22 @@ class Surrogate:
             std = posterior.variance.clamp_min(0).sqrt().squeeze(-1).cpu().numpy()
         return mean, std
 
-    def sample(self, objective: str, points: Sequence[Point], n_samples: int, seed: int) -> np.ndarray:
-        """`n_samples x n` joint samples of the latent function (no observation noise) at `points`."""
+    def sample(
+        self, objective: str, points: Sequence[Point], n_samples: int, seed: int, widen: float = 1.0
+    ) -> np.ndarray:
+        """`n_samples x n` joint samples of the latent function (no observation noise) at `points`.
+
+        `widen` > 1 scales every sample's deviation from the posterior mean by that factor (a tempered posterior with
+        the same correlations), e.g. by `calibration(objective)` so probabilities are not overconfident.
+        """
         model, sign = self.models[objective], self.signs[objective]
         X = self.encoding.encode(points)
         torch.manual_seed(seed)
         with torch.no_grad():
-            samples = model.posterior(X).rsample(torch.Size([n_samples]))
+            posterior = model.posterior(X)
+            samples = posterior.rsample(torch.Size([n_samples]))
+            if widen != 1.0:
+                samples = posterior.mean + widen * (samples - posterior.mean)
         return samples.squeeze(-1).cpu().numpy() * sign
 
     def noise_variance(self, objective: str) -> float:
@@ -94,4 +134,5 @@ def fit_surrogate(
         signs=signs,
         hyperparameters={"hyperparameters": hyper},
         observations=len(valued),
+        inputs=X,
     )

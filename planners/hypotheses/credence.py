@@ -133,7 +133,9 @@ def evaluate_claims(
             if key not in index:
                 index[key] = len(union)
                 union.append(point)
-        samples = surrogate.sample(objective, union, n_samples, seed)
+        # Widened by the model's own leave-one-out miscalibration, so a GP fitted to few results does not settle a
+        # claim on confidence it has not earned (see `Surrogate.calibration`).
+        samples = surrogate.sample(objective, union, n_samples, seed, widen=surrogate.calibration(objective))
         for key, plan in mine.items():
             columns = [index[point_key(p)] for p in plan.points]
             holds, value = plan.decide(samples[:, columns])

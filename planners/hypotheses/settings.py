@@ -1,8 +1,9 @@
 """The `hypotheses:` block of a campaign file. Plain pydantic, imports nothing heavy (reading a spec loads no torch).
 
 Defaults were chosen so that a settled hypothesis is usually right (see `benchmarks/RESULTS.md`, hypothesis
-precision): a claim is `supported` once its credence stays at or above 0.95 and `refuted` at or below 0.05, and
-only after experiments chosen to test it have come back, so a claim is never settled on the model's prior alone.
+precision): a claim is `supported` once its credence stays at or above 0.95 (`refuted`: at or below 0.05) for two
+consecutive cycles, and only once results bearing on it have come back, so a claim is never settled on the
+model's prior alone, nor on one cycle's jump.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class HypothesisSettings(_Strict):
     refute_threshold: float = Field(default=0.05, gt=0, lt=0.5, description="Credence at or below: refuted.")
     min_evidence: int = Field(
         default=2, ge=0, description="Completed experiments that tested a claim before it can be settled."
+    )
+    confirm_cycles: int = Field(
+        default=2, ge=1, description="Consecutive cycles the credence must stay past a threshold to settle a claim."
     )
     contradiction_threshold: float = Field(
         default=0.02, ge=0, lt=0.5, description="A new claim the data gives at most this credence is rejected."
