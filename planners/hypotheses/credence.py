@@ -26,7 +26,7 @@ from scipy.stats import qmc
 from planners.base import Observation
 from planners.bo.posterior import Surrogate
 from planners.hypotheses.claims import AttainabilityClaim, Claim, ContrastClaim, EffectClaim, RegionClaim
-from planners.space import Point, Space, point_key
+from planners.space import Point, Space
 
 # Points that stand for the space when deciding region and attainability claims (the best points by posterior
 # mean are always among them, so the argmax of a sample is rarely missed).
@@ -74,6 +74,7 @@ class ReferenceSet:
             drawn = (space.from_unit(u) for u in sampler.random(4 * MAX_REFERENCE_POINTS))
             self.all = [p for p in drawn if space.feasible(p)][: 2 * MAX_REFERENCE_POINTS]
         self._best: dict[str, list[Point]] = {}
+        self._contexts: dict[tuple, list[Point]] = {}
 
     def for_optimum(self, objective: str) -> list[Point]:
         """The reference points for an argmax: all of them when few, else the best predicted plus a random draw."""
@@ -91,16 +92,24 @@ class ReferenceSet:
         return points
 
     def contexts(self, parameter: str, held: Mapping[str, object]) -> list[Point]:
-        """Distinct settings of the other parameters (with `held` imposed), at most MAX_CONTEXT_POINTS of them."""
+        """Distinct settings of the other parameters (with `held` imposed), at most MAX_CONTEXT_POINTS of them.
+
+        Cached: many claims (every contrast between levels of one parameter) share their contexts, and drawing the
+        same contexts for them keeps their credences comparable.
+        """
+        cache_key = (parameter, tuple(sorted((k, str(v)) for k, v in held.items())))
+        if cache_key in self._contexts:
+            return self._contexts[cache_key]
+        others = [name for name in self.space.names if name != parameter]
         seen: dict[tuple, Point] = {}
         for point in self.all:
-            context = {k: v for k, v in point.items() if k != parameter}
-            context.update(held)
-            seen.setdefault(point_key(context), context)
+            context = {name: held.get(name, point[name]) for name in others}
+            seen.setdefault(tuple(context.values()), context)
         contexts = list(seen.values())
         if len(contexts) > MAX_CONTEXT_POINTS:
             keep = sorted(self.rng.choice(len(contexts), size=MAX_CONTEXT_POINTS, replace=False))
             contexts = [contexts[i] for i in keep]
+        self._contexts[cache_key] = contexts
         return contexts
 
 
@@ -126,10 +135,11 @@ def evaluate_claims(
     extra_samples: dict[str, np.ndarray] = {}
     for objective in objectives:
         mine = {key: plan for key, plan in plans.items() if plan.objective == objective}
+        names = space.names
         index: dict[tuple, int] = {}
         union: list[Point] = []
         for point in [p for plan in mine.values() for p in plan.points] + list(extra_points):
-            key = point_key(point)
+            key = tuple(point[name] for name in names)  # points here come from the space's own values
             if key not in index:
                 index[key] = len(union)
                 union.append(point)
@@ -137,7 +147,7 @@ def evaluate_claims(
         # claim on confidence it has not earned (see `Surrogate.calibration`).
         samples = surrogate.sample(objective, union, n_samples, seed, widen=surrogate.calibration(objective))
         for key, plan in mine.items():
-            columns = [index[point_key(p)] for p in plan.points]
+            columns = [index[tuple(p[name] for name in names)] for p in plan.points]
             holds, value = plan.decide(samples[:, columns])
             results[key] = ClaimEvaluation(
                 credence=float(holds.mean()),
@@ -148,7 +158,7 @@ def evaluate_claims(
                 points=plan.points,
             )
         if extra_points:
-            extra_samples[objective] = samples[:, [index[point_key(p)] for p in extra_points]]
+            extra_samples[objective] = samples[:, [index[tuple(p[name] for name in names)] for p in extra_points]]
     for key, claim in claims.items():
         if isinstance(claim, AttainabilityClaim) and _attained(claim, observations):
             evaluation = results[key]
