@@ -9,8 +9,8 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, Hypothesis, Measurement
-from orchestrator.store.records import count_by_state, find_campaign, latest_best, spent_count
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, Hypothesis
+from orchestrator.store.records import count_by_state, find_campaign, latest_best, prediction_errors, spent_count
 
 
 def campaign_summaries(db: Database) -> list[dict[str, str]]:
@@ -69,18 +69,9 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
 def calibration(session: Any, campaign_id: int) -> dict[str, dict[str, float]]:
     """Per objective: how many measured values had a prediction, and the share within 1 and 2 predicted standard
     deviations (about 68 % and 95 % for a calibrated Gaussian model)."""
-    rows = session.execute(
-        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std)
-        .join(Experiment, Measurement.experiment_id == Experiment.id)
-        .where(
-            Experiment.campaign_id == campaign_id,
-            Measurement.predicted_std.is_not(None),
-            Measurement.predicted_std > 0,
-        )
-    ).all()
     out: dict[str, dict[str, float]] = {}
-    for name in sorted({r.name for r in rows}):
-        z = [abs(r.value - r.predicted_mean) / r.predicted_std for r in rows if r.name == name]
+    for name, errors in sorted(prediction_errors(session, campaign_id).items()):
+        z = [abs(e) for e in errors]
         out[name] = {
             "predictions": len(z),
             "within_1sd": sum(v <= 1 for v in z) / len(z),

@@ -34,8 +34,8 @@ from orchestrator.store.models import (
     HypothesisStatus,
     HypothesisTest,
 )
-from orchestrator.store.records import add_event
-from planners.base import Observation, PlanningProblem, Proposal
+from orchestrator.store.records import add_event, prediction_errors
+from planners.base import Observation, PlanningProblem, Prediction, Proposal
 from planners.hypotheses.base import Abduction, AbductionRequest, Draft, LedgerEntry, Rejected
 from planners.hypotheses.claims import Claim, parse_claim
 from planners.hypotheses.settings import HypothesisSettings
@@ -70,6 +70,16 @@ class SurrogateCache:
             if self.surrogate is not None:
                 self.hyperparameters = self.surrogate.hyperparameters
         return self.surrogate
+
+
+def widening(session: Session, campaign_id: int) -> dict[str, float]:
+    """Per objective, the root mean square of the model's standardised errors on experiments it had not seen
+    (at least 5 of them), by which credences widen the posterior; 1 when the record is too short to say."""
+    out = {}
+    for name, errors in prediction_errors(session, campaign_id).items():
+        if len(errors) >= 5:
+            out[name] = max(1.0, math.sqrt(sum(e * e for e in errors) / len(errors)))
+    return out
 
 
 def model_settings(planner: Any) -> BayesianSettings:
@@ -133,7 +143,8 @@ def abduce_hypotheses(
         seed=seed,
         notes=_read_notes(settings.notes),
     )
-    abduction, abductor = _run_abductors(settings, request, surrogate, safety)
+    widen = widening(session, campaign_id)
+    abduction, abductor = _run_abductors(settings, request, surrogate, safety, widen)
 
     accepted: list[Draft] = []
     rejected: list[Rejected] = list(abduction.rejected)
@@ -147,7 +158,7 @@ def abduce_hypotheses(
         accepted.append(Draft(claim, draft.rationale, draft.source))
         ledger_so_far.append(LedgerEntry(-len(accepted), claim, claim.statement(), draft.source, "open", None, 0))
     evaluations = _evaluate(
-        surrogate, {i: d.claim for i, d in enumerate(accepted)}, problem, observations, settings, seed
+        surrogate, {i: d.claim for i, d in enumerate(accepted)}, problem, observations, settings, seed, (), widen
     )
     decision = Decision(
         campaign_id=campaign_id,
@@ -220,19 +231,19 @@ def abduce_hypotheses(
 
 
 def _run_abductors(
-    settings: HypothesisSettings, request: AbductionRequest, surrogate: Any, safety: Any
+    settings: HypothesisSettings, request: AbductionRequest, surrogate: Any, safety: Any, widen: dict[str, float]
 ) -> tuple[Abduction, str]:
     from planners.hypotheses.model_abductor import ModelAbductor
 
     model_abductor = ModelAbductor(n_samples=settings.posterior_samples, safety=safety)
     if settings.source == "model":
-        return (model_abductor.propose(request, surrogate) if surrogate else Abduction()), "model"
+        return (model_abductor.propose(request, surrogate, widen) if surrogate else Abduction()), "model"
     from planners.hypotheses.llm_abductor import LLMAbductor
 
     assert settings.llm is not None  # the settings' validator requires it for source llm
     abduction = LLMAbductor(settings.llm).propose(request)
     if (abduction.error or not abduction.drafts) and settings.fallback == "model" and surrogate is not None:
-        fallback = model_abductor.propose(request, surrogate)
+        fallback = model_abductor.propose(request, surrogate, widen)
         abduction.drafts.extend(fallback.drafts)
         note = f"{abduction.error or 'the LLM proposed no valid hypothesis'}; fell back to the model-based abductor"
         abduction.error = note
@@ -315,13 +326,14 @@ def _evaluate(
     settings: HypothesisSettings,
     seed: int,
     extra_points: Sequence[Point] = (),
+    widen: dict[str, float] | None = None,
 ) -> Any:
     if surrogate is None or not claims:
         return {} if not extra_points else ({}, {})
     from planners.hypotheses.credence import evaluate_claims
 
     evaluations, extra = evaluate_claims(
-        surrogate, claims, problem.space, observations, settings.posterior_samples, seed, extra_points
+        surrogate, claims, problem.space, observations, settings.posterior_samples, seed, extra_points, widen
     )
     return evaluations if not extra_points else (evaluations, extra)
 
@@ -364,7 +376,9 @@ def plan_tests(
         return TestPlan([], {}, {"tests": 0, "reason": "too few results for a model"})
     claims = {row.id: parse_claim(row.claim) for row in open_rows}
     candidates = _test_candidates(problem, observations, pending, seed)
-    evaluations, samples = _evaluate(surrogate, claims, problem, observations, settings, seed, candidates)
+    evaluations, samples = _evaluate(
+        surrogate, claims, problem, observations, settings, seed, candidates, widening(session, campaign_id)
+    )
     noise = {name: surrogate.noise_variance(name) for name in surrogate.models}
     choices = choose_tests(
         evaluations, {h: c.objective for h, c in claims.items()}, candidates, samples, noise, n_tests
@@ -383,7 +397,10 @@ def plan_tests(
             f"tests hypothesis {choice.hypothesis} ({claim.statement()}): expected to settle "
             f"{choice.information_bits:.2f} of its {_entropy(evaluation.credence):.2f} bits"
         )
-        proposals.append(Proposal(parameters=choice.point, rationale=rationale))
+        prediction = Prediction(mean=choice.predicted_mean, std=choice.predicted_std)
+        proposals.append(
+            Proposal(parameters=choice.point, predicted={claim.objective: prediction}, rationale=rationale)
+        )
         chosen[index] = (choice.hypothesis, predicted, choice.information_bits)
     return TestPlan(
         proposals,
@@ -415,7 +432,9 @@ def link_tests(
         return
     claims = {row.id: parse_claim(row.claim) for row in open_rows}
     points = [e.parameters for e in experiments]
-    evaluations, samples = _evaluate(surrogate, claims, problem, observations, settings, seed + 1, points)
+    evaluations, samples = _evaluate(
+        surrogate, claims, problem, observations, settings, seed + 1, points, widening(session, campaign_id)
+    )
     noise = {name: surrogate.noise_variance(name) for name in surrogate.models}
     for h, claim in claims.items():
         evaluation = evaluations[h]
@@ -510,7 +529,9 @@ def induce_hypotheses(
     if surrogate is None:
         return []
     claims = {row.id: parse_claim(row.claim) for row in open_rows}
-    evaluations = _evaluate(surrogate, claims, problem, observations, settings, seed)
+    evaluations = _evaluate(
+        surrogate, claims, problem, observations, settings, seed, (), widening(session, campaign_id)
+    )
     evidence = _evidence(session, claims, observed, problem)
     results = sum(o.feasible for o in observations)
     changes: list[str] = []

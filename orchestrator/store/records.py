@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import CampaignNotFound
-from orchestrator.store.models import Campaign, Cycle, Event, Experiment, ExperimentState
+from orchestrator.store.models import Campaign, Cycle, Event, Experiment, ExperimentState, Measurement
 
 
 class IllegalTransition(RuntimeError):
@@ -125,3 +125,21 @@ def latest_best(session: Session, campaign_id: int, before_cycle: int | None = N
 def spent_count(states: dict[str, int]) -> int:
     """Experiments that used the lab, from `count_by_state`'s result."""
     return sum(states.get(s, 0) for s in ExperimentState.SPENT)
+
+
+def prediction_errors(session: Session, campaign_id: int) -> dict[str, list[float]]:
+    """Per objective, the standardised errors (measured − predicted mean) / predicted sd of every measured value
+    that had a prediction: the model's track record on experiments it had not yet seen."""
+    rows = session.execute(
+        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std)
+        .join(Experiment, Measurement.experiment_id == Experiment.id)
+        .where(
+            Experiment.campaign_id == campaign_id,
+            Measurement.predicted_std.is_not(None),
+            Measurement.predicted_std > 0,
+        )
+    ).all()
+    errors: dict[str, list[float]] = {}
+    for name, value, mean, std in rows:
+        errors.setdefault(name, []).append((value - mean) / std)
+    return errors

@@ -47,9 +47,16 @@ class ClaimEvaluation:
     std: float
     points: list[Point]  # where the claim was evaluated (the experiments that could bear on it lie among these)
     demonstrated: bool = False  # settled by a measured result, not by the model
+    widened_by: float = 1.0  # factor applied to the posterior's spread (see `evaluate_claims`)
 
     def predicted(self) -> dict[str, float | str]:
-        return {"quantity": self.quantity, "mean": self.mean, "std": self.std, "credence": self.credence}
+        return {
+            "quantity": self.quantity,
+            "mean": self.mean,
+            "std": self.std,
+            "credence": self.credence,
+            "widened_by": self.widened_by,
+        }
 
 
 @dataclass
@@ -121,8 +128,14 @@ def evaluate_claims(
     n_samples: int,
     seed: int,
     extra_points: Sequence[Point] = (),
+    widen: Mapping[str, float] | None = None,
 ) -> tuple[dict[int, ClaimEvaluation], dict[str, np.ndarray]]:
     """Evaluate every claim from joint posterior samples (one draw per objective over all points involved).
+
+    The posterior's spread is widened, per objective, by the larger of the GP's leave-one-out miscalibration and
+    `widen` (the campaign's record: root mean square of (measured − predicted) / predicted sd on experiments the
+    model had not seen), capped at 3. A GP that has been overconfident about new experiments would otherwise
+    settle claims on confidence it has not earned.
 
     Returns each claim's evaluation and, per objective, the samples at `extra_points` (`S x len(extra_points)`,
     drawn jointly with the claims' points, so deduction can measure what an experiment there would tell).
@@ -143,9 +156,8 @@ def evaluate_claims(
             if key not in index:
                 index[key] = len(union)
                 union.append(point)
-        # Widened by the model's own leave-one-out miscalibration, so a GP fitted to few results does not settle a
-        # claim on confidence it has not earned (see `Surrogate.calibration`).
-        samples = surrogate.sample(objective, union, n_samples, seed, widen=surrogate.calibration(objective))
+        factor = min(3.0, max(surrogate.calibration(objective), (widen or {}).get(objective, 1.0)))
+        samples = surrogate.sample(objective, union, n_samples, seed, widen=factor)
         for key, plan in mine.items():
             columns = [index[tuple(p[name] for name in names)] for p in plan.points]
             holds, value = plan.decide(samples[:, columns])
@@ -156,6 +168,7 @@ def evaluate_claims(
                 mean=float(value.mean()),
                 std=float(value.std()),
                 points=plan.points,
+                widened_by=factor,
             )
         if extra_points:
             extra_samples[objective] = samples[:, [index[tuple(p[name] for name in names)] for p in extra_points]]

@@ -17,7 +17,7 @@ what the model predicts.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -46,7 +46,10 @@ class ModelAbductor:
         self.n_samples = n_samples
         self.safety = safety
 
-    def propose(self, request: AbductionRequest, surrogate: Surrogate) -> Abduction:
+    def propose(
+        self, request: AbductionRequest, surrogate: Surrogate, widen: Mapping[str, float] | None = None
+    ) -> Abduction:
+        """`widen`: per objective, how much to widen the posterior (see `credence.evaluate_claims`)."""
         space = request.problem.space
         rng = np.random.default_rng(request.seed)
         reference = ReferenceSet(space, surrogate, rng)
@@ -65,7 +68,7 @@ class ModelAbductor:
         if not accepted:
             return Abduction()
         evaluations, _ = evaluate_claims(
-            surrogate, dict(enumerate(accepted)), space, request.observations, self.n_samples, request.seed
+            surrogate, dict(enumerate(accepted)), space, request.observations, self.n_samples, request.seed, (), widen
         )
         scale = _objective_scale(request, accepted)
         scored = sorted(
