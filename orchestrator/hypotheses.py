@@ -15,6 +15,7 @@ One surrogate is fitted per set of results and shared by the stages of a cycle (
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,12 +74,17 @@ class SurrogateCache:
 
 
 def widening(session: Session, campaign_id: int) -> dict[str, float]:
-    """Per objective, the root mean square of the model's standardised errors on experiments it had not seen
-    (at least 5 of them), by which credences widen the posterior; 1 when the record is too short to say."""
+    """Per objective, how much wider than its stated standard deviations the model's errors on unseen experiments
+    have been (at least 5 of them); 1 when the record is too short or the model was not overconfident.
+
+    A robust scale: median |(measured − predicted) / sd| / 0.6745, which is 1 for a calibrated Gaussian model. The
+    root mean square would let two surprises (a reaction that unexpectedly fails) widen every credence of the
+    campaign; the median reads the typical miscalibration.
+    """
     out = {}
     for name, errors in prediction_errors(session, campaign_id).items():
         if len(errors) >= 5:
-            out[name] = max(1.0, math.sqrt(sum(e * e for e in errors) / len(errors)))
+            out[name] = max(1.0, statistics.median(abs(e) for e in errors) / 0.6745)
     return out
 
 

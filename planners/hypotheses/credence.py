@@ -133,8 +133,8 @@ def evaluate_claims(
     """Evaluate every claim from joint posterior samples (one draw per objective over all points involved).
 
     The posterior's spread is widened, per objective, by the larger of the GP's leave-one-out miscalibration and
-    `widen` (the campaign's record: root mean square of (measured − predicted) / predicted sd on experiments the
-    model had not seen), capped at 3. A GP that has been overconfident about new experiments would otherwise
+    `widen` (the campaign's record: the scale of (measured − predicted) / predicted sd on experiments the model had
+    not seen), capped at 3. A GP that has been overconfident about new experiments would otherwise
     settle claims on confidence it has not earned.
 
     Returns each claim's evaluation and, per objective, the samples at `extra_points` (`S x len(extra_points)`,
