@@ -6,7 +6,8 @@ From the model it proposes, per objective,
 - effects of each numeric parameter (low to high, and low to middle / middle to high, which catches an optimum
   inside the range),
 - regions: for each parameter, the half of its range (or the level) where the predicted optimum sits,
-- attainability: that the objective can beat the best result so far by a tenth of the range seen.
+- attainability: that the objective can reach its target, or without one beat the best result so far by a tenth
+  of the range seen.
 
 Each candidate is phrased the way the model leans, then scored by how much there is to learn: the claim's
 entropy under the model (a claim the model is already sure of teaches nothing and could not be tested), weighted
@@ -33,7 +34,7 @@ from planners.hypotheses.claims import (
 )
 from planners.hypotheses.credence import ClaimEvaluation, ReferenceSet, binary_entropy, evaluate_claims
 from planners.hypotheses.guards import GuardError, SafetyRules, check_claim
-from planners.space import CategoricalParameter, ContinuousParameter, MoleculeParameter
+from planners.space import CategoricalParameter, ContinuousParameter, MoleculeParameter, Objective
 
 # Candidates this sure either way are not proposed: there is nothing left to test.
 UNDECIDED = (0.05, 0.95)
@@ -58,7 +59,7 @@ class ModelAbductor:
             candidates += _contrasts(objective.name, surrogate, reference)
             candidates += _effects(objective.name, surrogate, reference)
             candidates += _regions(objective.name, surrogate, reference)
-            candidates += _attainability(objective.name, objective.direction, request)
+            candidates += _attainability(objective, request)
         accepted: list[Claim] = []
         for claim in candidates:
             try:
@@ -186,20 +187,25 @@ def _regions(objective: str, surrogate: Surrogate, reference: ReferenceSet) -> l
     return claims
 
 
-def _attainability(objective: str, direction: str, request: AbductionRequest) -> list[Claim]:
-    values = [o.values[objective] for o in request.observations if o.feasible and objective in o.values]
+def _attainability(objective: Objective, request: AbductionRequest) -> list[Claim]:
+    """That the objective can reach its target (the question the campaign asks), or, without a target, beat the
+    best result so far by a tenth of the range seen. A stated target also keeps the claim within what the
+    scientist knows is possible (a yield above 100 % is not), which the model cannot know."""
+    name, maximize = objective.name, objective.direction == "maximize"
+    values = [o.values[name] for o in request.observations if o.feasible and name in o.values]
     if len(values) < 2:
         return []
-    best = max(values) if direction == "maximize" else min(values)
-    step = 0.1 * (max(values) - min(values))
-    if step <= 0:
-        return []
-    target = best + step if direction == "maximize" else best - step
-    return [
-        AttainabilityClaim(
-            objective=objective, value=_round(target), relation="above" if direction == "maximize" else "below"
-        )
-    ]
+    best = max(values) if maximize else min(values)
+    if objective.target is not None:
+        if objective.reached(best):
+            return []
+        target = objective.target
+    else:
+        step = 0.1 * (max(values) - min(values))
+        if step <= 0:
+            return []
+        target = _round(best + step if maximize else best - step)
+    return [AttainabilityClaim(objective=name, value=target, relation="above" if maximize else "below")]
 
 
 def _round(value: float) -> float:
