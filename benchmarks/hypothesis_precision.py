@@ -254,6 +254,19 @@ def report(runs: Sequence[dict[str, Any]], datasets: Sequence[str]) -> None:
             f"| {wall_h:.0f} | {wall_p:.0f} |"
         )
 
+    print("\n### Best so far after n experiments (mean over seeds)\n")
+    marks = [5, 10, 15, 20, 30, 40, 50]
+    print("| data set | arm | " + " | ".join(str(m) for m in marks) + " |")
+    print("|---|---|" + "---:|" * len(marks))
+    for dataset in datasets:
+        for arm in ARMS:
+            chosen = [r for r in runs if r["dataset"] == dataset and r["arm"] == arm]
+            if not chosen:
+                continue
+            curves = [np.maximum.accumulate(r["values"]) for r in chosen]
+            means = [_mean(float(c[min(m, len(c)) - 1]) for c in curves) for m in marks]
+            print(f"| {dataset} | {arm} | " + " | ".join(f"{v:.1f}" for v in means) + " |")
+
     print("\n### Per run\n")
     print(
         "| data set | seed | best hyp. | best plain | supported | refuted | open | wrong settled | wall s hyp./plain |"
