@@ -94,6 +94,7 @@ def model_settings(planner: Any) -> BayesianSettings:
 
 
 def ledger(session: Session, campaign_id: int, include_rejected: bool = False) -> list[LedgerEntry]:
+    """The campaign's hypotheses as abductors and guards see them (rejected proposals left out unless asked)."""
     rows = session.scalars(
         select(Hypothesis).where(Hypothesis.campaign_id == campaign_id).order_by(Hypothesis.id)
     ).all()
