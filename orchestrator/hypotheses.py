@@ -196,7 +196,7 @@ def abduce_hypotheses(
         reason = None if credence is None else contradiction_reason(credence, settings.contradiction_threshold, results)
         if reason is None and len(new_ids) >= room:
             reason = f"not needed: {room} new hypotheses per cycle at most (max_new_per_cycle / max_open)"
-        row = _hypothesis_row(campaign_id, cycle_id, decision.id, draft.claim, draft.source, draft.rationale)
+        row = new_hypothesis_row(campaign_id, cycle_id, decision.id, draft.claim, draft.source, draft.rationale)
         if reason is not None:
             row.status, row.reason, row.credence = HypothesisStatus.REJECTED, reason, credence
         else:
@@ -268,9 +268,10 @@ def _read_notes(paths: Sequence[Path]) -> list[tuple[str, str]]:
     return notes
 
 
-def _hypothesis_row(
+def new_hypothesis_row(
     campaign_id: int, cycle_id: int | None, decision_id: int | None, claim: Claim, source: str, rationale: str
 ) -> Hypothesis:
+    """An open ledger row for a claim that passed the guards, whoever proposed it."""
     return Hypothesis(
         campaign_id=campaign_id,
         cycle_id=cycle_id,

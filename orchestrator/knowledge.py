@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import SpecError
-from orchestrator.hypotheses import ledger, log_hypothesis
+from orchestrator.hypotheses import ledger, log_hypothesis, new_hypothesis_row
 from orchestrator.ledger_edits import campaign_problem, latest_cycle_id, stored_spec
 from orchestrator.store.models import Hypothesis, HypothesisStatus
 from orchestrator.store.records import find_campaign
@@ -245,19 +245,9 @@ def _row(
     origin: dict[str, Any],
     campaign: str,
 ) -> Hypothesis:
-    return Hypothesis(
-        campaign_id=campaign_id,
-        cycle_id=cycle_id,
-        decision_id=None,
-        kind=claim.kind,
-        statement=claim.statement(),
-        claim=claim.model_dump(mode="json"),
-        source=entry.source,
-        rationale=imported_rationale(campaign, entry),
-        status=HypothesisStatus.OPEN,
-        evidence=0,
-        origin=origin,
-    )
+    row = new_hypothesis_row(campaign_id, cycle_id, None, claim, entry.source, imported_rationale(campaign, entry))
+    row.origin = origin
+    return row
 
 
 def imported_rationale(campaign: str, entry: KnowledgeEntry) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import PeirceError, SpecError
-from orchestrator.hypotheses import ledger, log_hypothesis
+from orchestrator.hypotheses import ledger, log_hypothesis, new_hypothesis_row
 from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Hypothesis, HypothesisStatus
 from orchestrator.store.records import add_event, find_campaign
 from planners.hypotheses.claims import CLAIM_KINDS, Claim, first_problem, parse_claim
@@ -301,18 +301,7 @@ def add_hypothesis(
             claim = check_claim(claim, problem, ledger(session, campaign.id), spec.safety)
         except GuardError as exc:
             raise ClaimRefused(str(exc)) from None
-        row = Hypothesis(
-            campaign_id=campaign.id,
-            cycle_id=latest_cycle_id(session, campaign.id),
-            decision_id=None,
-            kind=claim.kind,
-            statement=claim.statement(),
-            claim=claim.model_dump(mode="json"),
-            source="person",
-            rationale=rationale[:4000],
-            status=HypothesisStatus.OPEN,
-            evidence=0,
-        )
+        row = new_hypothesis_row(campaign.id, latest_cycle_id(session, campaign.id), None, claim, "person", rationale)
         session.add(row)
         session.flush()
         log_hypothesis(session, campaign.id, row)
