@@ -1,0 +1,250 @@
+"""Line transport over pyserial's `serial_for_url`: one class for `/dev/ttyUSB0`, `socket://host:port` and ptys.
+
+What it adds to pyserial, and why:
+- framing: a write terminator and a read terminator per protocol (CR LF for MT-SICS, ETX for the New Era pumps);
+- a timeout per command, and a cap on line length, so a babbling device cannot hang or flood a campaign;
+- bounded retries with exponential back-off for idempotent queries only. A command that moves matter (dispense,
+  start heating) is never re-sent blindly: a timeout there is raised, recorded, and left to the station;
+- resynchronisation: after a timeout the line is drained for a grace period, so a late answer is thrown away
+  (and recorded as discarded) instead of being read as the answer to the next command;
+- reconnect after a disconnect (a device server restarted, a USB adapter re-enumerated);
+- a transcript of every line each way.
+All failures come out as the typed errors of `instruments.errors`.
+"""
+
+from __future__ import annotations
+
+import termios
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import serial
+
+from instruments.errors import Disconnected, InstrumentError, InstrumentTimeout, ProtocolError
+from instruments.transcript import Transcript
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """How to talk to one device: line settings from its manual, framing, timing and retry policy."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"  # N | E | O
+    stopbits: float = 1
+    xonxoff: bool = False
+    write_terminator: bytes = b"\r\n"
+    read_terminator: bytes = b"\r\n"
+    encoding: str = "ascii"
+    timeout_s: float = 2.0  # default per-command answer timeout
+    retries: int = 2  # extra attempts for idempotent queries after a timeout or a garbled answer
+    backoff_s: float = 0.05  # first back-off; doubles per retry
+    grace_s: float = 0.5  # after a timeout, how long to drain late bytes before the next command
+    max_line: int = 4096  # a longer "line" is a protocol error, not a memory leak
+
+    def with_overrides(self, overrides: dict[str, Any]) -> SerialSettings:
+        """Settings with a station file's overrides (terminators given as text with escapes, e.g. "\\r")."""
+        fixed = {}
+        for key, value in overrides.items():
+            if key not in self.__dataclass_fields__:
+                raise KeyError(key)
+            if key.endswith("_terminator") and isinstance(value, str):
+                value = value.encode("ascii").decode("unicode_escape").encode("latin-1")
+            fixed[key] = value
+        return replace(self, **fixed)
+
+
+# What pyserial lets through when a line drops: a pty's tcdrain raises termios.error, not OSError.
+_LINE_ERRORS = (serial.SerialException, OSError, termios.error)
+
+
+class SerialTransport:
+    """One open line to one device. Thread-safe: one exchange at a time."""
+
+    def __init__(
+        self, url: str, settings: SerialSettings, *, transcript: Transcript | None = None, instrument: str = ""
+    ) -> None:
+        self.url = url
+        self.settings = settings
+        self.transcript = transcript if transcript is not None else Transcript()
+        self.instrument = instrument
+        self._port: serial.SerialBase | None = None
+        self._lock = threading.RLock()
+        self._dirty = False  # a timeout happened: late bytes may still arrive
+
+    # --- connection ---------------------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        with self._lock:
+            if self._port is not None and self._port.is_open:
+                return
+            s = self.settings
+            try:
+                self._port = serial.serial_for_url(
+                    self.url,
+                    baudrate=s.baudrate,
+                    bytesize=s.bytesize,
+                    parity=s.parity,
+                    stopbits=s.stopbits,
+                    xonxoff=s.xonxoff,
+                    timeout=s.timeout_s,
+                    write_timeout=s.timeout_s,
+                )
+            except (serial.SerialException, OSError, ValueError) as exc:
+                self._port = None
+                raise Disconnected(f"cannot open {self.url}: {exc}", instrument=self.instrument) from None
+            self.transcript.record("note", f"opened {self.url}")
+            self._dirty = False
+
+    def close(self) -> None:
+        with self._lock:
+            if self._port is not None:
+                try:
+                    self._port.close()
+                except _LINE_ERRORS:
+                    pass
+                self._port = None
+                self.transcript.record("note", "closed")
+
+    def reconnect(self) -> None:
+        with self._lock:
+            self.close()
+            self.open()
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None and self._port.is_open
+
+    # --- exchanges ----------------------------------------------------------------------------------------------
+
+    def query(self, command: str, *, idempotent: bool, timeout_s: float | None = None) -> str:
+        """Send a command and return its one-line answer (terminator stripped, decoded).
+
+        Idempotent queries are retried (timeouts, garbled answers, a dropped line) with back-off; other commands
+        are sent once, and a missing answer raises InstrumentTimeout: the device may or may not have acted.
+        """
+        attempts = 1 + (self.settings.retries if idempotent else 0)
+        delay = self.settings.backoff_s
+        with self._lock:
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._ensure_open()
+                    self._prepare()
+                    self._write(command)
+                    return self.read_line(timeout_s, command=command)
+                except (InstrumentTimeout, ProtocolError, Disconnected) as exc:
+                    if attempt == attempts:
+                        if isinstance(exc, Disconnected) and not idempotent:
+                            self._try_reconnect()  # ready for the next command; this one is not re-sent
+                        raise
+                    self.transcript.record("note", f"retry {attempt}/{attempts - 1} of {command!r}: {exc.kind}")
+                    if isinstance(exc, Disconnected):
+                        self._try_reconnect()
+                    time.sleep(delay)
+                    delay *= 2
+        raise AssertionError("unreachable")
+
+    def send(self, command: str) -> None:
+        """Send a command the protocol does not answer (NAMUR and SCPI settings). Never re-sent."""
+        with self._lock:
+            self._ensure_open()
+            self._prepare()
+            self._write(command)
+
+    def read_line(self, timeout_s: float | None = None, *, command: str | None = None) -> str:
+        """Read one line; raises InstrumentTimeout, ProtocolError (undecodable, too long) or Disconnected."""
+        s = self.settings
+        port = self._require_port()
+        timeout = s.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout
+        buffer = bytearray()
+        terminator = s.read_terminator
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._dirty = True
+                if buffer:
+                    self.transcript.record("discarded", bytes(buffer))
+                    raise InstrumentTimeout(
+                        f"incomplete answer within {timeout:g} s: {bytes(buffer)!r}",
+                        instrument=self.instrument,
+                        command=command,
+                    )
+                raise InstrumentTimeout(f"no answer within {timeout:g} s", instrument=self.instrument, command=command)
+            port.timeout = min(remaining, 0.25)
+            try:
+                chunk = port.read_until(terminator, s.max_line + len(terminator) - len(buffer))
+            except _LINE_ERRORS as exc:
+                self._dirty = True
+                raise Disconnected(f"line lost while reading: {exc}", instrument=self.instrument, command=command) from None
+            buffer += chunk
+            if buffer.endswith(terminator):
+                raw = bytes(buffer[: -len(terminator)])
+                self.transcript.record("rx", raw)
+                return self._decode(raw, command)
+            if len(buffer) >= s.max_line:
+                self.transcript.record("discarded", bytes(buffer))
+                self._dirty = True
+                raise ProtocolError(
+                    f"line longer than {s.max_line} bytes", received=bytes(buffer[:64]), instrument=self.instrument,
+                    command=command,
+                )
+
+    # --- internals ----------------------------------------------------------------------------------------------
+
+    def _decode(self, raw: bytes, command: str | None) -> str:
+        try:
+            text = raw.decode(self.settings.encoding)
+        except UnicodeDecodeError:
+            raise ProtocolError("undecodable answer", received=raw, instrument=self.instrument, command=command) from None
+        if any(ord(c) < 32 and c not in "\t\x02\x03" for c in text):
+            raise ProtocolError("control bytes in answer", received=raw, instrument=self.instrument, command=command)
+        return text
+
+    def _ensure_open(self) -> None:
+        if not self.is_open:
+            self.open()
+
+    def _require_port(self) -> serial.SerialBase:
+        if self._port is None or not self._port.is_open:
+            raise Disconnected("port is not open", instrument=self.instrument)
+        return self._port
+
+    def _write(self, command: str) -> None:
+        port = self._require_port()
+        data = command.encode(self.settings.encoding) + self.settings.write_terminator
+        self.transcript.record("tx", command)
+        try:
+            port.write(data)
+            port.flush()
+        except _LINE_ERRORS as exc:
+            raise Disconnected(f"line lost while writing: {exc}", instrument=self.instrument, command=command) from None
+
+    def _prepare(self) -> None:
+        """Throw away stale input before a command: after a timeout, wait out the grace period for late bytes."""
+        port = self._require_port()
+        quiet_for = self.settings.grace_s if self._dirty else 0.0
+        self._dirty = False
+        stale = bytearray()
+        end = time.monotonic() + quiet_for
+        try:
+            while True:
+                waiting = port.in_waiting
+                if waiting:
+                    stale += port.read(waiting)
+                    continue
+                if time.monotonic() >= end:
+                    break
+                time.sleep(min(0.01, max(0.0, end - time.monotonic())))
+        except _LINE_ERRORS as exc:
+            raise Disconnected(f"line lost: {exc}", instrument=self.instrument) from None
+        if stale:
+            self.transcript.record("discarded", bytes(stale))
+
+    def _try_reconnect(self) -> None:
+        try:
+            self.reconnect()
+        except InstrumentError:
+            pass  # the next command reports it, with its own context

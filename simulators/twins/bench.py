@@ -1,0 +1,173 @@
+"""The physical world the device twins share: vessels, a clock, and the chemistry that happens in them.
+
+The twins of one station act on one `Bench`, so what one instrument does shows in what another measures: the
+pump doses reagent into the vessel standing at it, the hotplate heats (and so reacts) the vessel on it, the balance
+weighs the vessel on its pan, the photometer reads the light the product absorbs. The station moves a vessel
+to an instrument with `place(instrument, vessel)` (in a real lab a robot arm or a person does this).
+
+The chemistry is a surrogate with a real shape, not a lookup: A (dosed by the pump) + B (charged in the vial)
+→ P (the product, absorbing at 450 nm), and P → D (decomposition), both Arrhenius, the first order in each
+reactant. Stirring below ~300 rpm limits the rate (mass transfer). So the yield has an optimum in temperature and
+time and rises with the dose of A, as a real reaction screen does.
+
+The clock runs `time_scale` times faster than the wall clock, so a 20-minute hold takes 2 s at 600×; twins
+integrate lazily (whenever asked, and before every move) in steps of at most `step_s` simulated seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+GAS_CONSTANT = 8.314  # J / (mol K)
+
+
+@dataclass(frozen=True)
+class Chemistry:
+    """Constants of the surrogate reaction A + B → P → D in a vial."""
+
+    charge_b_mmol: float = 0.5  # B in the vial before dosing
+    charge_volume_ml: float = 2.0  # solvent charged with B
+    reagent_a_molar: float = 0.5  # concentration of A in the pump's syringe (mol/L = mmol/mL)
+    density_g_ml: float = 0.87  # solution density (toluene-like)
+    vial_tare_g: float = 11.482  # empty vial with stir bar
+    # A + B → P: k1 = A1 exp(-E1/RT)  in L/(mol s); P → D: k2 = A2 exp(-E2/RT) in 1/s
+    a1: float = 4.0e7
+    e1: float = 7.0e4
+    a2: float = 5.0e13
+    e2: float = 1.25e5
+    molar_absorptivity: float = 20.0  # of P at 450 nm, L/(mol cm)
+    path_cm: float = 1.0
+    stir_half_rpm: float = 150.0  # rate factor = rpm / (rpm + this)
+
+
+@dataclass
+class Vessel:
+    key: str
+    chemistry: Chemistry
+    volume_ml: float = 0.0
+    a_mmol: float = 0.0
+    b_mmol: float = 0.0
+    p_mmol: float = 0.0
+    d_mmol: float = 0.0
+    temperature_c: float = 22.0
+
+    @classmethod
+    def charged(cls, key: str, chemistry: Chemistry, ambient_c: float) -> Vessel:
+        return cls(key, chemistry, chemistry.charge_volume_ml, 0.0, chemistry.charge_b_mmol, temperature_c=ambient_c)
+
+    @property
+    def mass_g(self) -> float:
+        return self.chemistry.vial_tare_g + self.volume_ml * self.chemistry.density_g_ml
+
+    @property
+    def absorbance(self) -> float:
+        if self.volume_ml <= 0:
+            return 0.0
+        molar = self.p_mmol / self.volume_ml  # mmol/mL = mol/L
+        return self.chemistry.molar_absorptivity * molar * self.chemistry.path_cm
+
+    def dose(self, volume_ml: float) -> None:
+        self.volume_ml += volume_ml
+        self.a_mmol += volume_ml * self.chemistry.reagent_a_molar
+
+    def react(self, temperature_c: float, stir_rpm: float, seconds: float) -> None:
+        """Advance the reaction by `seconds` at `temperature_c` (explicit Euler on sub-steps small enough)."""
+        if seconds <= 0 or self.volume_ml <= 0:
+            return
+        c = self.chemistry
+        kelvin = temperature_c + 273.15
+        mixing = stir_rpm / (stir_rpm + c.stir_half_rpm) if stir_rpm > 0 else 0.05
+        k1 = c.a1 * math.exp(-c.e1 / (GAS_CONSTANT * kelvin)) * mixing
+        k2 = c.a2 * math.exp(-c.e2 / (GAS_CONSTANT * kelvin))
+        volume_l = self.volume_ml / 1000
+        remaining = seconds
+        while remaining > 0:
+            # mmol/s: k1 [A][B] V = k1 (a/V)(b/V) V / 1000 with amounts in mmol and V in L
+            rate1 = k1 * (self.a_mmol / 1000 / volume_l) * (self.b_mmol / 1000 / volume_l) * volume_l * 1000
+            rate2 = k2 * self.p_mmol
+            limit = min(self.a_mmol, self.b_mmol)
+            dt = min(remaining, 1.0, 0.05 * limit / rate1 if rate1 > 0 else remaining)
+            dt = max(dt, min(remaining, 1e-3))
+            made = min(rate1 * dt, limit)
+            lost = min(rate2 * dt, self.p_mmol + made)
+            self.a_mmol -= made
+            self.b_mmol -= made
+            self.p_mmol += made - lost
+            self.d_mmol += lost
+            remaining -= dt
+
+
+class Clock:
+    """Simulated seconds since the bench was made, running `time_scale` times the wall clock."""
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.time_scale = time_scale
+        self._start = time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self._start) * self.time_scale
+
+
+@dataclass
+class Bench:
+    """Vessels, where each stands, and the instruments that act on them. Thread-safe."""
+
+    time_scale: float = 1.0
+    seed: int = 0
+    ambient_c: float = 22.0
+    chemistry: Chemistry = field(default_factory=Chemistry)
+
+    def __post_init__(self) -> None:
+        self.clock = Clock(self.time_scale)
+        self.lock = threading.RLock()
+        self.rng = np.random.default_rng(self.seed)
+        self.vessels: dict[str, Vessel] = {}
+        self._positions: dict[str, str] = {}  # instrument -> vessel key
+        self._syncers: list[Callable[[], None]] = []
+
+    def register(self, syncer: Callable[[], None]) -> None:
+        """A twin whose physics runs between requests (a hotplate, a running pump) brings itself up to now here."""
+        self._syncers.append(syncer)
+
+    def sync(self) -> None:
+        with self.lock:
+            for syncer in self._syncers:
+                syncer()
+
+    def place(self, instrument: str, vessel: str) -> Vessel:
+        """Move a vessel (made, charged with B, on first use) to an instrument; it leaves wherever it stood."""
+        with self.lock:
+            self.sync()  # what happened at the old place happened before the move
+            if vessel not in self.vessels:
+                self.vessels[vessel] = Vessel.charged(vessel, self.chemistry, self.ambient_c)
+            for where, key in list(self._positions.items()):
+                if key == vessel:
+                    del self._positions[where]
+            self._positions[instrument] = vessel
+            return self.vessels[vessel]
+
+    def remove(self, instrument: str) -> None:
+        with self.lock:
+            self.sync()
+            self._positions.pop(instrument, None)
+
+    def vessel_at(self, instrument: str) -> Vessel | None:
+        with self.lock:
+            key = self._positions.get(instrument)
+            return self.vessels[key] if key is not None else None
+
+    def noise(self, sd: float) -> float:
+        with self.lock:
+            return float(self.rng.normal(0.0, sd)) if sd > 0 else 0.0
+
+    def sleep(self, simulated_seconds: float) -> None:
+        """Wait this many simulated seconds of wall time (a twin taking its time to settle)."""
+        time.sleep(max(0.0, simulated_seconds / self.time_scale))
