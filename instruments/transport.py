@@ -14,6 +14,7 @@ All failures come out as the typed errors of `instruments.errors`.
 
 from __future__ import annotations
 
+import contextlib
 import termios
 import threading
 import time
@@ -101,10 +102,8 @@ class SerialTransport:
     def close(self) -> None:
         with self._lock:
             if self._port is not None:
-                try:
+                with contextlib.suppress(_LINE_ERRORS):
                     self._port.close()
-                except _LINE_ERRORS:
-                    pass
                 self._port = None
                 self.transcript.record("note", "closed")
 
@@ -178,7 +177,9 @@ class SerialTransport:
                 chunk = port.read_until(terminator, s.max_line + len(terminator) - len(buffer))
             except _LINE_ERRORS as exc:
                 self._dirty = True
-                raise Disconnected(f"line lost while reading: {exc}", instrument=self.instrument, command=command) from None
+                raise Disconnected(
+                    f"line lost while reading: {exc}", instrument=self.instrument, command=command
+                ) from None
             buffer += chunk
             if buffer.endswith(terminator):
                 raw = bytes(buffer[: -len(terminator)])
@@ -188,7 +189,9 @@ class SerialTransport:
                 self.transcript.record("discarded", bytes(buffer))
                 self._dirty = True
                 raise ProtocolError(
-                    f"line longer than {s.max_line} bytes", received=bytes(buffer[:64]), instrument=self.instrument,
+                    f"line longer than {s.max_line} bytes",
+                    received=bytes(buffer[:64]),
+                    instrument=self.instrument,
                     command=command,
                 )
 
@@ -198,7 +201,9 @@ class SerialTransport:
         try:
             text = raw.decode(self.settings.encoding)
         except UnicodeDecodeError:
-            raise ProtocolError("undecodable answer", received=raw, instrument=self.instrument, command=command) from None
+            raise ProtocolError(
+                "undecodable answer", received=raw, instrument=self.instrument, command=command
+            ) from None
         if any(ord(c) < 32 and c not in "\t\x02\x03" for c in text):
             raise ProtocolError("control bytes in answer", received=raw, instrument=self.instrument, command=command)
         return text
@@ -244,7 +249,5 @@ class SerialTransport:
             self.transcript.record("discarded", bytes(stale))
 
     def _try_reconnect(self) -> None:
-        try:
+        with contextlib.suppress(InstrumentError):  # the next command reports it, with its own context
             self.reconnect()
-        except InstrumentError:
-            pass  # the next command reports it, with its own context

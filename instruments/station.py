@@ -1,0 +1,231 @@
+"""A station: instruments on their ports, and a protocol that turns one planned experiment into actions.
+
+The protocol is data, not code (as Bluesky's plans are): a list of steps, each an action on a named instrument
+with arguments in which `{parameter}` is replaced by the experiment's value, or a wait. Measurements the actions
+return are saved under names, and the station's outcome formulas turn them into objective values.
+
+Reservations: an experiment holds one instrument at a time, from its first step there through the consecutive
+steps (and waits) on it, and releases it when its next step needs another instrument. So two experiments never
+use one instrument at once, while different instruments work for different experiments in parallel; and since
+no experiment ever waits for a second instrument while holding one, there is no deadlock.
+
+Journal: before an action is sent the station writes `action-started` through the journal callback (the
+orchestrator commits it to the database), then `action-done` or `action-failed` with the result or the typed
+error and the transcript slice of exactly that action. A failure aborts every instrument the experiment touched
+(pump stopped, heater off) and is raised as the typed error, for the orchestrator to record and retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from instruments.contract import Driver
+from instruments.errors import InstrumentError, InvalidAction
+from instruments.formula import Formula, FormulaError
+
+Journal = Callable[[str, dict[str, Any]], None]
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_UNIT_SECONDS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    instrument: str
+    action: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+    save: Mapping[str, str] = field(default_factory=dict)  # returned measurement -> name in the formulas
+
+
+@dataclass(frozen=True)
+class WaitStep:
+    wait: float | str  # a number or "{parameter}"
+    unit: str = "s"
+
+
+Step = ActionStep | WaitStep
+
+
+class OutcomeError(InstrumentError):
+    """The measurements could not be turned into objective values (a formula failed on them)."""
+
+    kind = "outcome"
+    retryable = False
+
+
+def substitute(value: Any, parameters: Mapping[str, Any]) -> Any:
+    """Replace `{name}` by the parameter's value. A value that is exactly one placeholder keeps its type."""
+    if not isinstance(value, str):
+        return value
+    whole = _PLACEHOLDER.fullmatch(value.strip())
+    if whole:
+        return parameters[whole.group(1)]
+    return _PLACEHOLDER.sub(lambda m: str(parameters[m.group(1)]), value)
+
+
+def placeholders(value: Any) -> set[str]:
+    return set(_PLACEHOLDER.findall(value)) if isinstance(value, str) else set()
+
+
+class Station:
+    """Runs experiments on connected drivers. `on_arrive(instrument, experiment_key)` is called when an
+    experiment takes an instrument (where a robot or a person would move the vessel; twins move it on the bench).
+    `time_scale` divides waits (1 with real instruments; the twins' clock speed with twins)."""
+
+    def __init__(
+        self,
+        drivers: Mapping[str, Driver],
+        protocol: list[Step],
+        outcomes: Mapping[str, str],
+        *,
+        on_arrive: Callable[[str, str], None] | None = None,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.drivers = dict(drivers)
+        self.protocol = list(protocol)
+        self.outcomes = {name: Formula(text) for name, text in outcomes.items()}
+        self.on_arrive = on_arrive
+        self.time_scale = time_scale
+        self._reservations = {name: threading.Lock() for name in self.drivers}
+        self.check()
+
+    def check(self) -> None:
+        """Every step names a known instrument, action and arguments; every formula name is saved or a parameter."""
+        saved: set[str] = set()
+        for i, step in enumerate(self.protocol):
+            if isinstance(step, WaitStep):
+                continue
+            driver = self.drivers.get(step.instrument)
+            if driver is None:
+                raise InvalidAction(f"protocol[{i}].instrument: no instrument '{step.instrument}' in the station")
+            try:
+                action = driver.action(step.action)
+            except InvalidAction as exc:
+                raise InvalidAction(f"protocol[{i}].action: {exc.message}") from None
+            unknown = set(step.args) - {a.name for a in action.arguments}
+            if unknown:
+                raise InvalidAction(
+                    f"protocol[{i}].args: {step.action} takes no {', '.join(sorted(unknown))} "
+                    f"(takes: {', '.join(a.name for a in action.arguments) or 'nothing'})"
+                )
+            for returned in step.save:
+                if returned not in action.returns:
+                    raise InvalidAction(
+                        f"protocol[{i}].save: {step.action} returns no '{returned}' "
+                        f"(returns: {', '.join(action.returns) or 'nothing'})"
+                    )
+            saved |= set(step.save.values())
+        self.saved_names = saved
+
+    # --- running an experiment ------------------------------------------------------------------------------------
+
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> dict[str, float]:
+        """Run the protocol for one experiment; returns outcome name -> value. Raises typed InstrumentErrors."""
+        write = journal or (lambda kind, detail: None)
+        values: dict[str, float] = {}
+        held: str | None = None
+        touched: list[str] = []
+        try:
+            for index, step in enumerate(self.protocol):
+                if isinstance(step, WaitStep):
+                    seconds = float(substitute(step.wait, parameters)) * _UNIT_SECONDS[step.unit]
+                    write("wait", {"step": index, "seconds": seconds, "instrument": held})
+                    time.sleep(seconds / self.time_scale)
+                    continue
+                if step.instrument != held:
+                    self._release(held, key)
+                    held = None
+                    self._reservations[step.instrument].acquire()
+                    held = step.instrument
+                    self.drivers[held].limits.experiment = key
+                    if held not in touched:
+                        touched.append(held)
+                    if self.on_arrive is not None:
+                        self.on_arrive(held, key)
+                result = self._act(index, step, parameters, write)
+                for returned, name in step.save.items():
+                    values[name] = result[returned]
+        except InstrumentError as exc:
+            self._abort(touched, key, write, exc)
+            raise
+        finally:
+            self._release(held, key)
+            for name in touched:
+                self.drivers[name].limits.forget(key)
+        return self._outcomes(parameters, values)
+
+    def _act(self, index: int, step: ActionStep, parameters: Mapping[str, Any], write: Journal) -> dict[str, Any]:
+        driver = self.drivers[step.instrument]
+        arguments = {name: substitute(value, parameters) for name, value in step.args.items()}
+        where = {"step": index, "instrument": step.instrument, "action": step.action, "args": arguments}
+        write("action-started", where)  # written before a byte goes out
+        mark = driver.transport.transcript.mark()
+        started = time.perf_counter()
+        try:
+            result = driver.execute(step.action, arguments)
+        except InstrumentError as exc:
+            write(
+                "action-failed",
+                {
+                    **where,
+                    "error": exc.kind,
+                    "message": str(exc),
+                    "limit": getattr(exc, "limit", None),
+                    "seconds": round(time.perf_counter() - started, 4),
+                    "transcript": _slice(driver, mark),
+                },
+            )
+            raise
+        write(
+            "action-done",
+            {
+                **where,
+                "result": result,
+                "seconds": round(time.perf_counter() - started, 4),
+                "transcript": _slice(driver, mark),
+            },
+        )
+        return result
+
+    def _abort(self, touched: list[str], key: str, write: Journal, cause: InstrumentError) -> None:
+        """Bring every instrument the failed experiment used to its safe state; failures here are recorded too."""
+        for name in touched:
+            try:
+                self.drivers[name].abort()
+                write("instrument-safe", {"instrument": name, "after": cause.kind})
+            except InstrumentError as exc:
+                write("instrument-safe-failed", {"instrument": name, "error": exc.kind, "message": str(exc)})
+
+    def _release(self, instrument: str | None, key: str) -> None:
+        if instrument is not None:
+            self.drivers[instrument].limits.experiment = None
+            self._reservations[instrument].release()
+
+    def _outcomes(self, parameters: Mapping[str, Any], values: dict[str, float]) -> dict[str, float]:
+        numbers = {k: float(v) for k, v in parameters.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        known = {**numbers, **values}
+        try:
+            return {name: formula.evaluate(known) for name, formula in self.outcomes.items()}
+        except FormulaError as exc:
+            raise OutcomeError(str(exc)) from None
+
+    # --- lifetime -------------------------------------------------------------------------------------------------
+
+    def connect(self) -> dict[str, dict[str, str]]:
+        return {name: driver.connect() for name, driver in self.drivers.items()}
+
+    def close(self) -> None:
+        for driver in self.drivers.values():
+            # Closing anyway if the abort fails; the device's own watchdog or a person takes over.
+            with contextlib.suppress(InstrumentError):
+                driver.abort()
+            driver.close()
+
+
+def _slice(driver: Driver, mark: int) -> list[dict[str, object]]:
+    return [entry.as_dict() for entry in driver.transport.transcript.since(mark)]
