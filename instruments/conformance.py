@@ -23,6 +23,7 @@ is never re-sent after a lost answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pytest
@@ -37,7 +38,7 @@ FAST_SETTINGS: dict[str, Any] = {"timeout_s": 0.3, "grace_s": 0.4, "backoff_s": 
 
 class DriverConformance:
     driver_class: ClassVar[type[Driver]]
-    examples: ClassVar[list[tuple[str, dict[str, Any]]]] = []  # run in order on a fresh connection
+    examples: ClassVar[Sequence[tuple[str, dict[str, Any]]]] = ()  # run in order on a fresh connection
     query_action: ClassVar[tuple[str, dict[str, Any]]]  # an idempotent action with a reply
     moving_action: ClassVar[tuple[str, dict[str, Any]] | None] = None  # a non-idempotent action
     never_resent: ClassVar[tuple[str, ...]] = ()  # prefixes of wire requests the moving action must send once

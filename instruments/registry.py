@@ -25,7 +25,12 @@ def load_driver(name: str) -> type[Driver]:
     if not found:
         installed = ", ".join(driver_names()) or "none"
         raise InvalidAction(f"no instrument driver '{name}' is installed (installed: {installed})")
-    cls = found[0].load()
+    try:
+        cls = found[0].load()
+    except Exception as exc:  # a broken plug-in must be named, not crash the command that lists drivers
+        raise InvalidAction(
+            f"driver '{name}' ({found[0].value}) cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from None
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
         raise InvalidAction(f"entry point '{name}' ({found[0].value}) is not an instruments.contract.Driver")
     return cls

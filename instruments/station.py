@@ -58,13 +58,19 @@ class OutcomeError(InstrumentError):
     retryable = False
 
 
+def whole_placeholder(value: Any) -> str | None:
+    """The parameter name if the value is exactly one `{name}`, else None."""
+    match = _PLACEHOLDER.fullmatch(value.strip()) if isinstance(value, str) else None
+    return match.group(1) if match else None
+
+
 def substitute(value: Any, parameters: Mapping[str, Any]) -> Any:
     """Replace `{name}` by the parameter's value. A value that is exactly one placeholder keeps its type."""
     if not isinstance(value, str):
         return value
-    whole = _PLACEHOLDER.fullmatch(value.strip())
+    whole = whole_placeholder(value)
     if whole:
-        return parameters[whole.group(1)]
+        return parameters[whole]
     return _PLACEHOLDER.sub(lambda m: str(parameters[m.group(1)]), value)
 
 

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from orchestrator.errors import PeirceError, SpecError
+from orchestrator.instrument_cli import instruments_command, twin_command
 
 app = typer.Typer(
     name="peirce",
@@ -76,8 +77,16 @@ def validate(spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Cam
     console.print(
         f"[green]ok[/] {spec.name}: {len(spec.space)} parameters ({size}), "
         f"{len(spec.objectives)} objective(s), budget {spec.budget.experiments} experiments "
-        f"in batches of {spec.budget.batch_size}, planner {spec.planner.kind}, lab {spec.lab.simulator}"
+        f"in batches of {spec.budget.batch_size}, planner {spec.planner.kind}, lab {_lab_name(spec)}"
     )
+
+
+def _lab_name(spec: Any) -> str:
+    lab = spec.lab
+    if hasattr(lab, "station"):
+        mode = "on device twins" if lab.twins is not None else "on instruments"
+        return f"station {lab.station} ({len(lab.instruments)} instruments, {mode})"
+    return str(lab.simulator)
 
 
 @app.command()
@@ -429,6 +438,10 @@ def _print_status(database: Any, ref: str) -> None:
         console.print(f"  hypotheses: {shown or 'none accepted'}{rejected}; see peirce hypotheses {info['name']}")
     if info["stop_reason"]:
         console.print(f"  stop reason: {info['stop_reason']}")
+
+
+app.command(name="instruments")(instruments_command)
+app.command(name="twin")(twin_command)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""Building the lab a campaign runs on from its spec: a test-function or lookup simulator (stations come later).
+"""Building the lab a campaign runs on from its spec: a test-function or lookup simulator, or a station.
 
 A lab is anything with `run(parameters, key) -> SimulationResult`, safe to call from several threads, plus the
-`max_concurrency` it allows and, for labs that can only run listed points, `candidates()`.
+`max_concurrency` it allows and, for labs that can only run listed points, `candidates()`. A station's run also
+takes a journal (its actions are written to the database as they happen) and must be closed after the campaign.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from instruments.station import Journal
 from orchestrator.errors import SpecError
 from orchestrator.spec import CampaignSpec, FunctionLab, LookupLab
+from orchestrator.station_lab import StationRuntime
+from orchestrator.station_spec import StationLab
 from planners.space import CategoricalParameter, MoleculeParameter
 from simulators.base import SimulationResult
 from simulators.functions import FunctionSimulator
@@ -24,13 +28,27 @@ class Lab(Protocol):
 class BuiltLab:
     """A lab with what the orchestrator needs to know about it."""
 
-    def __init__(self, simulator: Lab, max_concurrency: int, candidates: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        simulator: Lab,
+        max_concurrency: int,
+        candidates: list[dict[str, Any]] | None = None,
+        station: StationRuntime | None = None,
+    ) -> None:
         self.simulator = simulator
         self.max_concurrency = max_concurrency
         self.candidates = candidates
+        self.station = station
 
-    def run(self, parameters: Mapping[str, Any], key: str) -> SimulationResult:
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> SimulationResult:
+        if self.station is not None:
+            return self.station.run(parameters, key, journal)
         return self.simulator.run(parameters, key)
+
+    def close(self) -> None:
+        """Release instruments (safe state, ports closed, twins stopped); a no-op for simulators."""
+        if self.station is not None:
+            self.station.close()
 
 
 def build_lab(spec: CampaignSpec) -> BuiltLab:
@@ -44,6 +62,9 @@ def build_lab(spec: CampaignSpec) -> BuiltLab:
         return BuiltLab(simulator, lab.max_concurrency)
     if isinstance(lab, LookupLab):
         return _build_lookup(spec, lab)
+    if isinstance(lab, StationLab):
+        runtime = StationRuntime(lab)
+        return BuiltLab(runtime, lab.max_concurrency, station=runtime)
     raise SpecError("lab", f"unsupported lab {lab!r}")  # unreachable: the spec's union is closed
 
 

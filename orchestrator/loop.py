@@ -53,7 +53,16 @@ class InlineStages:
 
 
 def run_loop(ctx: CampaignContext, stages: StageRunner) -> str:
-    """Run cycles until a stop reason holds; returns that reason. Continues an interrupted cycle first."""
+    """Run cycles until a stop reason holds; returns that reason. Continues an interrupted cycle first.
+
+    The lab is closed at the end however the loop ends (instruments to their safe state, ports closed)."""
+    try:
+        return _cycles(ctx, stages)
+    finally:
+        ctx.lab.close()
+
+
+def _cycles(ctx: CampaignContext, stages: StageRunner) -> str:
     recovery = recover(ctx)
     if recovery.cycle_id is not None:
         _run_cycle(ctx, stages, recovery.cycle_id, plan=recovery.needs_plan, to_run=recovery.to_run)

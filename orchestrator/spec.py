@@ -16,9 +16,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.errors import SpecError
+from orchestrator.station_spec import STATION_MODELS, StationLab
 from planners.base import PlanningProblem
 from planners.hypotheses.guards import SafetyRules
 from planners.hypotheses.settings import HypothesisSettings
@@ -109,7 +119,20 @@ class LookupLab(_LabSpec):
     )
 
 
-LabSpec = Annotated[FunctionLab | LookupLab, Field(discriminator="simulator")]
+SimulatorLab = Annotated[FunctionLab | LookupLab, Field(discriminator="simulator")]
+
+
+def _lab_kind(value: Any) -> str:
+    # The tags are not keys of the file, so error paths stay `lab.instruments.pump.port`, never `lab.station-lab…`.
+    if isinstance(value, dict):
+        return "station-lab" if "station" in value else "simulator-lab"
+    return "station-lab" if isinstance(value, StationLab) else "simulator-lab"
+
+
+LabSpec = Annotated[
+    Annotated[SimulatorLab, Tag("simulator-lab")] | Annotated[StationLab, Tag("station-lab")],
+    Discriminator(_lab_kind),
+]
 
 
 class CampaignSpec(_Strict):
@@ -264,6 +287,8 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
             raise SpecError(
                 "lab.simulator", f"{lab.simulator} takes {wanted} parameters, the space has {len(spec.space)}"
             )
+    elif isinstance(lab, StationLab):
+        check_station(spec, lab, index, objective_names)
     else:
         for name in lab.columns:
             if name not in index:
@@ -271,6 +296,80 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
         for name in lab.outcomes:
             if name not in objective_names:
                 raise SpecError(f"lab.outcomes.{name}", f"'{name}' is not an objective")
+
+
+def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], objective_names: list[str]) -> None:
+    """What can be checked of a station without its drivers: names, placeholders, outcomes, limits vs the space."""
+    from instruments.formula import Formula, FormulaError
+    from instruments.station import placeholders
+
+    for name, instrument in lab.instruments.items():
+        if lab.twins is None and not instrument.port:
+            raise SpecError(f"lab.instruments.{name}.port", "required without twins (e.g. /dev/ttyUSB0)")
+    saved: set[str] = set()
+    for i, step in enumerate(lab.protocol):
+        values = [step.wait] if hasattr(step, "wait") else list(step.args.values())
+        for value in values:
+            for name in placeholders(value):
+                if name not in index:
+                    raise SpecError(f"lab.protocol[{i}]", f"'{{{name}}}' is not a parameter")
+        if hasattr(step, "wait"):
+            if isinstance(step.wait, str) and not placeholders(step.wait):
+                raise SpecError(f"lab.protocol[{i}].wait", f"'{step.wait}' is neither a number nor '{{parameter}}'")
+            continue
+        if step.instrument not in lab.instruments:
+            raise SpecError(
+                f"lab.protocol[{i}].instrument",
+                f"no instrument '{step.instrument}' (instruments: {', '.join(lab.instruments)})",
+            )
+        limits = lab.instruments[step.instrument].limits
+        for argument, value in step.args.items():
+            _check_limit_covers_space(spec, index, i, step.instrument, argument, value, limits.get(argument))
+        saved |= set(step.save.values())
+    for name in objective_names:
+        if name not in lab.outcomes:
+            raise SpecError("lab.outcomes", f"objective '{name}' has no formula")
+    numeric = {p.name for p in spec.space if p.is_numeric}
+    for name, text in lab.outcomes.items():
+        if name not in objective_names:
+            raise SpecError(f"lab.outcomes.{name}", f"'{name}' is not an objective")
+        try:
+            formula = Formula(text)
+        except FormulaError as exc:
+            raise SpecError(f"lab.outcomes.{name}", str(exc)) from None
+        unknown = [n for n in formula.names if n not in saved | numeric]
+        if unknown:
+            raise SpecError(
+                f"lab.outcomes.{name}", f"{', '.join(unknown)} is neither saved by a step nor a numeric parameter"
+            )
+
+
+def _check_limit_covers_space(
+    spec: CampaignSpec, index: dict[str, int], step: int, instrument: str, argument: str, value: Any, limit: Any
+) -> None:
+    """A parameter wired straight to a limited argument must not range past the limit: such experiments would be
+    planned and then refused one by one at the instrument. Better to say so before the campaign starts."""
+    from instruments.station import whole_placeholder
+
+    name = whole_placeholder(value)
+    if limit is None or name not in index:
+        return
+    parameter = spec.space[index[name]]
+    if not parameter.is_numeric:
+        return
+    values = [float(v) for v in (parameter.bounds if hasattr(parameter, "bounds") else parameter.values)]
+    where = f"lab.instruments.{instrument}.limits.{argument}"
+    if limit.max is not None and max(values) > limit.max:
+        raise SpecError(
+            f"space[{index[parameter.name]}]",
+            f"'{parameter.name}' reaches {max(values):g} but lab.protocol[{step}] sends it as {argument} to "
+            f"{instrument}, whose limit is {where}.max = {limit.max:g}",
+        )
+    if limit.min is not None and min(values) < limit.min:
+        raise SpecError(
+            f"space[{index[parameter.name]}]",
+            f"'{parameter.name}' goes down to {min(values):g} but {where}.min = {limit.min:g}",
+        )
 
 
 def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
@@ -350,6 +449,7 @@ def _is_field_of_any_model(name: str) -> bool:
             OutcomeConstraint,
             HypothesisSettings,
             SafetyRules,
+            *STATION_MODELS,
         )
         for field in model.model_fields
     }

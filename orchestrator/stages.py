@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from instruments.station import Journal
 from orchestrator import hypotheses as ledger
 from orchestrator.lab import BuiltLab, build_lab
 from orchestrator.progress import CycleReport
@@ -298,16 +299,17 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
         try:
             with ctx.db.session() as session:
                 move_experiment(session, session.get_one(Experiment, experiment_id), ExperimentState.RUNNING)
-            result = ctx.lab.run(parameters, key)
+            result = ctx.lab.run(parameters, key, _journal(ctx, experiment_id, attempt))
         except SimulationError as exc:
             retryable = exc.retryable and attempt < max_attempts
             with ctx.db.session() as session:
                 experiment = session.get_one(Experiment, experiment_id)
+                detail = exc.detail() if hasattr(exc, "detail") else {}
                 move_experiment(
                     session,
                     experiment,
                     ExperimentState.FAILED,
-                    detail={"reason": str(exc), "error": type(exc).__name__, "will_retry": retryable},
+                    detail={"reason": str(exc), "error": type(exc).__name__, "will_retry": retryable, **detail},
                 )
                 if not retryable:
                     return _outcome(experiment)
@@ -338,6 +340,19 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
                 detail={"values": {k: float(v) for k, v in result.values.items()}},
             )
             return _outcome(experiment, {k: float(v) for k, v in result.values.items()})
+
+
+def _journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Journal:
+    """Where a station writes each action as it happens: an Event of the experiment, committed at once, so the
+    database says what was about to be sent before it is sent (and what came back, with the bytes)."""
+
+    def write(kind: str, detail: dict[str, Any]) -> None:
+        with ctx.db.session() as session:
+            add_event(
+                session, ctx.campaign_id, "experiment", experiment_id, kind, detail={"attempt": attempt, **detail}
+            )
+
+    return write
 
 
 def run_experiments(ctx: CampaignContext, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:

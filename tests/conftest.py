@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 POSTGRES_ENV = "PEIRCE_TEST_POSTGRES_URL"
 
+# A separate driver package: its tests run after it is installed (tests/instruments/test_plugin_driver.py).
+collect_ignore = ["plugin_driver"]
+
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:

@@ -1,0 +1,92 @@
+"""`peirce instruments` (installed drivers and their skills) and `peirce twin` (serve a device twin by hand)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.errors import SpecError
+
+console = Console(highlight=False)
+
+
+def instruments_command(
+    driver: Annotated[str | None, typer.Argument(help="Show one driver's actions in full.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the installed instrument drivers (entry points `peirce.instruments`) and their actions."""
+    from instruments.errors import InstrumentError
+    from instruments.registry import all_drivers, load_driver
+
+    try:
+        drivers = {driver: load_driver(driver)} if driver else all_drivers()
+    except InstrumentError as exc:
+        raise SpecError("driver", exc.message) from None
+    described = [cls.describe() for cls in drivers.values()]
+    if as_json:
+        sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        return
+    for info in described:
+        table = Table(title=f"{info['name']}: {info['title']}", title_justify="left", caption=info["manual"])
+        for column in ("action", "arguments", "returns", "re-sent on a lost answer"):
+            table.add_column(column)
+        for action in info["actions"]:
+            arguments = ", ".join(_argument(a) for a in action["arguments"]) or "—"
+            returns = ", ".join(f"{k} [{v}]" if v else k for k, v in action["returns"].items()) or "—"
+            table.add_row(action["name"], arguments, returns, "yes" if action["idempotent"] else "never")
+        console.print(table)
+
+
+def _argument(argument: dict[str, object]) -> str:
+    text = str(argument["name"])
+    if argument.get("unit"):
+        text += f" [{argument['unit']}]"
+    low, high = argument.get("minimum"), argument.get("maximum")
+    if low is not None or high is not None:
+        text += f" {'' if low is None else low}..{'' if high is None else high}"
+    if argument.get("choices"):
+        text += " " + "|".join(map(str, argument["choices"]))  # type: ignore[call-overload]
+    return text
+
+
+def twin_command(
+    driver: Annotated[str, typer.Argument(help="Driver whose device twin to serve, e.g. mettler-sics.")],
+    tcp: Annotated[int | None, typer.Option("--tcp", help="Serve on this TCP port (0: any free port).")] = None,
+    time_scale: Annotated[float, typer.Option("--time-scale", help="Simulated seconds per second.")] = 1.0,
+    fault_rate: Annotated[float, typer.Option("--fault-rate", help="Share of requests meeting a fault.")] = 0.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Serve one device twin on a pty (default) or TCP until Ctrl-C, for trying a driver or a station by hand."""
+    from simulators.twins.bench import Bench
+    from simulators.twins.registry import load_twin
+    from simulators.twins.server import FaultPlan, TwinServer
+
+    try:
+        twin_class = load_twin(driver)
+    except KeyError as exc:
+        raise SpecError("driver", str(exc.args[0])) from None
+    if not 0 <= fault_rate <= 1:
+        raise SpecError("--fault-rate", f"{fault_rate} is not between 0 and 1")
+    if time_scale <= 0:
+        raise SpecError("--time-scale", f"{time_scale} is not positive")
+    bench = Bench(time_scale=time_scale, seed=seed)
+    server = TwinServer(twin_class(bench), FaultPlan(rate=fault_rate, seed=seed), name=driver)
+    url = server.start_tcp(port=tcp) if tcp is not None else server.start_pty()
+    console.print(f"{driver} twin serving on {url} (Ctrl-C to stop)")
+    sys.stdout.flush()
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        console.print(f"stopped; {len(server.log)} requests served, {len(server.injected)} faults injected")

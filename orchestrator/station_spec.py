@@ -1,0 +1,120 @@
+"""The `lab:` block of a campaign that runs on a station of instruments (pydantic models; see docs/instruments.md).
+
+lab:
+  station: reaction_bench
+  instruments:
+    pump: {driver: newera-pump, port: /dev/ttyUSB0, limits: {volume_ml: {max: 3, per_experiment: 3}}}
+    hotplate: {driver: ika-namur, port: "socket://10.0.0.7:4001", limits: {temperature_c: {max: 130}}}
+  protocol:
+    - {instrument: pump, action: dispense, args: {volume_ml: "{volume}", rate_ml_min: 10}}
+    - {wait: "{time}", unit: min}
+  outcomes: {yield: "100 * conversion"}
+  twins: {time_scale: 600}        # run on device twins instead of hardware (ports are then not needed)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from planners.space import Identifier
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitSpec(_Strict):
+    min: float | None = None
+    max: float | None = None
+    per_experiment: float | None = Field(default=None, gt=0, description="Most of this quantity in one experiment.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LimitSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} > max {self.max:g}")
+        if self.min is None and self.max is None and self.per_experiment is None:
+            raise ValueError("a limit needs min, max or per_experiment")
+        return self
+
+
+class InstrumentSpec(_Strict):
+    driver: str = Field(description="Driver name, as `peirce instruments` lists it (an entry point).")
+    port: str | None = Field(
+        default=None, description="Serial URL: /dev/ttyUSB0, socket://host:port, rfc2217://… (not needed with twins)."
+    )
+    limits: dict[Identifier, LimitSpec] = Field(
+        default_factory=dict, description="Safety limits per argument name, checked before anything is sent."
+    )
+    serial: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the driver's line settings (baudrate, timeout_s, …)."
+    )
+    twin: dict[str, Any] = Field(default_factory=dict, description="Options of this instrument's device twin.")
+
+
+class ActionStepSpec(_Strict):
+    instrument: Identifier
+    action: Identifier
+    args: dict[Identifier, float | int | bool | str] = Field(
+        default_factory=dict, description="Arguments; '{parameter}' is replaced by the experiment's value."
+    )
+    save: dict[Identifier, Identifier] = Field(
+        default_factory=dict, description="Returned measurement -> name used in the outcome formulas."
+    )
+
+
+class WaitStepSpec(_Strict):
+    wait: float | str = Field(description="How long: a number or '{parameter}'.")
+    unit: Literal["s", "min", "h"] = "s"
+
+
+def _step_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "wait-step" if "wait" in value else "action-step"
+    return "wait-step" if isinstance(value, WaitStepSpec) else "action-step"
+
+
+StepSpec = Annotated[
+    Annotated[ActionStepSpec, Tag("action-step")] | Annotated[WaitStepSpec, Tag("wait-step")],
+    Discriminator(_step_kind),
+]
+
+
+class FaultSpec(_Strict):
+    rate: float = Field(default=0.0, ge=0, le=1, description="Probability that a request meets a fault.")
+    kinds: list[Literal["no_answer", "late_answer", "garbled", "device_error", "disconnect"]] = Field(
+        default_factory=lambda: ["no_answer", "late_answer", "garbled", "device_error", "disconnect"]
+    )
+
+
+class TwinSettings(_Strict):
+    time_scale: float = Field(default=1.0, gt=0, description="Simulated seconds per wall-clock second.")
+    seed: int = Field(default=0, ge=0)
+    transport: Literal["pty", "tcp"] = Field(default="pty", description="How twins are served: a pty or TCP.")
+    faults: FaultSpec = Field(default_factory=FaultSpec)
+
+
+class StationLab(_Strict):
+    """A station of real instruments (or their twins) and the protocol one experiment follows on it."""
+
+    station: Identifier = Field(description="The station's name.")
+    instruments: dict[Identifier, InstrumentSpec] = Field(min_length=1)
+    protocol: list[StepSpec] = Field(min_length=1)
+    outcomes: dict[Identifier, str] = Field(
+        min_length=1, description="Objective -> formula over saved measurements and numeric parameters."
+    )
+    twins: TwinSettings | None = Field(default=None, description="Run on device twins instead of instruments.")
+    max_concurrency: int = Field(default=4, ge=1, description="Experiments under way at once (reservations apply).")
+    delay_s: float = 0.0  # a lab-wide setting of the simulators; unused by stations
+
+
+STATION_MODELS: tuple[type[BaseModel], ...] = (
+    StationLab,
+    InstrumentSpec,
+    LimitSpec,
+    ActionStepSpec,
+    WaitStepSpec,
+    TwinSettings,
+    FaultSpec,
+)
