@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -228,8 +228,16 @@ class Driver(ABC):
     @abstractmethod
     def safe_state(self) -> None: ...
 
-    def query(self, command: str, *, idempotent: bool = True, timeout_s: float | None = None) -> str:
-        return self.transport.query(command, idempotent=idempotent, timeout_s=timeout_s)
+    def query(
+        self,
+        command: str,
+        *,
+        idempotent: bool = True,
+        timeout_s: float | None = None,
+        parse: Callable[[str], Any] | None = None,
+    ) -> Any:
+        """One command, one answer line; with `parse`, the parsed answer (a malformed one is retried if idempotent)."""
+        return self.transport.query(command, idempotent=idempotent, timeout_s=timeout_s, parse=parse)
 
     def send(self, command: str) -> None:
         self.transport.send(command)

@@ -11,8 +11,9 @@ no experiment ever waits for a second instrument while holding one, there is no 
 
 Journal: before an action is sent the station writes `action-started` through the journal callback (the
 orchestrator commits it to the database), then `action-done` or `action-failed` with the result or the typed
-error and the transcript slice of exactly that action. A failure aborts every instrument the experiment touched
-(pump stopped, heater off) and is raised as the typed error, for the orchestrator to record and retry.
+error and the transcript slice of exactly that action. A failure brings the instrument the experiment holds to
+its safe state (pump stopped, heater off; instruments it used before may serve another experiment by now and are
+left alone) and is raised as the typed error, for the orchestrator to record and retry.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def placeholders(value: Any) -> set[str]:
 
 
 class Station:
-    """Runs experiments on connected drivers. `on_arrive(instrument, experiment_key)` is called when an
-    experiment takes an instrument (where a robot or a person would move the vessel; twins move it on the bench).
+    """Runs experiments on connected drivers. `on_arrive(instrument, sample)` is called when an experiment takes an
+    instrument (where a robot or a person would move the sample's vial; with twins the bench moves it).
     `time_scale` divides waits (1 with real instruments; the twins' clock speed with twins)."""
 
     def __init__(
@@ -98,6 +99,8 @@ class Station:
         self.on_arrive = on_arrive
         self.time_scale = time_scale
         self._reservations = {name: threading.Lock() for name in self.drivers}
+        self._runs: dict[str, int] = {}
+        self._samples_lock = threading.Lock()
         self.check()
 
     def check(self) -> None:
@@ -133,6 +136,8 @@ class Station:
     def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> dict[str, float]:
         """Run the protocol for one experiment; returns outcome name -> value. Raises typed InstrumentErrors."""
         write = journal or (lambda kind, detail: None)
+        sample = self._new_sample(key)
+        write("sample", {"sample": sample})
         values: dict[str, float] = {}
         held: str | None = None
         touched: list[str] = []
@@ -152,18 +157,26 @@ class Station:
                     if held not in touched:
                         touched.append(held)
                     if self.on_arrive is not None:
-                        self.on_arrive(held, key)
+                        self.on_arrive(held, sample)
                 result = self._act(index, step, parameters, write)
                 for returned, name in step.save.items():
                     values[name] = result[returned]
         except InstrumentError as exc:
-            self._abort(touched, key, write, exc)
+            # Only the instrument this experiment holds: the others it used may serve another experiment by now.
+            self._abort([held] if held else [], write, exc)
             raise
         finally:
             self._release(held, key)
             for name in touched:
                 self.drivers[name].limits.forget(key)
         return self._outcomes(parameters, values)
+
+    def _new_sample(self, key: str) -> str:
+        """Each run of an experiment gets a fresh sample (vial), labelled `<key>/<run>`: a retry under the same
+        idempotency key starts from new material, never from what a failed attempt left in the vial."""
+        with self._samples_lock:
+            self._runs[key] = self._runs.get(key, 0) + 1
+            return f"{key}/{self._runs[key]}"
 
     def _act(self, index: int, step: ActionStep, parameters: Mapping[str, Any], write: Journal) -> dict[str, Any]:
         driver = self.drivers[step.instrument]
@@ -198,9 +211,9 @@ class Station:
         )
         return result
 
-    def _abort(self, touched: list[str], key: str, write: Journal, cause: InstrumentError) -> None:
-        """Bring every instrument the failed experiment used to its safe state; failures here are recorded too."""
-        for name in touched:
+    def _abort(self, instruments: list[str], write: Journal, cause: InstrumentError) -> None:
+        """Bring the failed experiment's instrument to its safe state (still reserved to it); failures recorded."""
+        for name in instruments:
             try:
                 self.drivers[name].abort()
                 write("instrument-safe", {"instrument": name, "after": cause.kind})

@@ -18,6 +18,7 @@ import contextlib
 import termios
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,6 +60,7 @@ class SerialSettings:
 
 # What pyserial lets through when a line drops: a pty's tcdrain raises termios.error, not OSError.
 _LINE_ERRORS = (serial.SerialException, OSError, termios.error)
+_POLL_S = 0.05  # how long one read waits for bytes before the deadline is checked again
 
 
 class SerialTransport:
@@ -74,6 +76,7 @@ class SerialTransport:
         self._port: serial.SerialBase | None = None
         self._lock = threading.RLock()
         self._dirty = False  # a timeout happened: late bytes may still arrive
+        self.opened = 0  # times the port was opened: a change tells a caller that the line dropped meanwhile
 
     # --- connection ---------------------------------------------------------------------------------------------
 
@@ -90,13 +93,17 @@ class SerialTransport:
                     parity=s.parity,
                     stopbits=s.stopbits,
                     xonxoff=s.xonxoff,
-                    timeout=s.timeout_s,
+                    # A short, fixed read timeout: read_line polls up to each command's own deadline. Changing
+                    # the port's timeout per read would re-apply termios settings every time (slow, and some
+                    # kernels refuse to re-apply 7-bit/parity settings to a pty).
+                    timeout=_POLL_S,
                     write_timeout=s.timeout_s,
                 )
-            except (serial.SerialException, OSError, ValueError) as exc:
+            except (*_LINE_ERRORS, ValueError) as exc:
                 self._port = None
                 raise Disconnected(f"cannot open {self.url}: {exc}", instrument=self.instrument) from None
             self.transcript.record("note", f"opened {self.url}")
+            self.opened += 1
             self._dirty = False
 
     def close(self) -> None:
@@ -118,11 +125,20 @@ class SerialTransport:
 
     # --- exchanges ----------------------------------------------------------------------------------------------
 
-    def query(self, command: str, *, idempotent: bool, timeout_s: float | None = None) -> str:
-        """Send a command and return its one-line answer (terminator stripped, decoded).
+    def query(
+        self,
+        command: str,
+        *,
+        idempotent: bool,
+        timeout_s: float | None = None,
+        parse: Callable[[str], Any] | None = None,
+    ) -> Any:
+        """Send a command and return its one-line answer (terminator stripped, decoded), or `parse(answer)`.
 
         Idempotent queries are retried (timeouts, garbled answers, a dropped line) with back-off; other commands
         are sent once, and a missing answer raises InstrumentTimeout: the device may or may not have acted.
+        A parser runs inside the retry loop, so a malformed answer (a ProtocolError from the parser) is retried
+        like a garbled one; a DeviceError is the device's considered answer and is raised at once.
         """
         attempts = 1 + (self.settings.retries if idempotent else 0)
         delay = self.settings.backoff_s
@@ -132,7 +148,8 @@ class SerialTransport:
                     self._ensure_open()
                     self._prepare()
                     self._write(command)
-                    return self.read_line(timeout_s, command=command)
+                    answer = self.read_line(timeout_s, command=command)
+                    return parse(answer) if parse is not None else answer
                 except (InstrumentTimeout, ProtocolError, Disconnected) as exc:
                     if attempt == attempts:
                         if isinstance(exc, Disconnected) and not idempotent:
@@ -172,11 +189,10 @@ class SerialTransport:
                         command=command,
                     )
                 raise InstrumentTimeout(f"no answer within {timeout:g} s", instrument=self.instrument, command=command)
-            port.timeout = min(remaining, 0.25)
             try:
                 chunk = port.read_until(terminator, s.max_line + len(terminator) - len(buffer))
             except _LINE_ERRORS as exc:
-                self._dirty = True
+                self._drop()
                 raise Disconnected(
                     f"line lost while reading: {exc}", instrument=self.instrument, command=command
                 ) from None
@@ -225,6 +241,7 @@ class SerialTransport:
             port.write(data)
             port.flush()
         except _LINE_ERRORS as exc:
+            self._drop()
             raise Disconnected(f"line lost while writing: {exc}", instrument=self.instrument, command=command) from None
 
     def _prepare(self) -> None:
@@ -244,9 +261,15 @@ class SerialTransport:
                     break
                 time.sleep(min(0.01, max(0.0, end - time.monotonic())))
         except _LINE_ERRORS as exc:
+            self._drop()
             raise Disconnected(f"line lost: {exc}", instrument=self.instrument) from None
         if stale:
             self.transcript.record("discarded", bytes(stale))
+
+    def _drop(self) -> None:
+        """Forget a port whose line is gone, so that the next command opens it afresh (whatever sent it)."""
+        self.close()
+        self._dirty = False
 
     def _try_reconnect(self) -> None:
         with contextlib.suppress(InstrumentError):  # the next command reports it, with its own context

@@ -27,6 +27,7 @@ from orchestrator.store.models import (
     CampaignStatus,
     Cycle,
     Decision,
+    Event,
     Experiment,
     ExperimentState,
     Hypothesis,
@@ -520,12 +521,7 @@ def recover(ctx: CampaignContext) -> Recovery:
                 Experiment.campaign_id == ctx.campaign_id, Experiment.state.in_(ExperimentState.IN_DOUBT)
             )
         ):
-            move_experiment(
-                session,
-                experiment,
-                ExperimentState.ABANDONED,
-                detail={"reason": "in doubt after an interruption: the lab keeps no record to reconcile with"},
-            )
+            move_experiment(session, experiment, ExperimentState.ABANDONED, detail=_in_doubt(session, experiment))
         cycle = session.scalar(
             select(Cycle)
             .where(Cycle.campaign_id == ctx.campaign_id, Cycle.stage != "done")
@@ -547,6 +543,31 @@ def recover(ctx: CampaignContext) -> Recovery:
             session, ctx.campaign_id, "cycle", cycle.id, "resumed", detail={"stage": cycle.stage, "to_run": len(to_run)}
         )
         return Recovery(cycle.id, needs_plan=not cycle.experiments, to_run=to_run)
+
+
+def _in_doubt(session: Any, experiment: Experiment) -> dict[str, Any]:
+    """Why an interrupted experiment is abandoned, and, on a station, the last action its journal shows: a person
+    must know whether a dispense was sent and never confirmed before the vial is reused."""
+    last = session.scalar(
+        select(Event)
+        .where(
+            Event.entity == "experiment",
+            Event.entity_id == experiment.id,
+            Event.kind.in_(("action-started", "action-done", "action-failed")),
+        )
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    if last is None:
+        return {"reason": "in doubt after an interruption: the lab keeps no record to reconcile with"}
+    step = last.detail or {}
+    action = f"{step.get('instrument')}.{step.get('action')} (step {step.get('step')})"
+    if last.kind == "action-started":
+        return {
+            "reason": f"in doubt after an interruption: {action} was sent and never confirmed; check the instrument",
+            "unconfirmed_action": step,
+        }
+    return {"reason": f"interrupted after {action} {last.kind.removeprefix('action-')}", "last_action": step}
 
 
 def finish_campaign(ctx: CampaignContext, reason: str) -> None:

@@ -70,14 +70,15 @@ class StationRuntime:
         self.servers: list[Any] = []
         self.bench: Any = None
         self._lock = threading.Lock()
+        self._connected: set[str] = set()
 
-    def _make_drivers(self, ports: Mapping[str, str]) -> dict[str, Driver]:
+    def _make_drivers(self, ports: Mapping[str, str], line: Mapping[str, Any] | None = None) -> dict[str, Driver]:
         return {
             name: self.driver_classes[name](
                 ports[name],
                 instrument=name,
                 limits=SafetyLimits.from_mapping({k: v.model_dump() for k, v in instrument.limits.items()}),
-                settings=instrument.serial,
+                settings={**instrument.serial, **(line or {})},
             )
             for name, instrument in self.spec.instruments.items()
         }
@@ -85,25 +86,32 @@ class StationRuntime:
     # --- lifetime ---------------------------------------------------------------------------------------------------
 
     def start(self) -> Station:
-        """Start the twins (in twin mode) and connect every driver; once, whichever experiment comes first."""
+        """Start the twins (in twin mode, once) and connect every driver. An experiment that finds the station
+        unconnected (first use, or a connection that failed) connects it; a failure is that experiment's error."""
         with self._lock:
-            if self.station is not None:
-                return self.station
-            on_arrive, time_scale = None, 1.0
-            if self.spec.twins is not None:
-                ports, on_arrive, time_scale = self._start_twins()
-            else:
-                ports = {name: str(instrument.port) for name, instrument in self.spec.instruments.items()}
-            station = Station(
-                self._make_drivers(ports),
-                self.protocol,
-                self.spec.outcomes,
-                on_arrive=on_arrive,
-                time_scale=time_scale,
-            )
-            station.connect()
-            self.station = station
-            return station
+            if self.station is None:
+                on_arrive, time_scale, line = None, 1.0, None
+                if self.spec.twins is not None:
+                    ports, on_arrive, time_scale = self._start_twins()
+                    if self.spec.twins.transport == "pty":
+                        # A pty carries bytes, not bits: character size and parity mean nothing there, and some
+                        # kernels refuse 7-bit or parity settings on one. 7E1 devices are exercised over TCP.
+                        line = {"bytesize": 8, "parity": "N"}
+                else:
+                    ports = {name: str(instrument.port) for name, instrument in self.spec.instruments.items()}
+                self.station = Station(
+                    self._make_drivers(ports, line),
+                    self.protocol,
+                    self.spec.outcomes,
+                    on_arrive=on_arrive,
+                    time_scale=time_scale,
+                )
+            for name, driver in self.station.drivers.items():
+                if name not in self._connected:
+                    # A connect that failed half-way (a fault during set-up) is done again from the start.
+                    driver.connect()
+                    self._connected.add(name)
+            return self.station
 
     def _start_twins(self) -> tuple[dict[str, str], Any, float]:
         from simulators.twins.bench import Bench
@@ -141,9 +149,9 @@ class StationRuntime:
             if self.station is not None:
                 self.station.close()
                 self.station = None
+                self._connected.clear()
             for server in self.servers:
-                server.stop()
-            self.servers.clear()
+                server.stop()  # stopped twins keep their records (requests served, faults injected)
 
     @property
     def injected_faults(self) -> list[Any]:

@@ -34,7 +34,7 @@ import time
 from typing import Any, ClassVar
 
 from instruments.contract import Action, Argument, Driver
-from instruments.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from instruments.errors import DeviceError, Disconnected, InstrumentError, InstrumentTimeout, ProtocolError
 from instruments.transport import SerialSettings
 
 # NAMUR channel numbers of the hotplates' command table.
@@ -164,7 +164,7 @@ class IkaNamurHotplate(Driver):
 
     def identify(self) -> dict[str, str]:
         """`IN_NAME`: the device name (command table: "Read the device name")."""
-        return {"model": parse_name_response(self.query("IN_NAME")), "protocol": "NAMUR"}
+        return {"model": self.query("IN_NAME", parse=parse_name_response), "protocol": "NAMUR"}
 
     def read_status(self) -> dict[str, Any]:
         """Setpoints (`IN_SP_1`, `IN_SP_4`) and actual values (`IN_PV_1`, `IN_PV_2`, `IN_PV_4`)."""
@@ -177,11 +177,12 @@ class IkaNamurHotplate(Driver):
         }
 
     def safe_state(self) -> None:
-        """`STOP_1` and `STOP_4`: heater and motor off. Both are sent even if the first fails on the line."""
+        """`STOP_1` and `STOP_4`: heater and motor off, each confirmed as in `_switch`. Both are sent even if the
+        first fails on the line."""
         failure: InstrumentError | None = None
         for command in ("STOP_1", "STOP_4"):
             try:
-                self.send(command)
+                self._switch(command)
             except InstrumentError as exc:
                 failure = failure or exc
         if failure is not None:
@@ -196,26 +197,26 @@ class IkaNamurHotplate(Driver):
         the heater starts, and a heater regulating to a setpoint nobody asked for must not go unnoticed.
         """
         self._apply_setpoint(MEDIUM_CHANNEL, temperature_c, f"{temperature_c:.1f}", self.temperature_tolerance_c)
-        self._send_settled("START_1")
+        self._switch("START_1")
         self._check_setpoint(MEDIUM_CHANNEL, temperature_c, f"{temperature_c:.1f}", self.temperature_tolerance_c)
         return {}
 
     def do_heat_off(self) -> dict[str, Any]:
         """`STOP_1`: stop the heater (not answered; variables set with OUT_SP_1 are kept)."""
-        self.send("STOP_1")
+        self._switch("STOP_1")
         return {}
 
     def do_set_speed(self, speed_rpm: float) -> dict[str, Any]:
         """`OUT_SP_4 n` (adjust the set speed, whole rpm), read back with `IN_SP_4`, then `START_4` (start motor)."""
         text = str(round(speed_rpm))
         self._apply_setpoint(SPEED_CHANNEL, speed_rpm, text, self.speed_tolerance_rpm)
-        self._send_settled("START_4")
+        self._switch("START_4")
         self._check_setpoint(SPEED_CHANNEL, speed_rpm, text, self.speed_tolerance_rpm)
         return {}
 
     def do_stir_off(self) -> dict[str, Any]:
         """`STOP_4`: stop the motor (not answered; the speed setpoint is kept)."""
-        self.send("STOP_4")
+        self._switch("STOP_4")
         return {}
 
     def do_read_temperature(self) -> dict[str, Any]:
@@ -243,19 +244,33 @@ class IkaNamurHotplate(Driver):
     # --- helpers --------------------------------------------------------------------------------------------------
 
     def _read(self, command: str, channel: int) -> float:
-        """An idempotent reading; a garbled answer (ProtocolError) is asked again by the transport's retries."""
-        attempts = 1 + self.transport.settings.retries
-        for attempt in range(1, attempts + 1):
-            line = self.query(command)
+        """An idempotent reading. The parser runs in the transport's retry loop, so an answer for another channel
+        (a late answer to an earlier command) is asked again like a garbled one; a device error is raised at once."""
+        return self.query(command, parse=lambda line: parse_value_response(line, channel))
+
+    def _switch(self, command: str) -> None:
+        """Send an unanswered switching command (START/STOP) so that its loss cannot pass unseen.
+
+        NAMUR has no query for whether the heater or the motor is on, so a lost `STOP_1` would leave a heater on
+        with nobody the wiser. The command is idempotent, so it goes out twice (a single line error no longer
+        loses it), and the link is then confirmed by a query; if the line dropped and was reopened meanwhile, the
+        copies may have gone nowhere, and both are sent again (at most twice more), each step in the transcript.
+        """
+        for _ in range(3):
+            opened = self.transport.opened
             try:
-                return parse_value_response(line, channel)
-            except ProtocolError as exc:
-                # Decodable but wrong (an answer for another channel: a late answer to an earlier command).
-                exc.command = command
-                if attempt == attempts:
-                    raise
-                self.transport.transcript.record("note", f"retry {attempt}/{attempts - 1} of {command!r}: {exc}")
-        raise AssertionError("unreachable")
+                self._send_settled(command)
+                self._send_settled(command)
+                self._read(f"IN_SP_{MEDIUM_CHANNEL}", MEDIUM_CHANNEL)  # confirms the line is up (retried if not)
+            except Disconnected:
+                self.transport.transcript.record("note", f"line lost around {command!r}; sending it again")
+                continue
+            if self.transport.opened == opened:
+                return
+            self.transport.transcript.record("note", f"line reopened after {command!r}; sending it again")
+        raise Disconnected(
+            f"{command} could not be confirmed: the line kept dropping", instrument=self.instrument, command=command
+        )
 
     def _send_settled(self, command: str) -> None:
         self.send(command)

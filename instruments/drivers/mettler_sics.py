@@ -282,7 +282,7 @@ class MettlerSicsBalance(Driver):
         """
         status: dict[str, Any] = {}
         try:
-            weight = parse_weight_response(self.query("SI"))
+            weight = self.query("SI", parse=parse_weight_response)
         except DeviceError as exc:
             states = {"S +": "overload", "S -": "underload", "S I": "busy"}
             if exc.code not in states:
@@ -290,7 +290,7 @@ class MettlerSicsBalance(Driver):
             status["state"] = states[exc.code]
         else:
             status.update(state="stable" if weight.stable else "dynamic", mass_g=weight.grams)
-        status["tare_g"] = parse_tare_value_response(self.query("TA"))
+        status["tare_g"] = self.query("TA", parse=parse_tare_value_response)
         return status
 
     def safe_state(self) -> None:
@@ -301,26 +301,26 @@ class MettlerSicsBalance(Driver):
 
     def do_zero(self, timeout_s: float) -> dict[str, Any]:
         """`Z` -> `Z A` once stable and within the zero setting range (`Z I`, `Z +`, `Z -`: DeviceError)."""
-        parse_ack(self.query("Z", timeout_s=timeout_s), "Z")
+        self.query("Z", timeout_s=timeout_s, parse=lambda line: parse_ack(line, "Z"))
         return {}
 
     def do_tare(self, timeout_s: float) -> dict[str, Any]:
         """`T` -> `T S <tare> <unit>` once stable (`T I`, `T +`, `T -`: DeviceError)."""
-        return {"tare_g": parse_tare_response(self.query("T", timeout_s=timeout_s))}
+        return {"tare_g": self.query("T", timeout_s=timeout_s, parse=parse_tare_response)}
 
     def do_clear_tare(self) -> dict[str, Any]:
         """`TAC` -> `TAC A` (`TAC I`: DeviceError)."""
-        parse_ack(self.query("TAC"), "TAC")
+        self.query("TAC", parse=lambda line: parse_ack(line, "TAC"))
         return {}
 
     def do_weigh(self, timeout_s: float) -> dict[str, Any]:
         """`S` -> `S S <value> <unit>` once stable (`S I` when the balance's own stability timeout ran out)."""
-        weight = parse_weight_response(self.query("S", timeout_s=timeout_s), stable_only=True)
+        weight = self.query("S", timeout_s=timeout_s, parse=lambda line: parse_weight_response(line, stable_only=True))
         return {"mass_g": weight.grams}
 
     def do_weigh_immediate(self) -> dict[str, Any]:
         """`SI` -> `S S <value> <unit>` (stable) or `S D <value> <unit>` (dynamic)."""
-        weight = parse_weight_response(self.query("SI"))
+        weight = self.query("SI", parse=parse_weight_response)
         return {"mass_g": weight.grams, "stable": 1.0 if weight.stable else 0.0}
 
     # --- beyond the actions ---------------------------------------------------------------------------------------

@@ -107,8 +107,8 @@ class IkaNamurTwin(TwinProtocol):
         self.medium_c += (self.plate_c - self.medium_c) * (1.0 - math.exp(-dt / self.lag_s))
         wanted = self.speed_setpoint_rpm if self.stirring else 0.0
         change = self.speed_ramp_rpm_per_s * dt
-        self.speed_rpm = min(wanted, self.speed_rpm + change) if self.speed_rpm < wanted else max(
-            wanted, self.speed_rpm - change
+        self.speed_rpm = (
+            min(wanted, self.speed_rpm + change) if self.speed_rpm < wanted else max(wanted, self.speed_rpm - change)
         )
         if vessel is not None:
             vessel.temperature_c = self.medium_c
