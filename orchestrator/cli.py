@@ -431,6 +431,9 @@ def _print_status(database: Any, ref: str) -> None:
             f"  calibration of {name}: {c['predictions']} predictions, {100 * c['within_1sd']:.0f} % within 1 sd, "
             f"{100 * c['within_2sd']:.0f} % within 2 sd of the measured value"
         )
+    for instrument, counts in sorted(info["instrument_actions"].items()):
+        failures = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if kind != "done")
+        console.print(f"  {instrument}: {counts.get('done', 0)} actions done; failed: {failures or 'none'}")
     if info["hypotheses"]:
         counts = info["hypotheses"]
         shown = ", ".join(f"{counts[s]} {s}" for s in ("open", "supported", "refuted", "retired") if counts.get(s))

@@ -56,6 +56,7 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
             "events": session.scalar(select(func.count()).where(Event.campaign_id == campaign.id)),
             "best": best,
             "calibration": calibration(session, campaign.id),
+            "instrument_actions": instrument_actions(session, campaign.id),
             "hypotheses": dict(
                 session.execute(
                     select(Hypothesis.status, func.count())
@@ -64,6 +65,20 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
                 ).all()
             ),
         }
+
+
+def instrument_actions(session: Any, campaign_id: int) -> dict[str, dict[str, int]]:
+    """On a station: per instrument, the actions done and the failures by kind (timeout, protocol, device…)."""
+    out: dict[str, dict[str, int]] = {}
+    for kind, detail in session.execute(
+        select(Event.kind, Event.detail).where(
+            Event.campaign_id == campaign_id, Event.kind.in_(("action-done", "action-failed"))
+        )
+    ):
+        counts = out.setdefault(str(detail.get("instrument")), {})
+        label = "done" if kind == "action-done" else str(detail.get("error"))
+        counts[label] = counts.get(label, 0) + 1
+    return out
 
 
 def calibration(session: Any, campaign_id: int) -> dict[str, dict[str, float]]:
