@@ -214,11 +214,16 @@ class Station:
     def _abort(self, instruments: list[str], write: Journal, cause: InstrumentError) -> None:
         """Bring the failed experiment's instrument to its safe state (still reserved to it); failures recorded."""
         for name in instruments:
+            driver = self.drivers[name]
+            mark = driver.transport.transcript.mark()
             try:
-                self.drivers[name].abort()
-                write("instrument-safe", {"instrument": name, "after": cause.kind})
+                driver.abort()
+                write("instrument-safe", {"instrument": name, "after": cause.kind, "transcript": _slice(driver, mark)})
             except InstrumentError as exc:
-                write("instrument-safe-failed", {"instrument": name, "error": exc.kind, "message": str(exc)})
+                write(
+                    "instrument-safe-failed",
+                    {"instrument": name, "error": exc.kind, "message": str(exc), "transcript": _slice(driver, mark)},
+                )
 
     def _release(self, instrument: str | None, key: str) -> None:
         if instrument is not None:
@@ -235,8 +240,27 @@ class Station:
 
     # --- lifetime -------------------------------------------------------------------------------------------------
 
-    def connect(self) -> dict[str, dict[str, str]]:
-        return {name: driver.connect() for name, driver in self.drivers.items()}
+    def connect(self, names: list[str] | None = None, journal: Journal | None = None) -> dict[str, dict[str, str]]:
+        """Connect the named drivers (all by default), each connection journalled with its bytes."""
+        write = journal or (lambda kind, detail: None)
+        identities = {}
+        for name in names if names is not None else list(self.drivers):
+            driver = self.drivers[name]
+            mark = driver.transport.transcript.mark()
+            write("connect-started", {"instrument": name, "port": driver.transport.url})
+            try:
+                identities[name] = driver.connect()
+            except InstrumentError as exc:
+                exc.instrument = exc.instrument or name
+                write(
+                    "connect-failed",
+                    {"instrument": name, "error": exc.kind, "message": str(exc), "transcript": _slice(driver, mark)},
+                )
+                raise
+            write(
+                "connect-done", {"instrument": name, "identity": identities[name], "transcript": _slice(driver, mark)}
+            )
+        return identities
 
     def close(self) -> None:
         for driver in self.drivers.values():

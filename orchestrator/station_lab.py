@@ -85,7 +85,7 @@ class StationRuntime:
 
     # --- lifetime ---------------------------------------------------------------------------------------------------
 
-    def start(self) -> Station:
+    def start(self, journal: Journal | None = None) -> Station:
         """Start the twins (in twin mode, once) and connect every driver. An experiment that finds the station
         unconnected (first use, or a connection that failed) connects it; a failure is that experiment's error."""
         with self._lock:
@@ -106,10 +106,11 @@ class StationRuntime:
                     on_arrive=on_arrive,
                     time_scale=time_scale,
                 )
-            for name, driver in self.station.drivers.items():
+            for name in self.station.drivers:
                 if name not in self._connected:
-                    # A connect that failed half-way (a fault during set-up) is done again from the start.
-                    driver.connect()
+                    # A connect that failed half-way (a fault during set-up) is done again from the start, by the
+                    # next experiment, whose journal then holds it.
+                    self.station.connect([name], journal)
                     self._connected.add(name)
             return self.station
 
@@ -139,7 +140,7 @@ class StationRuntime:
 
     def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> SimulationResult:
         try:
-            station = self.start()
+            station = self.start(journal)
             return SimulationResult(values=station.run(parameters, key, journal))
         except InstrumentError as exc:
             raise InstrumentFailure(exc) from None

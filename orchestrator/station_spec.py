@@ -106,7 +106,6 @@ class StationLab(_Strict):
     )
     twins: TwinSettings | None = Field(default=None, description="Run on device twins instead of instruments.")
     max_concurrency: int = Field(default=4, ge=1, description="Experiments under way at once (reservations apply).")
-    delay_s: float = 0.0  # a lab-wide setting of the simulators; unused by stations
 
 
 STATION_MODELS: tuple[type[BaseModel], ...] = (

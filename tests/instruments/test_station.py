@@ -32,6 +32,9 @@ class Recorder:
         with self._lock:
             self.entries.append((time.monotonic(), kind, detail))
 
+    def sample(self) -> str:
+        return next(detail["sample"] for _, kind, detail in self.entries if kind == "sample")
+
     def kinds(self) -> list[str]:
         return [kind for _, kind, _ in self.entries]
 
@@ -51,7 +54,8 @@ def _true_yield(lab: Any, sample: str) -> float:
 def test_one_experiment_runs_every_step_and_measures_its_own_sample(lab) -> None:
     journal = Recorder()
     result = lab.run(POINT, "station_test:1", journal)
-    sample = journal.entries[0][2]["sample"]
+    assert journal.kinds()[:8] == ["connect-started", "connect-done"] * 4  # the first experiment connects
+    sample = journal.sample()
     assert sample == "station_test:1/1"
     truth = _true_yield(lab, sample)
     assert result.values["yield"] == pytest.approx(truth, abs=1.0)
@@ -77,7 +81,7 @@ def test_a_retry_starts_from_a_fresh_sample(lab) -> None:
     first, second = Recorder(), Recorder()
     lab.run(POINT, "r:1", first)
     lab.run(POINT, "r:1", second)
-    assert first.entries[0][2]["sample"] == "r:1/1" and second.entries[0][2]["sample"] == "r:1/2"
+    assert first.sample() == "r:1/1" and second.sample() == "r:1/2"
     assert lab.station.bench.vessels["r:1/2"].volume_ml == pytest.approx(4.0, abs=0.01)
 
 
