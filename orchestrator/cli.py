@@ -21,6 +21,7 @@ from rich.table import Table
 
 from orchestrator.errors import PeirceError, SpecError
 from orchestrator.instrument_cli import instruments_command, twin_command
+from orchestrator.replay_cli import replay_command
 
 app = typer.Typer(
     name="peirce",
@@ -445,12 +446,15 @@ def _print_status(database: Any, ref: str) -> None:
 
 app.command(name="instruments")(instruments_command)
 app.command(name="twin")(twin_command)
+app.command(name="replay")(replay_command)
 
 
 def main() -> None:
     """Entry point: run the app, turning peirce's errors into one line and an exit status."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
+        if isinstance(status, int) and status:  # click returns a command's typer.Exit code here
+            sys.exit(status)
     except PeirceError as exc:
         errors.print(f"error: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -44,3 +44,12 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return versions
+
+
+def runtime_settings() -> dict[str, Any]:
+    """Settings of this process that change floating-point results: torch's intra-op thread count (sums are
+    split differently across threads). Replay compares them with the record's."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return {"torch_threads": torch.get_num_threads()} if torch is not None else {}

@@ -19,7 +19,7 @@ from instruments.station import Journal
 from orchestrator import hypotheses as ledger
 from orchestrator.lab import BuiltLab, build_lab
 from orchestrator.progress import CycleReport
-from orchestrator.provenance import content_hash, derive_seed, library_versions
+from orchestrator.provenance import content_hash, derive_seed, library_versions, runtime_settings
 from orchestrator.spec import CampaignSpec
 from orchestrator.store.database import Database
 from orchestrator.store.models import (
@@ -162,6 +162,11 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             }
             for p in [*tests.proposals, *plan.proposals]
         ]
+        model_state = (
+            {**plan.model_state, "hypothesis_tests": tests.record} if tests.record else plan.model_state or None
+        )
+        # The fitted state goes to the content-addressed store before the row that names it is committed.
+        artifacts = {"model_state": ctx.db.artifacts.put(model_state)} if model_state else None
         decision = Decision(
             campaign_id=ctx.campaign_id,
             cycle_id=cycle_id,
@@ -173,10 +178,9 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             observation_ids=[experiment_id for experiment_id, _ in observed],
             pending_ids=[row.id for row in pending_rows],
             proposals=records,
-            versions={**library_versions(), "device": plan.model_state.get("device", "cpu")},
-            model_state={**plan.model_state, "hypothesis_tests": tests.record}
-            if tests.record
-            else plan.model_state or None,
+            versions={**library_versions(), **runtime_settings(), "device": plan.model_state.get("device", "cpu")},
+            model_state=model_state,
+            artifacts=artifacts,
             warnings=plan.warnings or None,
             wall_time_s=wall_time,
         )

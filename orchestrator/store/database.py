@@ -23,6 +23,7 @@ from sqlalchemy.exc import DatabaseError as SqlDatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import DatabaseError
+from orchestrator.store.artifacts import ArtifactStore
 
 DEFAULT_URL = "sqlite:///peirce.db"
 URL_ENV = "PEIRCE_DB_URL"
@@ -61,6 +62,11 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        """Where this database's content-addressed artifacts live (beside a SQLite file by default)."""
+        return ArtifactStore.for_engine(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()

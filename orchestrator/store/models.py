@@ -124,6 +124,8 @@ class Decision(Base):
     warnings: Mapped[list[Any] | None]  # what a person should know about this decision, in plain words
     # Abduction by an LLM: the exact prompt, the answer, token counts, attempts and timings (never the key).
     exchange: Mapped[dict[str, Any] | None]
+    # Content hashes of the artifacts this record points to ({"model_state": sha256}); see store/artifacts.py.
+    artifacts: Mapped[dict[str, Any] | None]
     wall_time_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -1,0 +1,334 @@
+"""Replay: derive every planning decision of a campaign again from its record, and say whether it matches.
+
+For each `deduce` decision, in order, the record gives the planner's configuration and seed, the ids of the
+results it saw and of the experiments still pending, the previous decision's fitted state it warm-started from,
+and, through its artifact, the fitted state it produced. Replay rebuilds exactly those inputs from the database,
+checks them against the record (the data hash, the artifact's hash), asks the same planner again and compares
+the proposals. On the same machine, library versions and thread count the proposals match exactly; elsewhere
+floating-point results can differ in the last digits and then the optimiser may pick another point, which the
+table reports with the versions that differ.
+
+The part of a batch chosen to test hypotheses is taken from the record (the ledger's state at that time is not
+re-derived) and passed to the planner as pending, as it was; abduction decisions are listed with what they
+proposed, not re-derived.
+
+Counterfactual replay (`planner=` other settings) asks another planner at each cycle, given the same history,
+and compares, under a model fitted to that history, the predicted value of its choices with that of the
+experiments actually run. It cannot run the experiments; it shows what the model believed of each choice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+
+from orchestrator.errors import CampaignConflict, SpecError
+from orchestrator.lab import build_lab
+from orchestrator.provenance import content_hash, library_versions, runtime_settings
+from orchestrator.spec import CampaignSpec
+from orchestrator.store.artifacts import ArtifactError
+from orchestrator.store.database import Database
+from orchestrator.store.models import CampaignStatus, Cycle, Decision, Experiment, ExperimentState
+from orchestrator.store.records import find_campaign
+from planners.base import Observation, Plan, PlanningProblem
+from planners.registry import PlannerSettings, build_planner
+
+# Versions whose difference can change a re-derived decision (the rest are recorded for the reader).
+_NUMERIC = ("torch", "botorch", "gpytorch", "numpy", "scipy", "rdkit", "peirce", "torch_threads", "device", "platform")
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    cycle: int
+    decision_id: int
+    stage: str
+    planner: str
+    proposals: int
+    status: str  # match | mismatch | not re-derived | counterfactual
+    max_difference: float | None
+    note: str
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+    rederived: list[dict[str, Any]] = field(default_factory=list)
+    recorded_value: float | None = None  # counterfactual: the model's best predicted value among what was run
+    alternative_value: float | None = None  # … and among the other planner's choices
+
+
+@dataclass
+class ReplayReport:
+    campaign: str
+    status: str
+    finished: bool
+    rows: list[ReplayRow]
+    version_differences: dict[str, tuple[Any, Any]]
+    counterfactual: dict[str, Any] | None = None
+
+    def all_match(self) -> bool:
+        derived = [r for r in self.rows if r.status in ("match", "mismatch")]
+        return bool(derived) and all(r.status == "match" for r in derived)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(row) for row in self.rows]
+
+
+def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = None) -> ReplayReport:
+    """Re-derive (or, with `planner`, ask another planner about) every decision of campaign `ref`, in order."""
+    with db.session() as session:
+        campaign = find_campaign(session, ref)
+        spec = CampaignSpec.model_validate(campaign.spec)
+        campaign_spec = campaign.spec
+        decisions = session.scalars(
+            select(Decision).where(Decision.campaign_id == campaign.id).order_by(Decision.id)
+        ).all()
+        experiments = {
+            e.id: e for e in session.scalars(select(Experiment).where(Experiment.campaign_id == campaign.id))
+        }
+        for experiment in experiments.values():
+            _ = experiment.measurements  # loaded now, read after the session closes
+        cycles = {c.id: c.index for c in session.scalars(select(Cycle).where(Cycle.campaign_id == campaign.id))}
+        name, status = campaign.name, campaign.status
+    if not decisions:
+        raise CampaignConflict(f"CAMPAIGN: '{name}' has no decisions to replay yet")
+    finished = status in (CampaignStatus.COMPLETED, CampaignStatus.STOPPED, CampaignStatus.FAILED)
+    settings = _planner_settings(spec, planner)
+    problem = spec.problem(candidates=build_lab(spec).candidates)
+    chosen_planner = build_planner(settings)
+    store = db.artifacts
+    rows: list[ReplayRow] = []
+    previous_state: dict[str, Any] | None = None
+    recorded_versions: dict[str, Any] = {}
+    for decision in decisions:
+        cycle = cycles.get(decision.cycle_id, 0)
+        if decision.stage != "deduce":
+            rows.append(_abduction_row(cycle, decision))
+            continue
+        recorded_versions = decision.versions or recorded_versions
+        checked = _check_record(decision, experiments, store, campaign_spec["objectives"])
+        if isinstance(checked, str):
+            rows.append(_row(cycle, decision, "mismatch", None, checked))
+            previous_state = decision.model_state
+            continue
+        observed, pending = checked
+        tests = int(((decision.model_state or {}).get("hypothesis_tests") or {}).get("tests", 0))
+        recorded = [p["parameters"] for p in decision.proposals]
+        test_points, own = recorded[:tests], recorded[tests:]
+        if planner is None:
+            plan = chosen_planner.propose(
+                problem, [o for _, o in observed], pending + test_points, len(own), decision.seed,
+                warm_start=previous_state,
+            )  # fmt: skip
+            plan = _without_forbidden(problem, plan)
+            rows.append(_compare(cycle, decision, own, plan, tests))
+        else:
+            plan = chosen_planner.propose(
+                problem, [o for _, o in observed], pending + test_points, max(1, len(own)), decision.seed
+            )
+            rows.append(_counterfactual(cycle, decision, problem, spec, observed, own, plan))
+        previous_state = decision.model_state
+    now = {**library_versions(), **runtime_settings()}
+    differences = {
+        key: (recorded_versions.get(key), now.get(key))
+        for key in sorted(set(recorded_versions) | set(now))
+        if key in _NUMERIC and key != "device" and recorded_versions.get(key) != now.get(key)
+    }
+    if "device" in recorded_versions and recorded_versions["device"] != _device_now(settings):
+        differences["device"] = (recorded_versions["device"], _device_now(settings))
+    counterfactual = None if planner is None else {"planner": settings.model_dump(mode="json")}
+    return ReplayReport(name, status, finished, rows, differences, counterfactual)
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+
+
+def _planner_settings(spec: CampaignSpec, override: dict[str, Any] | None) -> Any:
+    if override is None:
+        return spec.planner
+    data = {"seed": spec.planner.seed, **override}
+    try:
+        return TypeAdapter(PlannerSettings).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"] if p not in ("random", "sobol", "bayesian"))
+        raise SpecError(f"--planner{'.' + where if where else ''}", first["msg"]) from None
+
+
+def _check_record(
+    decision: Decision, experiments: dict[int, Experiment], store: Any, objective_specs: list[dict[str, Any]]
+) -> tuple[list[tuple[int, Observation]], list[dict[str, Any]]] | str:
+    """The decision's inputs rebuilt from the database, or why they cannot be (named)."""
+    missing = [i for i in [*decision.observation_ids, *decision.pending_ids] if i not in experiments]
+    if missing:
+        return f"experiments {missing} named by the record are not in the database"
+    objectives = [o["name"] for o in objective_specs]
+    observed = [(i, _observation(experiments[i], objectives)) for i in decision.observation_ids]
+    pending_rows = [experiments[i] for i in decision.pending_ids]
+    digest = content_hash(
+        {
+            "observations": [
+                {"id": i, "parameters": o.parameters, "values": dict(o.values), "feasible": o.feasible}
+                for i, o in observed
+            ],
+            "pending": [{"id": e.id, "parameters": e.parameters} for e in pending_rows],
+        }
+    )
+    if digest != decision.data_hash:
+        return "the results in the database are not those the decision saw (data hash differs): changed since"
+    for label, sha in (decision.artifacts or {}).items():
+        try:
+            stored = store.get(sha)
+        except ArtifactError as exc:
+            return f"{label}: {exc}"
+        if label == "model_state" and content_hash(stored) != content_hash(decision.model_state):
+            return f"model_state artifact {sha[:12]}… differs from the decision row's model_state"
+    return observed, [e.parameters for e in pending_rows]
+
+
+def _observation(experiment: Experiment, objectives: list[str]) -> Observation:
+    """As the planner saw it (stages._observations): the last attempt's objective values, or infeasible."""
+    if experiment.state == ExperimentState.INFEASIBLE:
+        return Observation(parameters=experiment.parameters, values={}, feasible=False)
+    latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
+    return Observation(parameters=experiment.parameters, values={n: latest[n] for n in objectives if n in latest})
+
+
+def _without_forbidden(problem: PlanningProblem, plan: Plan) -> Plan:
+    if not problem.space.exclusions:
+        return plan
+    kept = [p for p in plan.proposals if problem.space.feasible(p.parameters)]
+    return Plan(kept, model_state=plan.model_state, warnings=plan.warnings)
+
+
+def _device_now(settings: Any) -> str:
+    if getattr(settings, "kind", "") != "bayesian":
+        return "cpu"
+    from planners.bo.device import resolve_device
+
+    return str(resolve_device(settings.device))
+
+
+# --- comparison -----------------------------------------------------------------------------------------------
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Largest difference over parameters: absolute for numbers, 1 for a different level (or a missing one)."""
+    worst = 0.0
+    for key in set(a) | set(b):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, int | float) and isinstance(y, int | float) and not isinstance(x, bool):
+            worst = max(worst, abs(float(x) - float(y)))
+        elif x != y:
+            worst = max(worst, 1.0)
+    return worst
+
+
+def _compare(cycle: int, decision: Decision, own: list[dict[str, Any]], plan: Plan, tests: int) -> ReplayRow:
+    again = [dict(p.parameters) for p in plan.proposals]
+    if len(again) != len(own):
+        return _row(
+            cycle, decision, "mismatch", None, f"{len(again)} proposals re-derived, {len(own)} recorded", own, again
+        )
+    worst = max((_difference(a, b) for a, b in zip(own, again, strict=True)), default=0.0)
+    recorded_means = [
+        v["mean"] for p in decision.proposals[tests:] for v in (p.get("predicted") or {}).values() if "mean" in v
+    ]
+    again_means = [v.mean for p in plan.proposals for v in p.predicted.values()]
+    if len(recorded_means) == len(again_means):
+        worst = max(worst, max((abs(a - b) for a, b in zip(recorded_means, again_means, strict=True)), default=0.0))
+    note = f"{tests} hypothesis test(s) from the record; " if tests else ""
+    if worst == 0.0:
+        return _row(cycle, decision, "match", 0.0, note + "identical", own, again)
+    return _row(
+        cycle,
+        decision,
+        "mismatch",
+        worst,
+        note + "re-derived proposals differ (floating point of another version, device or thread count can)",
+        own,
+        again,
+    )
+
+
+def _counterfactual(
+    cycle: int,
+    decision: Decision,
+    problem: PlanningProblem,
+    spec: CampaignSpec,
+    observed: list[tuple[int, Observation]],
+    own: list[dict[str, Any]],
+    plan: Plan,
+) -> ReplayRow:
+    from orchestrator.hypotheses import model_settings
+
+    alternative = [dict(p.parameters) for p in plan.proposals]
+    objective = spec.objectives[0]
+    recorded_value = alternative_value = None
+    note = ""
+    try:
+        from planners.bo.posterior import fit_surrogate
+
+        surrogate = fit_surrogate(problem, [o for _, o in observed], model_settings(spec.planner), seed=decision.seed)
+    except Exception as exc:  # a model that cannot be fitted on this history is reported, not fatal
+        surrogate, note = None, f"no model on this history: {exc}"
+    if surrogate is None:
+        note = "too few results for a model"
+    else:
+        pick = max if objective.direction == "maximize" else min
+        if own:
+            recorded_value = float(pick(surrogate.predict(objective.name, own)[0]))
+        if alternative:
+            alternative_value = float(pick(surrogate.predict(objective.name, alternative)[0]))
+    return ReplayRow(
+        cycle=cycle,
+        decision_id=decision.id,
+        stage=decision.stage,
+        planner=decision.planner,
+        proposals=len(own),
+        status="counterfactual",
+        max_difference=max((_difference(a, b) for a, b in zip(own, alternative, strict=False)), default=None),
+        note=note,
+        recorded=own,
+        rederived=alternative,
+        recorded_value=_finite(recorded_value),
+        alternative_value=_finite(alternative_value),
+    )
+
+
+def _abduction_row(cycle: int, decision: Decision) -> ReplayRow:
+    source = "an LLM exchange (prompt and answer in the record)" if decision.exchange else "the fitted model"
+    return _row(
+        cycle,
+        decision,
+        "not re-derived",
+        None,
+        f"abduction by {source}: {len(decision.proposals)} claim(s) proposed; see peirce hypotheses",
+    )
+
+
+def _row(
+    cycle: int,
+    decision: Decision,
+    status: str,
+    worst: float | None,
+    note: str,
+    recorded: list[dict[str, Any]] | None = None,
+    again: list[dict[str, Any]] | None = None,
+) -> ReplayRow:
+    return ReplayRow(
+        cycle=cycle,
+        decision_id=decision.id,
+        stage=decision.stage,
+        planner=decision.planner,
+        proposals=len(decision.proposals),
+        status=status,
+        max_difference=worst,
+        note=note,
+        recorded=list(recorded or []),
+        rederived=list(again or []),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
