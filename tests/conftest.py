@@ -29,8 +29,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A new, empty PostgreSQL database on the server named by $PEIRCE_TEST_POSTGRES_URL, dropped afterwards."""
+    monkeypatch.setenv("PEIRCE_ARTIFACTS", str(tmp_path / "artifacts"))  # not ./peirce-artifacts in the checkout
     server = os.environ.get(POSTGRES_ENV)
     if not server:
         if os.environ.get("PEIRCE_REQUIRE_POSTGRES"):
