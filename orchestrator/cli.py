@@ -22,6 +22,7 @@ from rich.table import Table
 from orchestrator.errors import PeirceError, SpecError
 from orchestrator.instrument_cli import instruments_command, twin_command
 from orchestrator.replay_cli import replay_command
+from orchestrator.report_cli import report_command
 
 app = typer.Typer(
     name="peirce",
@@ -447,6 +448,7 @@ def _print_status(database: Any, ref: str) -> None:
 app.command(name="instruments")(instruments_command)
 app.command(name="twin")(twin_command)
 app.command(name="replay")(replay_command)
+app.command(name="report")(report_command)
 
 
 def main() -> None:
