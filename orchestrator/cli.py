@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from orchestrator.archive import archive_export_command, archive_import_command
 from orchestrator.errors import PeirceError, SpecError
 from orchestrator.instrument_cli import instruments_command, twin_command
 from orchestrator.replay_cli import replay_command
@@ -449,6 +450,12 @@ app.command(name="instruments")(instruments_command)
 app.command(name="twin")(twin_command)
 app.command(name="replay")(replay_command)
 app.command(name="report")(report_command)
+archive_app = typer.Typer(
+    help="Carry a campaign to another database: one verified file out, in again.", no_args_is_help=True
+)
+app.add_typer(archive_app, name="archive")
+archive_app.command("export")(archive_export_command)
+archive_app.command("import")(archive_import_command)
 
 
 def main() -> None:

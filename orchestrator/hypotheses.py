@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.provenance import content_hash, derive_seed, library_versions
+from orchestrator.provenance import abduction_data_hash, content_hash, derive_seed, library_versions
 from orchestrator.store.models import (
     Decision,
     Experiment,
@@ -174,7 +174,7 @@ def abduce_hypotheses(
         planner=f"abductor:{abductor}",
         planner_config=settings.model_dump(mode="json"),
         seed=seed,
-        data_hash=content_hash([{"id": i, "p": o.parameters, "v": dict(o.values)} for i, o in observed]),
+        data_hash=abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]),
         observation_ids=[i for i, _ in observed],
         pending_ids=[],
         proposals=[

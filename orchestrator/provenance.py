@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -53,3 +54,25 @@ def runtime_settings() -> dict[str, Any]:
 
     torch = sys.modules.get("torch")
     return {"torch_threads": torch.get_num_threads()} if torch is not None else {}
+
+
+def planning_data_hash(
+    observed: Sequence[tuple[int, Mapping[str, Any], Mapping[str, float], bool]],
+    pending: Sequence[tuple[int, Mapping[str, Any]]],
+) -> str:
+    """The hash a planning (`deduce`) decision records of the data it saw: each result as (experiment id,
+    parameters, objective values, feasible) and each pending experiment as (id, parameters). One formula for the
+    stage that writes it, replay that checks it, and the archive that carries it to new ids."""
+    return content_hash(
+        {
+            "observations": [
+                {"id": i, "parameters": dict(p), "values": dict(v), "feasible": f} for i, p, v, f in observed
+            ],
+            "pending": [{"id": i, "parameters": dict(p)} for i, p in pending],
+        }
+    )
+
+
+def abduction_data_hash(observed: Sequence[tuple[int, Mapping[str, Any], Mapping[str, float]]]) -> str:
+    """The hash an abduction decision records of the results it saw: (experiment id, parameters, values)."""
+    return content_hash([{"id": i, "p": dict(p), "v": dict(v)} for i, p, v in observed])

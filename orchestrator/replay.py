@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from orchestrator.errors import CampaignConflict, SpecError
 from orchestrator.lab import build_lab
-from orchestrator.provenance import content_hash, library_versions, runtime_settings
+from orchestrator.provenance import content_hash, library_versions, planning_data_hash, runtime_settings
 from orchestrator.spec import CampaignSpec
 from orchestrator.store.artifacts import ArtifactError
 from orchestrator.store.database import Database
@@ -165,14 +165,8 @@ def _check_record(
     objectives = [o["name"] for o in objective_specs]
     observed = [(i, _observation(experiments[i], objectives)) for i in decision.observation_ids]
     pending_rows = [experiments[i] for i in decision.pending_ids]
-    digest = content_hash(
-        {
-            "observations": [
-                {"id": i, "parameters": o.parameters, "values": dict(o.values), "feasible": o.feasible}
-                for i, o in observed
-            ],
-            "pending": [{"id": e.id, "parameters": e.parameters} for e in pending_rows],
-        }
+    digest = planning_data_hash(
+        [(i, o.parameters, o.values, o.feasible) for i, o in observed], [(e.id, e.parameters) for e in pending_rows]
     )
     if digest != decision.data_hash:
         return "the results in the database are not those the decision saw (data hash differs): changed since"

@@ -19,7 +19,7 @@ from instruments.station import Journal
 from orchestrator import hypotheses as ledger
 from orchestrator.lab import BuiltLab, build_lab
 from orchestrator.progress import CycleReport
-from orchestrator.provenance import content_hash, derive_seed, library_versions, runtime_settings
+from orchestrator.provenance import derive_seed, library_versions, planning_data_hash, runtime_settings
 from orchestrator.spec import CampaignSpec
 from orchestrator.store.database import Database
 from orchestrator.store.models import (
@@ -623,14 +623,8 @@ def _observations(session: Any, ctx: CampaignContext) -> list[tuple[int, Observa
 
 
 def _data_hash(observed: list[tuple[int, Observation]], pending: Sequence[Experiment]) -> str:
-    return content_hash(
-        {
-            "observations": [
-                {"id": i, "parameters": o.parameters, "values": dict(o.values), "feasible": o.feasible}
-                for i, o in observed
-            ],
-            "pending": [{"id": e.id, "parameters": e.parameters} for e in pending],
-        }
+    return planning_data_hash(
+        [(i, o.parameters, o.values, o.feasible) for i, o in observed], [(e.id, e.parameters) for e in pending]
     )
 
 
