@@ -9,8 +9,15 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, Hypothesis
-from orchestrator.store.records import count_by_state, find_campaign, latest_best, prediction_errors, spent_count
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Hypothesis
+from orchestrator.store.records import (
+    best_with_parameters,
+    count_by_state,
+    find_campaign,
+    latest_best,
+    prediction_errors,
+    spent_count,
+)
 
 
 def campaign_summaries(db: Database) -> list[dict[str, str]]:
@@ -37,12 +44,10 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
     with db.session() as session:
         campaign = find_campaign(session, ref)
         states = count_by_state(session, campaign.id)
-        best = {}
-        for name, entry in latest_best(session, campaign.id).items():
-            experiment = session.scalar(
-                select(Experiment).where(Experiment.campaign_id == campaign.id, Experiment.seq == entry["seq"])
-            )
-            best[name] = {**entry, "parameters": _short(experiment.parameters if experiment else {})}
+        best = {
+            name: {**entry, "parameters": _short(entry["parameters"])}
+            for name, entry in best_with_parameters(session, campaign.id).items()
+        }
         return {
             "name": campaign.name,
             "goal": campaign.goal or "(no goal stated)",

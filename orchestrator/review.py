@@ -36,7 +36,7 @@ from orchestrator.store.models import (
     HypothesisStatus,
     Measurement,
 )
-from orchestrator.store.records import count_by_state, find_campaign, latest_best, spent_count
+from orchestrator.store.records import best_with_parameters, count_by_state, find_campaign, spent_count
 
 NUMERIC_TYPES = frozenset({"continuous", "integer", "discrete"})
 ACTION_KINDS = ("action-started", "action-done", "action-failed")
@@ -136,12 +136,7 @@ def overview(db: Database, ref: str | int) -> dict[str, Any]:
     with db.session() as session:
         campaign = find_campaign(session, ref)
         states = count_by_state(session, campaign.id)
-        best = {}
-        for name, entry in latest_best(session, campaign.id).items():
-            experiment = session.scalar(
-                select(Experiment).where(Experiment.campaign_id == campaign.id, Experiment.seq == entry["seq"])
-            )
-            best[name] = {**entry, "parameters": dict(experiment.parameters) if experiment else {}}
+        best = best_with_parameters(session, campaign.id)
         spec = campaign.spec
         return {
             "id": campaign.id,

@@ -143,3 +143,14 @@ def prediction_errors(session: Session, campaign_id: int) -> dict[str, list[floa
     for name, value, mean, std in rows:
         errors.setdefault(name, []).append((value - mean) / std)
     return errors
+
+
+def best_with_parameters(session: Session, campaign_id: int) -> dict[str, dict[str, Any]]:
+    """Best so far per objective (as `latest_best`) with the parameters of the experiment that reached it."""
+    best = {}
+    for name, entry in latest_best(session, campaign_id).items():
+        experiment = session.scalar(
+            select(Experiment).where(Experiment.campaign_id == campaign_id, Experiment.seq == entry["seq"])
+        )
+        best[name] = {**entry, "parameters": dict(experiment.parameters) if experiment else {}}
+    return best
