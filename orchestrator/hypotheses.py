@@ -58,6 +58,9 @@ class SurrogateCache:
     surrogate: Any = None
     fits: int = 0
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    # What the current surrogate was fitted from (the warm start and the seed of the stage that fitted it first):
+    # recorded by the decisions that use it, so replay can fit the same surrogate in another process.
+    fitted_from: dict[str, Any] = field(default_factory=dict)
 
     def get(
         self, problem: PlanningProblem, observations: Sequence[Observation], settings: BayesianSettings, seed: int
@@ -66,6 +69,7 @@ class SurrogateCache:
         if key != self.key:
             from planners.bo.posterior import fit_surrogate  # torch and BoTorch load only when hypotheses are on
 
+            self.fitted_from = {"warm_start": dict(self.hyperparameters), "seed": seed}
             self.surrogate = fit_surrogate(problem, observations, settings, self.hyperparameters, seed)
             self.key, self.fits = key, self.fits + 1
             if self.surrogate is not None:
@@ -182,7 +186,16 @@ def abduce_hypotheses(
             for d in abduction.drafts
         ],
         versions=library_versions(),
-        model_state={"hyperparameters": cache.hyperparameters.get("hyperparameters")} if surrogate else None,
+        model_state={
+            "hyperparameters": cache.hyperparameters.get("hyperparameters") if surrogate else None,
+            # The abductor's inputs beyond the results, so replay can derive this decision again.
+            "inputs": {
+                "ledger": [_entry_record(entry) for entry in current],
+                "max_new": room,
+                "widening": widen,
+                "surrogate": cache.fitted_from if surrogate else None,
+            },
+        },
         warnings=[abduction.error] if abduction.error else None,
         exchange=abduction.exchange,
         wall_time_s=0.0,
@@ -235,6 +248,18 @@ def abduce_hypotheses(
     if abduction.error:
         add_event(session, campaign_id, "decision", decision.id, "warning", detail={"message": abduction.error})
     return new_ids
+
+
+def _entry_record(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "claim": entry.claim.model_dump(mode="json"),
+        "statement": entry.statement,
+        "source": entry.source,
+        "status": entry.status,
+        "credence": entry.credence,
+        "evidence": entry.evidence,
+    }
 
 
 def _run_abductors(

@@ -28,7 +28,13 @@ from sqlalchemy import select
 
 from orchestrator.errors import CampaignConflict, SpecError
 from orchestrator.lab import build_lab
-from orchestrator.provenance import content_hash, library_versions, planning_data_hash, runtime_settings
+from orchestrator.provenance import (
+    abduction_data_hash,
+    content_hash,
+    library_versions,
+    planning_data_hash,
+    runtime_settings,
+)
 from orchestrator.spec import CampaignSpec
 from orchestrator.store.artifacts import ArtifactError
 from orchestrator.store.database import Database
@@ -103,7 +109,10 @@ def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = Non
     for decision in decisions:
         cycle = cycles.get(decision.cycle_id, 0)
         if decision.stage != "deduce":
-            rows.append(_abduction_row(cycle, decision))
+            if planner is None:
+                rows.append(_abduction(cycle, decision, spec, problem, experiments, campaign_spec["objectives"]))
+            else:
+                rows.append(_row(cycle, decision, "not re-derived", None, "abduction: only planners are asked"))
             continue
         recorded_versions = decision.versions or recorded_versions
         checked = _check_record(decision, experiments, store, campaign_spec["objectives"])
@@ -290,14 +299,53 @@ def _counterfactual(
     )
 
 
-def _abduction_row(cycle: int, decision: Decision) -> ReplayRow:
-    source = "an LLM exchange (prompt and answer in the record)" if decision.exchange else "the fitted model"
+def _abduction(
+    cycle: int,
+    decision: Decision,
+    spec: CampaignSpec,
+    problem: PlanningProblem,
+    experiments: dict[int, Experiment],
+    objective_specs: list[dict[str, Any]],
+) -> ReplayRow:
+    """Derive a model abduction again: the same results, the same surrogate (same warm start and seed), the ledger
+    and widening it saw (from its record), the same abductor. An LLM's answer cannot be derived again: its prompt
+    and answer are in the record, and the row says so."""
+    recorded = [p["claim"] for p in decision.proposals]
+    if decision.planner != "abductor:model":
+        return _row(cycle, decision, "not re-derived", None, "abduction by an LLM: prompt and answer in the record")
+    inputs = (decision.model_state or {}).get("inputs")
+    if inputs is None:
+        return _row(cycle, decision, "not re-derived", None, "recorded before abductions kept their inputs")
+    missing = [i for i in decision.observation_ids if i not in experiments]
+    if missing:
+        return _row(cycle, decision, "mismatch", None, f"experiments {missing} named by the record are missing")
+    objectives = [o["name"] for o in objective_specs]
+    observed = [(i, _observation(experiments[i], objectives)) for i in decision.observation_ids]
+    if abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]) != decision.data_hash:
+        return _row(cycle, decision, "mismatch", None, "the results are not those the abduction saw (data hash)")
+    if inputs["surrogate"] is None:
+        return _row(cycle, decision, "match" if not recorded else "mismatch", 0.0, "no model yet: nothing proposed")
+    from orchestrator.hypotheses import model_settings
+    from planners.bo.posterior import fit_surrogate
+    from planners.hypotheses.base import AbductionRequest, LedgerEntry
+    from planners.hypotheses.claims import parse_claim
+    from planners.hypotheses.model_abductor import ModelAbductor
+
+    observations = [o for _, o in observed]
+    fit = inputs["surrogate"]
+    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit["warm_start"], fit["seed"])
+    ledger = [
+        LedgerEntry(e["id"], parse_claim(e["claim"]), e["statement"], e["source"], e["status"], e["credence"],
+                    e["evidence"])
+        for e in inputs["ledger"]
+    ]  # fmt: skip
+    request = AbductionRequest(problem, spec.goal, observations, ledger, inputs["max_new"], decision.seed)
+    abductor = ModelAbductor(n_samples=spec.hypotheses.posterior_samples, safety=spec.safety)
+    again = [d.claim.model_dump(mode="json") for d in abductor.propose(request, surrogate, inputs["widening"]).drafts]
+    if again == recorded:
+        return _row(cycle, decision, "match", 0.0, f"{len(recorded)} claim(s) proposed; identical")
     return _row(
-        cycle,
-        decision,
-        "not re-derived",
-        None,
-        f"abduction by {source}: {len(decision.proposals)} claim(s) proposed; see peirce hypotheses",
+        cycle, decision, "mismatch", None, f"{len(again)} claim(s) re-derived, {len(recorded)} recorded, differing"
     )
 
 

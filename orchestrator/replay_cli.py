@@ -95,7 +95,7 @@ def _print(report: Any) -> None:
     else:
         derived = [r for r in report.rows if r.status in ("match", "mismatch")]
         matched = sum(r.status == "match" for r in derived)
-        console.print(f"{matched} of {len(derived)} planning decisions re-derived exactly")
+        console.print(f"{matched} of {len(derived)} decisions re-derived exactly")
 
 
 def _triples(differences: dict[str, tuple[Any, Any]]) -> list[tuple[str, Any, Any]]:
