@@ -397,7 +397,6 @@ def plan_tests(
     seed: int,
 ) -> TestPlan:
     """Choose `round(test_share * batch_size)` experiments that best discriminate the open hypotheses."""
-    from planners.hypotheses.deduction import choose_tests
 
     n_tests = min(batch_size, math.floor(settings.test_share * batch_size + 0.5))
     open_rows = _open_rows(session, campaign_id)
@@ -408,10 +407,34 @@ def plan_tests(
     if surrogate is None:
         return TestPlan([], {}, {"tests": 0, "reason": "too few results for a model"})
     claims = {row.id: parse_claim(row.claim) for row in open_rows}
+    widen = widening(session, campaign_id)
+    plan = select_tests(settings, problem, observations, pending, surrogate, claims, widen, n_tests, seed)
+    # What the choice rested on besides the results, so replay can make it again.
+    plan.record["inputs"] = {
+        "open": [{"id": h, "claim": claim.model_dump(mode="json")} for h, claim in claims.items()],
+        "widening": widen,
+        "surrogate": cache.fitted_from,
+        "n_tests": n_tests,
+    }
+    return plan
+
+
+def select_tests(
+    settings: HypothesisSettings,
+    problem: PlanningProblem,
+    observations: Sequence[Observation],
+    pending: Sequence[Point],
+    surrogate: Any,
+    claims: dict[int, Any],
+    widen: dict[str, float],
+    n_tests: int,
+    seed: int,
+) -> TestPlan:
+    """The experiments that best discriminate these claims under this surrogate (no database: replay calls it)."""
+    from planners.hypotheses.deduction import choose_tests
+
     candidates = _test_candidates(problem, observations, pending, seed)
-    evaluations, samples = _evaluate(
-        surrogate, claims, problem, observations, settings, seed, candidates, widening(session, campaign_id)
-    )
+    evaluations, samples = _evaluate(surrogate, claims, problem, observations, settings, seed, candidates, widen)
     noise = {name: surrogate.noise_variance(name) for name in surrogate.models}
     choices = choose_tests(
         evaluations, {h: c.objective for h, c in claims.items()}, candidates, samples, noise, n_tests
@@ -438,7 +461,7 @@ def plan_tests(
     return TestPlan(
         proposals,
         chosen,
-        {"tests": len(proposals), "candidates": len(candidates), "open": len(open_rows)},
+        {"tests": len(proposals), "candidates": len(candidates), "open": len(claims)},
     )
 
 

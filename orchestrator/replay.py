@@ -8,9 +8,10 @@ the proposals. On the same machine, library versions and thread count the propos
 floating-point results can differ in the last digits and then the optimiser may pick another point, which the
 table reports with the versions that differ.
 
-The part of a batch chosen to test hypotheses is taken from the record (the ledger's state at that time is not
-re-derived) and passed to the planner as pending, as it was; abduction decisions are listed with what they
-proposed, not re-derived.
+The part of a batch chosen to test hypotheses is chosen again from what its record keeps (the open claims, the
+widening, the surrogate's warm start and seed) and compared; the planner then gets the recorded tests as pending,
+as it did. Abductions by the fitted model are derived again the same way (their record keeps the ledger as it
+stood); an LLM's answer cannot be asked for again, so those rows point to the prompt and answer in the record.
 
 Counterfactual replay (`planner=` other settings) asks another planner at each cycle, given the same history,
 and compares, under a model fitted to that history, the predicted value of its choices with that of the
@@ -124,13 +125,14 @@ def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = Non
         tests = int(((decision.model_state or {}).get("hypothesis_tests") or {}).get("tests", 0))
         recorded = [p["parameters"] for p in decision.proposals]
         test_points, own = recorded[:tests], recorded[tests:]
+        test_note = _rederive_tests(decision, spec, problem, observed, pending, test_points) if tests else None
         if planner is None:
             plan = chosen_planner.propose(
                 problem, [o for _, o in observed], pending + test_points, len(own), decision.seed,
                 warm_start=previous_state,
             )  # fmt: skip
             plan = _without_forbidden(problem, plan)
-            rows.append(_compare(cycle, decision, own, plan, tests))
+            rows.append(_compare(cycle, decision, own, plan, tests, test_note))
         else:
             plan = chosen_planner.propose(
                 problem, [o for _, o in observed], pending + test_points, max(1, len(own)), decision.seed
@@ -227,7 +229,44 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> float:
     return worst
 
 
-def _compare(cycle: int, decision: Decision, own: list[dict[str, Any]], plan: Plan, tests: int) -> ReplayRow:
+def _rederive_tests(
+    decision: Decision,
+    spec: CampaignSpec,
+    problem: PlanningProblem,
+    observed: list[tuple[int, Observation]],
+    pending: list[dict[str, Any]],
+    recorded: list[dict[str, Any]],
+) -> str | None:
+    """Choose the batch's hypothesis tests again from the record's inputs; None if they match, else why not."""
+    inputs = ((decision.model_state or {}).get("hypothesis_tests") or {}).get("inputs")
+    if inputs is None:
+        return "hypothesis tests recorded before their inputs were kept: taken from the record"
+    from orchestrator.hypotheses import model_settings, select_tests
+    from planners.bo.posterior import fit_surrogate
+    from planners.hypotheses.claims import parse_claim
+
+    observations = [o for _, o in observed]
+    fit = inputs["surrogate"]
+    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit["warm_start"], fit["seed"])
+    claims = {int(entry["id"]): parse_claim(entry["claim"]) for entry in inputs["open"]}
+    plan = select_tests(
+        spec.hypotheses, problem, observations, pending, surrogate, claims, inputs["widening"], inputs["n_tests"],
+        decision.seed,
+    )  # fmt: skip
+    again = [dict(p.parameters) for p in plan.proposals]
+    if again == recorded:
+        return None
+    return f"hypothesis tests differ: {len(again)} re-derived, {len(recorded)} recorded"
+
+
+def _compare(
+    cycle: int,
+    decision: Decision,
+    own: list[dict[str, Any]],
+    plan: Plan,
+    tests: int,
+    test_note: str | None = None,
+) -> ReplayRow:
     again = [dict(p.parameters) for p in plan.proposals]
     if len(again) != len(own):
         return _row(
@@ -240,7 +279,12 @@ def _compare(cycle: int, decision: Decision, own: list[dict[str, Any]], plan: Pl
     again_means = [v.mean for p in plan.proposals for v in p.predicted.values()]
     if len(recorded_means) == len(again_means):
         worst = max(worst, max((abs(a - b) for a, b in zip(recorded_means, again_means, strict=True)), default=0.0))
-    note = f"{tests} hypothesis test(s) from the record; " if tests else ""
+    if test_note is not None:
+        if test_note.startswith("hypothesis tests differ"):
+            return _row(cycle, decision, "mismatch", None, test_note, own, again)
+        note = f"{test_note}; "
+    else:
+        note = f"{tests} hypothesis test(s) chosen again; " if tests else ""
     if worst == 0.0:
         return _row(cycle, decision, "match", 0.0, note + "identical", own, again)
     return _row(

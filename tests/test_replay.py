@@ -44,7 +44,7 @@ def test_a_campaign_with_hypotheses_replays_its_abductions_and_its_planning(sqli
     abductions = [r for r in report.rows if r.stage == "abduce"]
     assert abductions and all(r.status == "match" for r in abductions), [(r.status, r.note) for r in abductions]
     assert report.all_match()
-    assert any("hypothesis test(s) from the record" in r.note for r in report.rows)
+    assert any("hypothesis test(s) chosen again" in r.note for r in report.rows)
 
 
 def test_changed_results_are_caught_by_the_data_hash(hartmann: Any) -> None:
