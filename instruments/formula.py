@@ -72,10 +72,8 @@ class Formula:
             if node.keywords or not node.args:
                 raise FormulaError(f"{self.text!r}: {node.func.id} takes positional arguments")
             return set().union(*(self._check(a) for a in node.args))
-        shown = ast.unparse(node) if hasattr(ast, "unparse") else type(node).__name__
-        raise FormulaError(
-            f"{self.text!r}: {shown!r} is not allowed (numbers, names, + - * / ** %, and {', '.join(FUNCTIONS)})"
-        )
+        allowed = f"numbers, names, + - * / ** %, and {', '.join(FUNCTIONS)}"
+        raise FormulaError(f"{self.text!r}: {ast.unparse(node)!r} is not allowed ({allowed})")
 
     def _eval(self, node: ast.AST, values: Mapping[str, float]) -> float:
         if isinstance(node, ast.Constant):

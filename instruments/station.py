@@ -149,7 +149,7 @@ class Station:
                     time.sleep(seconds / self.time_scale)
                     continue
                 if step.instrument != held:
-                    self._release(held, key)
+                    self._release(held)
                     held = None
                     self._reservations[step.instrument].acquire()
                     held = step.instrument
@@ -163,10 +163,11 @@ class Station:
                     values[name] = result[returned]
         except InstrumentError as exc:
             # Only the instrument this experiment holds: the others it used may serve another experiment by now.
-            self._abort([held] if held else [], write, exc)
+            if held is not None:
+                self._abort(held, write, exc)
             raise
         finally:
-            self._release(held, key)
+            self._release(held)
             for name in touched:
                 self.drivers[name].limits.forget(key)
         return self._outcomes(parameters, values)
@@ -211,21 +212,20 @@ class Station:
         )
         return result
 
-    def _abort(self, instruments: list[str], write: Journal, cause: InstrumentError) -> None:
-        """Bring the failed experiment's instrument to its safe state (still reserved to it); failures recorded."""
-        for name in instruments:
-            driver = self.drivers[name]
-            mark = driver.transport.transcript.mark()
-            try:
-                driver.abort()
-                write("instrument-safe", {"instrument": name, "after": cause.kind, "transcript": _slice(driver, mark)})
-            except InstrumentError as exc:
-                write(
-                    "instrument-safe-failed",
-                    {"instrument": name, "error": exc.kind, "message": str(exc), "transcript": _slice(driver, mark)},
-                )
+    def _abort(self, name: str, write: Journal, cause: InstrumentError) -> None:
+        """Bring the failed experiment's instrument to its safe state (still reserved to it); a failure is recorded."""
+        driver = self.drivers[name]
+        mark = driver.transport.transcript.mark()
+        try:
+            driver.abort()
+            write("instrument-safe", {"instrument": name, "after": cause.kind, "transcript": _slice(driver, mark)})
+        except InstrumentError as exc:
+            write(
+                "instrument-safe-failed",
+                {"instrument": name, "error": exc.kind, "message": str(exc), "transcript": _slice(driver, mark)},
+            )
 
-    def _release(self, instrument: str | None, key: str) -> None:
+    def _release(self, instrument: str | None) -> None:
         if instrument is not None:
             self.drivers[instrument].limits.experiment = None
             self._reservations[instrument].release()

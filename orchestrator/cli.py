@@ -86,7 +86,9 @@ def validate(spec_path: Annotated[Path, typer.Argument(metavar="SPEC", help="Cam
 
 def _lab_name(spec: Any) -> str:
     lab = spec.lab
-    if hasattr(lab, "station"):
+    from orchestrator.station_spec import StationLab
+
+    if isinstance(lab, StationLab):
         mode = "on device twins" if lab.twins is not None else "on instruments"
         return f"station {lab.station} ({len(lab.instruments)} instruments, {mode})"
     return str(lab.simulator)

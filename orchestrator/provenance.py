@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import sys
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -50,9 +51,7 @@ def library_versions() -> dict[str, str]:
 def runtime_settings() -> dict[str, Any]:
     """Settings of this process that change floating-point results: torch's intra-op thread count (sums are
     split differently across threads). Replay compares them with the record's."""
-    import sys
-
-    torch = sys.modules.get("torch")
+    torch = sys.modules.get("torch")  # never imported here: a process that has not loaded torch has no threads
     return {"torch_threads": torch.get_num_threads()} if torch is not None else {}
 
 

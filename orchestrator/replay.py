@@ -33,13 +33,13 @@ from orchestrator.provenance import (
     abduction_data_hash,
     content_hash,
     library_versions,
-    planning_data_hash,
     runtime_settings,
 )
 from orchestrator.spec import CampaignSpec
+from orchestrator.stages import data_hash, observation_of, without_forbidden
 from orchestrator.store.artifacts import ArtifactError
 from orchestrator.store.database import Database
-from orchestrator.store.models import CampaignStatus, Cycle, Decision, Experiment, ExperimentState
+from orchestrator.store.models import CampaignStatus, Cycle, Decision, Experiment
 from orchestrator.store.records import find_campaign
 from planners.base import Observation, Plan, PlanningProblem
 from planners.registry import PlannerSettings, build_planner
@@ -131,7 +131,7 @@ def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = Non
                 problem, [o for _, o in observed], pending + test_points, len(own), decision.seed,
                 warm_start=previous_state,
             )  # fmt: skip
-            plan = _without_forbidden(problem, plan)
+            plan = without_forbidden(problem.space, plan)
             rows.append(_compare(cycle, decision, own, plan, tests, test_note))
         else:
             plan = chosen_planner.propose(
@@ -174,11 +174,9 @@ def _check_record(
     if missing:
         return f"experiments {missing} named by the record are not in the database"
     objectives = [o["name"] for o in objective_specs]
-    observed = [(i, _observation(experiments[i], objectives)) for i in decision.observation_ids]
+    observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
     pending_rows = [experiments[i] for i in decision.pending_ids]
-    digest = planning_data_hash(
-        [(i, o.parameters, o.values, o.feasible) for i, o in observed], [(e.id, e.parameters) for e in pending_rows]
-    )
+    digest = data_hash(observed, pending_rows)
     if digest != decision.data_hash:
         return "the results in the database are not those the decision saw (data hash differs): changed since"
     for label, sha in (decision.artifacts or {}).items():
@@ -189,21 +187,6 @@ def _check_record(
         if label == "model_state" and content_hash(stored) != content_hash(decision.model_state):
             return f"model_state artifact {sha[:12]}… differs from the decision row's model_state"
     return observed, [e.parameters for e in pending_rows]
-
-
-def _observation(experiment: Experiment, objectives: list[str]) -> Observation:
-    """As the planner saw it (stages._observations): the last attempt's objective values, or infeasible."""
-    if experiment.state == ExperimentState.INFEASIBLE:
-        return Observation(parameters=experiment.parameters, values={}, feasible=False)
-    latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
-    return Observation(parameters=experiment.parameters, values={n: latest[n] for n in objectives if n in latest})
-
-
-def _without_forbidden(problem: PlanningProblem, plan: Plan) -> Plan:
-    if not problem.space.exclusions:
-        return plan
-    kept = [p for p in plan.proposals if problem.space.feasible(p.parameters)]
-    return Plan(kept, model_state=plan.model_state, warnings=plan.warnings)
 
 
 def _device_now(settings: Any) -> str:
@@ -364,7 +347,7 @@ def _abduction(
     if missing:
         return _row(cycle, decision, "mismatch", None, f"experiments {missing} named by the record are missing")
     objectives = [o["name"] for o in objective_specs]
-    observed = [(i, _observation(experiments[i], objectives)) for i in decision.observation_ids]
+    observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
     if abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]) != decision.data_hash:
         return _row(cycle, decision, "mismatch", None, "the results are not those the abduction saw (data hash)")
     if inputs["surrogate"] is None:

@@ -543,33 +543,23 @@ def instrument_timeline(db: Database, ref: str | int) -> pd.DataFrame:
     for experiment_id, kind, at, detail in events:
         detail = detail or {}
         key = (experiment_id, detail.get("attempt"), detail.get("step"), detail.get("instrument"))
+        opened = {
+            "instrument": detail.get("instrument"),
+            "action": detail.get("action"),
+            "seq": seqs.get(experiment_id),
+            "attempt": detail.get("attempt"),
+            "step": detail.get("step"),
+            "start": _utc(at),
+        }
         if kind == "action-started":
-            row = {
-                "instrument": detail.get("instrument"),
-                "action": detail.get("action"),
-                "seq": seqs.get(experiment_id),
-                "attempt": detail.get("attempt"),
-                "step": detail.get("step"),
-                "start": _utc(at),
-                "end": None,
-                "seconds": None,
-                "failed": False,
-                "error": "no outcome recorded",
-                "message": None,
-            }
+            row = {**opened, "end": None, "seconds": None, "failed": False}
+            row.update(error="no outcome recorded", message=None)
             started[key] = row
             rows.append(row)
             continue
         row = started.pop(key, None)
         if row is None:  # an outcome without its start (never written so by the station): shown, not dropped
-            row = {
-                "instrument": detail.get("instrument"),
-                "action": detail.get("action"),
-                "seq": seqs.get(experiment_id),
-                "attempt": detail.get("attempt"),
-                "step": detail.get("step"),
-                "start": _utc(at),
-            }
+            row = opened
             rows.append(row)
         row.update(
             {

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from orchestrator.errors import SpecError
-from orchestrator.station_spec import STATION_MODELS, StationLab
+from orchestrator.station_spec import STATION_MODELS, StationLab, WaitStepSpec
 from planners.base import PlanningProblem
 from planners.hypotheses.guards import SafetyRules
 from planners.hypotheses.settings import HypothesisSettings
@@ -308,12 +308,13 @@ def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], ob
             raise SpecError(f"lab.instruments.{name}.port", "required without twins (e.g. /dev/ttyUSB0)")
     saved: set[str] = set()
     for i, step in enumerate(lab.protocol):
-        values = [step.wait] if hasattr(step, "wait") else list(step.args.values())
+        is_wait = isinstance(step, WaitStepSpec)
+        values = [step.wait] if is_wait else list(step.args.values())
         for value in values:
             for name in placeholders(value):
                 if name not in index:
                     raise SpecError(f"lab.protocol[{i}]", f"'{{{name}}}' is not a parameter")
-        if hasattr(step, "wait"):
+        if is_wait:
             if isinstance(step.wait, str) and not placeholders(step.wait):
                 raise SpecError(f"lab.protocol[{i}].wait", f"'{step.wait}' is neither a number nor '{{parameter}}'")
             continue

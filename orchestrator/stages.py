@@ -38,6 +38,7 @@ from orchestrator.store.models import (
 from orchestrator.store.records import add_event, latest_best, move_experiment, set_campaign_status
 from planners.base import Observation, Plan, Planner, PlanningError, PlanningProblem
 from planners.registry import build_planner
+from planners.space import Space
 from simulators.base import SimulationError
 
 PENDING_STATES = (
@@ -152,7 +153,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             seed,
             warm_start=previous,
         )
-        plan = _without_forbidden(ctx, plan)
+        plan = without_forbidden(ctx.problem.space, plan)
         wall_time = time.perf_counter() - started
         records = [
             {
@@ -174,7 +175,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             planner=ctx.planner.name,
             planner_config=ctx.planner.config(),
             seed=seed,
-            data_hash=_data_hash(observed, pending_rows),
+            data_hash=data_hash(observed, pending_rows),
             observation_ids=[experiment_id for experiment_id, _ in observed],
             pending_ids=[row.id for row in pending_rows],
             proposals=records,
@@ -269,10 +270,9 @@ def _plan_tests(
     )
 
 
-def _without_forbidden(ctx: CampaignContext, plan: Plan) -> Plan:
+def without_forbidden(space: Space, plan: Plan) -> Plan:
     """Drop proposals inside a forbidden region. Finite spaces never offer them; a continuous optimiser can land
     there, and a forbidden point must never reach the lab, so it is dropped and the decision says so."""
-    space = ctx.problem.space
     if not space.exclusions:
         return plan
     kept = [p for p in plan.proposals if space.feasible(p.parameters)]
@@ -309,7 +309,7 @@ def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcom
             retryable = exc.retryable and attempt < max_attempts
             with ctx.db.session() as session:
                 experiment = session.get_one(Experiment, experiment_id)
-                detail = exc.detail() if hasattr(exc, "detail") else {}
+                detail = exc.detail()
                 move_experiment(
                     session,
                     experiment,
@@ -611,18 +611,21 @@ def _observations(session: Any, ctx: CampaignContext) -> list[tuple[int, Observa
         )
         .order_by(Experiment.seq)
     ).all()
-    observed = []
-    for row in rows:
-        if row.state == ExperimentState.INFEASIBLE:
-            observed.append((row.id, Observation(parameters=row.parameters, values={}, feasible=False)))
-            continue
-        latest = {m.name: m.value for m in row.measurements if m.attempt == row.attempts}
-        values = {name: latest[name] for name in objective_names if name in latest}
-        observed.append((row.id, Observation(parameters=row.parameters, values=values)))
-    return observed
+    return [(row.id, observation_of(row, objective_names)) for row in rows]
 
 
-def _data_hash(observed: list[tuple[int, Observation]], pending: Sequence[Experiment]) -> str:
+def observation_of(experiment: Experiment, objective_names: Sequence[str]) -> Observation:
+    """A finished experiment as the planner sees it: its last attempt's objective values, or infeasible."""
+    if experiment.state == ExperimentState.INFEASIBLE:
+        return Observation(parameters=experiment.parameters, values={}, feasible=False)
+    latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
+    return Observation(
+        parameters=experiment.parameters, values={name: latest[name] for name in objective_names if name in latest}
+    )
+
+
+def data_hash(observed: list[tuple[int, Observation]], pending: Sequence[Experiment]) -> str:
+    """The hash a planning decision records of the results and pending experiments it saw."""
     return planning_data_hash(
         [(i, o.parameters, o.values, o.feasible) for i, o in observed], [(e.id, e.parameters) for e in pending]
     )

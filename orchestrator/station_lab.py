@@ -16,7 +16,7 @@ from instruments.limits import SafetyLimits
 from instruments.registry import load_driver
 from instruments.station import ActionStep, Journal, Station, Step, WaitStep
 from orchestrator.errors import SpecError
-from orchestrator.station_spec import StationLab
+from orchestrator.station_spec import StationLab, WaitStepSpec
 from simulators.base import SimulationError, SimulationResult
 
 
@@ -39,7 +39,7 @@ class StationRuntime:
         self.spec = lab
         self.protocol: list[Step] = [
             WaitStep(step.wait, step.unit)
-            if hasattr(step, "wait")
+            if isinstance(step, WaitStepSpec)
             else ActionStep(step.instrument, step.action, dict(step.args), dict(step.save))
             for step in lab.protocol
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class SimulationError(Exception):
     """The simulator could not run the experiment. `retryable` says whether trying again could help."""
 
     retryable = True
+
+    def detail(self) -> dict[str, Any]:
+        """What the failure event records besides the message (an instrument failure adds its kind and instrument)."""
+        return {}
 
 
 class PointNotInTable(SimulationError):

@@ -1,1 +1,0 @@
-"""Driver and twin of the ACME TM-2 thermometer: an example of a driver in its own package."""
