@@ -52,6 +52,15 @@ class WaitStep:
 Step = ActionStep | WaitStep
 
 
+class ProtocolStepError(InvalidAction):
+    """A step of a station's protocol that its drivers cannot carry out; `field` names it (`protocol[3].action`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.reason = message
+
+
 class OutcomeError(InstrumentError):
     """The measurements could not be turned into objective values (a formula failed on them)."""
 
@@ -111,22 +120,25 @@ class Station:
                 continue
             driver = self.drivers.get(step.instrument)
             if driver is None:
-                raise InvalidAction(f"protocol[{i}].instrument: no instrument '{step.instrument}' in the station")
+                raise ProtocolStepError(
+                    f"protocol[{i}].instrument", f"no instrument '{step.instrument}' in the station"
+                )
             try:
                 action = driver.action(step.action)
             except InvalidAction as exc:
-                raise InvalidAction(f"protocol[{i}].action: {exc.message}") from None
+                raise ProtocolStepError(f"protocol[{i}].action", exc.message) from None
             unknown = set(step.args) - {a.name for a in action.arguments}
             if unknown:
-                raise InvalidAction(
-                    f"protocol[{i}].args: {step.action} takes no {', '.join(sorted(unknown))} "
-                    f"(takes: {', '.join(a.name for a in action.arguments) or 'nothing'})"
+                raise ProtocolStepError(
+                    f"protocol[{i}].args",
+                    f"{step.action} takes no {', '.join(sorted(unknown))} "
+                    f"(takes: {', '.join(a.name for a in action.arguments) or 'nothing'})",
                 )
             for returned in step.save:
                 if returned not in action.returns:
-                    raise InvalidAction(
-                        f"protocol[{i}].save: {step.action} returns no '{returned}' "
-                        f"(returns: {', '.join(action.returns) or 'nothing'})"
+                    raise ProtocolStepError(
+                        f"protocol[{i}].save",
+                        f"{step.action} returns no '{returned}' (returns: {', '.join(action.returns) or 'nothing'})",
                     )
             saved |= set(step.save.values())
         self.saved_names = saved

@@ -509,13 +509,12 @@ def import_archive(db: Database, path: Path) -> str:
 
     Refused, with nothing written to the database: a damaged, changed or foreign archive (ArchiveError), and a
     campaign whose name the target already has (CampaignConflict)."""
-    return _import(db, Path(path)).name
+    return _import(db, read_archive(path), Path(path)).name
 
 
-def _import(db: Database, path: Path) -> ImportResult:
+def _import(db: Database, archive: Archive, path: Path) -> ImportResult:
     from sqlalchemy.exc import SQLAlchemyError
 
-    archive = read_archive(path)
     with db.session() as session:
         _refuse_clash(session, db, archive.name)
     # Content-addressed and idempotent, the artifacts go first: a row never names an artifact that is not there.
@@ -755,8 +754,9 @@ def archive_import_command(
     name already there is refused."""
     from orchestrator.store.database import open_database
 
+    archive = read_archive(path)  # verified before the database is opened: a bad file creates no database either
     database = open_database(db)
-    result = _import(database, path)
+    result = _import(database, archive, path)
     console.print(
         f"imported campaign '{result.name}' from {path} into {database.url} as id {result.campaign_id}: "
         f"{_counts(result.counts)}",

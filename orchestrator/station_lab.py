@@ -14,7 +14,7 @@ from instruments.contract import Driver
 from instruments.errors import InstrumentError
 from instruments.limits import SafetyLimits
 from instruments.registry import load_driver
-from instruments.station import ActionStep, Journal, Station, Step, WaitStep
+from instruments.station import ActionStep, Journal, ProtocolStepError, Station, Step, WaitStep
 from orchestrator.errors import SpecError
 from orchestrator.station_spec import StationLab, WaitStepSpec
 from simulators.base import SimulationError, SimulationResult
@@ -56,6 +56,8 @@ class StationRuntime:
         # Checked now against unconnected drivers, so a protocol error is a SpecError before anything starts.
         try:
             Station(self._make_drivers({n: "loop://" for n in lab.instruments}), self.protocol, lab.outcomes)
+        except ProtocolStepError as exc:
+            raise SpecError(f"lab.{exc.field}", exc.reason) from None
         except InstrumentError as exc:
             raise SpecError("lab.protocol", exc.message) from None
         if lab.twins is not None:
