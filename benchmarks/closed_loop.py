@@ -1,6 +1,6 @@
 """Closed-loop runs of a planner on a lookup table or a test function, the way a campaign runs them.
 
-Planning seeds are derived per cycle exactly as `orchestrator.stages.deduce` derives them, and each decision's
+Planning seeds are derived per cycle exactly as `orchestrator.cycle.stages.deduce` derives them, and each decision's
 model state warm-starts the next, so a benchmark run is the campaign loop minus the database. Runs are spread over
 processes (one torch thread each) so that several seeds share the machine fairly.
 """
@@ -41,8 +41,8 @@ def _one_thread() -> None:
 
 def lookup_problem(example: str, **space_overrides: Any):
     """The planning problem and lab of an example lookup campaign (e.g. 'direct_arylation')."""
-    from orchestrator.lab import build_lab
-    from orchestrator.spec import load_spec
+    from orchestrator.campaign.spec import load_spec
+    from orchestrator.lab.build import build_lab
 
     spec, _ = load_spec(EXAMPLES / f"{example}.yaml")
     lab = build_lab(spec)
@@ -55,7 +55,7 @@ def run_lookup(args: tuple[str, dict[str, Any], int, int, int]) -> Trace:
     _one_thread()
     from pydantic import TypeAdapter
 
-    from orchestrator.provenance import derive_seed
+    from orchestrator.records.provenance import derive_seed
     from planners.base import Observation
     from planners.registry import PlannerSettings, build_planner
 

@@ -27,7 +27,7 @@ def run_hartmann(args: tuple[dict, int, int, int]) -> Trace:
     settings, seed, batches, batch_size = args
     from pydantic import TypeAdapter
 
-    from orchestrator.provenance import derive_seed
+    from orchestrator.records.provenance import derive_seed
     from planners.base import Observation, PlanningProblem
     from planners.registry import PlannerSettings, build_planner
     from planners.space import ContinuousParameter, Objective, Space

@@ -62,10 +62,11 @@ def run_campaign(dataset: str, seed: int, arm: str, experiments: int, batch: int
     """One campaign through the inline engine on a fresh SQLite file; returns its trace and ledger."""
     from sqlalchemy import select
 
-    from orchestrator import runs
-    from orchestrator.loop import InlineStages, run_loop
-    from orchestrator.spec import parse_spec
-    from orchestrator.stages import load_context
+    from orchestrator.campaign import runs
+    from orchestrator.campaign.spec import parse_spec
+    from orchestrator.cycle.context import open_campaign
+    from orchestrator.cycle.loop import InlineStages, run_loop
+    from orchestrator.cycle.stages import load_context
     from orchestrator.store.database import open_database
     from orchestrator.store.models import Decision, Experiment, Hypothesis, HypothesisCredence
 
@@ -75,7 +76,7 @@ def run_campaign(dataset: str, seed: int, arm: str, experiments: int, batch: int
     with tempfile.TemporaryDirectory(prefix="peirce-hyp-") as folder:
         started = time.perf_counter()
         db = open_database(f"sqlite:///{Path(folder) / 'run.db'}")
-        campaign_id, _ = runs.create_or_reopen(db, spec, text)
+        campaign_id, _ = open_campaign(db, spec, text)
         runs.claim(db, campaign_id)
         ctx = load_context(db, campaign_id)
         reason = run_loop(ctx, InlineStages(ctx))
@@ -140,8 +141,8 @@ _TABLES: dict[str, tuple[list[dict[str, Any]], list[float], str]] = {}
 def table(dataset: str) -> tuple[list[dict[str, Any]], list[float], str]:
     """Every point of the data set's table (as the campaign names them), its objective value, and the direction."""
     if dataset not in _TABLES:
-        from orchestrator.lab import build_lab
-        from orchestrator.spec import parse_spec
+        from orchestrator.campaign.spec import parse_spec
+        from orchestrator.lab.build import build_lab
 
         spec = parse_spec(spec_text(dataset, 0, "none", EXPERIMENTS, BATCH), EXAMPLES)
         lab = build_lab(spec)

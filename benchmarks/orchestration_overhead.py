@@ -25,12 +25,13 @@ from sqlalchemy import func, select
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from orchestrator import runs  # noqa: E402
-from orchestrator.cli import _quiet_prefect  # noqa: E402
-from orchestrator.lab import BuiltLab  # noqa: E402
-from orchestrator.loop import InlineStages, run_loop  # noqa: E402
-from orchestrator.spec import parse_spec  # noqa: E402
-from orchestrator.stages import load_context  # noqa: E402
+from orchestrator.campaign import runs  # noqa: E402
+from orchestrator.campaign.spec import parse_spec  # noqa: E402
+from orchestrator.cli.app import _quiet_prefect  # noqa: E402
+from orchestrator.cycle.context import open_campaign  # noqa: E402
+from orchestrator.cycle.loop import InlineStages, run_loop  # noqa: E402
+from orchestrator.cycle.stages import load_context  # noqa: E402
+from orchestrator.lab.build import BuiltLab  # noqa: E402
 from orchestrator.store.database import open_database  # noqa: E402
 from orchestrator.store.models import Decision, Experiment  # noqa: E402
 
@@ -58,7 +59,7 @@ def in_process(engine: str, text: str, folder: Path) -> dict[str, float]:
     started = time.perf_counter()
     db = open_database(url)
     spec = parse_spec(text, REPO / "examples")
-    campaign_id, _ = runs.create_or_reopen(db, spec, text)
+    campaign_id, _ = open_campaign(db, spec, text)
     runs.claim(db, campaign_id)
     ctx = load_context(db, campaign_id)
     lab = TimedLab(ctx.lab)
@@ -66,7 +67,7 @@ def in_process(engine: str, text: str, folder: Path) -> dict[str, float]:
     if engine == "inline":
         run_loop(ctx, InlineStages(ctx))
     else:
-        from orchestrator import flow
+        from orchestrator.cycle import flow
 
         # The flow builds its own context; time the lab through the module it loads labs from.
         original = flow.stages.load_context

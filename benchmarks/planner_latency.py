@@ -36,7 +36,7 @@ def peirce_row(n: int, batch: int, seed: int, repeats: int) -> dict:
     import torch
 
     from planners.base import Observation, PlanningProblem
-    from planners.bayesian import BayesianPlanner, BayesianSettings
+    from planners.bo.planner import BayesianPlanner, BayesianSettings
     from planners.space import ContinuousParameter, Objective, Space
 
     space = Space(

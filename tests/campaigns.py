@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.spec import CampaignSpec, parse_spec
+from orchestrator.campaign.spec import CampaignSpec, parse_spec
 
 
 def hartmann_spec(**overrides: Any) -> dict[str, Any]:

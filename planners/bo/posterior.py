@@ -20,7 +20,7 @@ from planners.base import Observation, PlanningProblem
 from planners.bo.device import DTYPE, resolve_device
 from planners.bo.encoding import SpaceEncoding
 from planners.bo.surrogate import fit_models
-from planners.registry import BayesianSettings
+from planners.settings import BayesianSettings
 from planners.space import Point
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.spec import CampaignSpec, parse_spec
+from orchestrator.campaign.spec import CampaignSpec, parse_spec
 from tests.conftest import EXAMPLES
 
 EXAMPLE = EXAMPLES / "reaction_station.yaml"

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from instruments.errors import LimitViolation
+from orchestrator.campaign.spec import parse_spec
 from orchestrator.errors import SpecError
-from orchestrator.lab import build_lab
-from orchestrator.spec import parse_spec
-from orchestrator.station_lab import InstrumentFailure
+from orchestrator.lab.build import build_lab
+from orchestrator.lab.station import InstrumentFailure
 from tests.instruments.station_specs import EXAMPLE, station_spec, station_yaml
 
 POINT = {"volume": 2.0, "temperature": 100.0, "time": 20.0, "stirring": 400}

@@ -1,0 +1,465 @@
+"""The campaign file: a pydantic v2 model loaded from YAML, with errors that name the field at fault.
+
+Loading goes in three steps, each of which can reject the file with one `SpecError` (`field: message`):
+1. YAML syntax (with line and column),
+2. the schema (types, unknown keys, bounds, SMILES that RDKit rejects),
+3. cross-field rules (duplicate names, constraints over unknown or non-numeric parameters, a simulator that does
+   not fit the space). Checks that need the lab itself (the lookup table's columns) run when the lab is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.campaign.knowledge_file import check_file
+from orchestrator.campaign.station import STATION_MODELS, StationLab, WaitStepSpec
+from orchestrator.errors import SpecError
+from planners.base import PlanningProblem
+from planners.hypotheses.guards import SafetyRules
+from planners.hypotheses.settings import HypothesisSettings
+from planners.settings import BayesianSettings, PlannerSettings
+from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
+from simulators.functions import TEST_FUNCTIONS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
+_DURATION_UNITS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+class Budget(_Strict):
+    experiments: int = Field(ge=1, description="Experiments to run in all (completed, failed and infeasible count).")
+    batch_size: int = Field(default=1, ge=1, description="Experiments planned and run together in one cycle.")
+    wall_clock: float | None = Field(
+        default=None, gt=0, description="Active time limit in seconds, or a string such as '90m', '2h'."
+    )
+    max_retries: int = Field(default=1, ge=0, description="Times a failed experiment is retried (same key).")
+
+    @field_validator("wall_clock", mode="before")
+    @classmethod
+    def _parse_duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _DURATION.match(value)
+            if not match:
+                raise ValueError(f"'{value}' is not a duration such as 3600, '90m' or '2h'")
+            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        return value
+
+    @model_validator(mode="after")
+    def _batch_fits(self) -> Budget:
+        if self.batch_size > self.experiments:
+            raise ValueError(f"batch_size {self.batch_size} exceeds the budget of {self.experiments} experiments")
+        return self
+
+
+class StopCriteria(_Strict):
+    target_reached: bool = Field(default=True, description="Stop when every objective with a target reaches it.")
+    no_improvement_cycles: int | None = Field(
+        default=None, ge=1, description="Stop after this many cycles without a better value of any objective."
+    )
+
+
+class _NoneSetting(_Strict):
+    """A setting that, for now, can only be switched off; `none` in the file is accepted as shorthand."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if data is None or data == "none":
+            return {}
+        return data
+
+
+class ApprovalPolicy(_NoneSetting):
+    policy: Literal["none"] = "none"
+
+
+class _LabSpec(_Strict):
+    delay_s: float = Field(default=0.0, ge=0, description="Seconds each simulated experiment takes.")
+    max_concurrency: int = Field(default=8, ge=1, description="Experiments the lab runs at the same time.")
+
+
+class FunctionLab(_LabSpec):
+    """A classic test function evaluated at the point (numeric parameters in declared order)."""
+
+    simulator: Literal["branin", "hartmann6", "ackley"]
+    noise_std: float = Field(default=0.0, ge=0)
+    seed: int = Field(default=0, ge=0)
+    outcome: Identifier | None = Field(default=None, description="Objective it answers (default: the only one).")
+
+
+class LookupLab(_LabSpec):
+    """Answers from a CSV table of real measurements; a point not in the table is an error."""
+
+    simulator: Literal["lookup"]
+    table: Path = Field(description="CSV file, relative to the campaign file.")
+    columns: dict[Identifier, str] = Field(
+        default_factory=dict, description="Parameter -> column (default: same name)."
+    )
+    outcomes: dict[Identifier, str] = Field(
+        default_factory=dict, description="Objective -> column (default: same name)."
+    )
+
+
+SimulatorLab = Annotated[FunctionLab | LookupLab, Field(discriminator="simulator")]
+
+
+def _lab_kind(value: Any) -> str:
+    # The tags are not keys of the file, so error paths stay `lab.instruments.pump.port`, never `lab.station-lab…`.
+    if isinstance(value, dict):
+        return "station-lab" if "station" in value else "simulator-lab"
+    return "station-lab" if isinstance(value, StationLab) else "simulator-lab"
+
+
+LabSpec = Annotated[
+    Annotated[SimulatorLab, Tag("simulator-lab")] | Annotated[StationLab, Tag("station-lab")],
+    Discriminator(_lab_kind),
+]
+
+
+class CampaignSpec(_Strict):
+    """A campaign: what to vary, what to optimise, how much to spend, who plans, and which lab runs it."""
+
+    name: Identifier = Field(description="Unique name of the campaign in its database.")
+    goal: str = Field(default="", description="What the campaign is for, in plain words.")
+    space: list[Parameter] = Field(min_length=1)
+    objectives: list[Objective] = Field(min_length=1)
+    constraints: list[LinearConstraint] = Field(default_factory=list)
+    outcome_constraints: list[OutcomeConstraint] = Field(
+        default_factory=list, description="Bounds on measured objectives that a good experiment must respect."
+    )
+    budget: Budget
+    stop: StopCriteria = Field(default_factory=StopCriteria)
+    planner: PlannerSettings = Field(default_factory=lambda: BayesianSettings(kind="bayesian"))
+    hypotheses: HypothesisSettings = Field(default_factory=HypothesisSettings)
+    safety: SafetyRules = Field(
+        default_factory=SafetyRules,
+        description="Forbidden regions and substructures: never proposed, never the subject of a hypothesis.",
+    )
+    lab: LabSpec
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+
+    def search_space(self, candidates: list[dict[str, Any]] | None = None) -> Space:
+        return Space(
+            parameters=tuple(self.space),
+            constraints=tuple(self.constraints),
+            candidates=candidates,
+            exclusions=tuple(self.safety.exclusions(self.space)),
+        )
+
+    def problem(self, candidates: list[dict[str, Any]] | None = None) -> PlanningProblem:
+        return PlanningProblem(
+            space=self.search_space(candidates),
+            objectives=tuple(self.objectives),
+            outcome_constraints=tuple(self.outcome_constraints),
+        )
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a campaign file, for editors (YAML language servers read it)."""
+    schema = CampaignSpec.model_json_schema(mode="validation")
+    # Accept the shorthands the loader accepts, so editors do not flag valid files.
+    defs, properties = schema["$defs"], schema["properties"]
+    for name, shorthands in (("hypotheses", ["none", "model"]), ("approval", ["none"])):
+        ref = properties[name].pop("$ref")
+        properties[name]["anyOf"] = [{"$ref": ref}, {"enum": shorthands}, {"type": "null"}]
+    defs["Budget"]["properties"]["wall_clock"]["anyOf"].insert(0, {"type": "string", "pattern": _DURATION.pattern})
+    defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "peirce campaign"
+    return schema
+
+
+def load_spec(path: Path) -> tuple[CampaignSpec, str]:
+    """Read, parse and check a campaign file. Returns the spec and the file's text (stored with the campaign)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), f"cannot read: {exc}") from None
+    return parse_spec(text, base_dir=path.parent, source=str(path)), text
+
+
+def parse_spec(text: str, base_dir: Path, source: str = "<spec>") -> CampaignSpec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(where, f"YAML syntax error: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecError(source, f"a campaign file must be a mapping of keys, not {type(data).__name__}")
+    try:
+        spec = CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, data) from None
+    spec = _resolve_paths(spec, base_dir)
+    check_consistency(spec)
+    return spec
+
+
+def check_consistency(spec: CampaignSpec) -> None:
+    """Rules that relate fields to each other; raises the first violation as a SpecError."""
+    first_index: dict[str, int] = {}
+    for i, parameter in enumerate(spec.space):
+        if parameter.name in first_index:
+            raise SpecError(
+                f"space[{i}].name",
+                f"duplicate parameter name '{parameter.name}' (also space[{first_index[parameter.name]}])",
+            )
+        first_index[parameter.name] = i
+    seen_objectives: dict[str, int] = {}
+    for i, objective in enumerate(spec.objectives):
+        if objective.name in seen_objectives:
+            raise SpecError(f"objectives[{i}].name", f"duplicate objective name '{objective.name}'")
+        if objective.name in first_index:
+            raise SpecError(f"objectives[{i}].name", f"'{objective.name}' is already a parameter name")
+        seen_objectives[objective.name] = i
+    for i, constraint in enumerate(spec.constraints):
+        for name in constraint.coefficients:
+            if name not in first_index:
+                raise SpecError(f"constraints[{i}].coefficients.{name}", f"unknown parameter '{name}'")
+            parameter = spec.space[first_index[name]]
+            if not parameter.is_numeric:
+                raise SpecError(
+                    f"constraints[{i}].coefficients.{name}", f"parameter '{name}' is {parameter.type}, not numeric"
+                )
+    for i, outcome_constraint in enumerate(spec.outcome_constraints):
+        if outcome_constraint.outcome not in seen_objectives:
+            raise SpecError(
+                f"outcome_constraints[{i}].outcome",
+                f"'{outcome_constraint.outcome}' is not an objective (objectives: {', '.join(seen_objectives)})",
+            )
+    for i, region in enumerate(spec.safety.forbidden_regions):
+        for j, condition in enumerate(region.where):
+            if condition.parameter not in first_index:
+                raise SpecError(
+                    f"safety.forbidden_regions[{i}].where[{j}].parameter", f"unknown parameter '{condition.parameter}'"
+                )
+    for i, rule in enumerate(spec.safety.forbidden_substructures):
+        if not rule.is_valid():
+            raise SpecError(f"safety.forbidden_substructures[{i}].smarts", f"RDKit cannot parse SMARTS '{rule.smarts}'")
+    _check_lab_fits(spec, first_index)
+
+
+def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
+    lab = spec.lab
+    objective_names = [o.name for o in spec.objectives]
+    if isinstance(lab, FunctionLab):
+        outcome = lab.outcome
+        if outcome is None and len(objective_names) > 1:
+            raise SpecError("lab.outcome", f"{lab.simulator} answers one objective; name it (one of {objective_names})")
+        if outcome is not None and outcome not in objective_names:
+            raise SpecError(
+                "lab.outcome", f"'{outcome}' is not an objective (objectives: {', '.join(objective_names)})"
+            )
+        for i, parameter in enumerate(spec.space):
+            if not parameter.is_numeric:
+                raise SpecError(f"space[{i}].type", f"{lab.simulator} takes numeric parameters, not {parameter.type}")
+        wanted = TEST_FUNCTIONS[lab.simulator].dimension
+        if wanted is not None and len(spec.space) != wanted:
+            raise SpecError(
+                "lab.simulator", f"{lab.simulator} takes {wanted} parameters, the space has {len(spec.space)}"
+            )
+    elif isinstance(lab, StationLab):
+        check_station(spec, lab, index, objective_names)
+    else:
+        for name in lab.columns:
+            if name not in index:
+                raise SpecError(f"lab.columns.{name}", f"unknown parameter '{name}'")
+        for name in lab.outcomes:
+            if name not in objective_names:
+                raise SpecError(f"lab.outcomes.{name}", f"'{name}' is not an objective")
+
+
+def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], objective_names: list[str]) -> None:
+    """What can be checked of a station without its drivers: names, placeholders, outcomes, limits vs the space."""
+    from instruments.formula import Formula, FormulaError
+    from instruments.station import placeholders
+
+    for name, instrument in lab.instruments.items():
+        if lab.twins is None and not instrument.port:
+            raise SpecError(f"lab.instruments.{name}.port", "required without twins (e.g. /dev/ttyUSB0)")
+    saved: set[str] = set()
+    for i, step in enumerate(lab.protocol):
+        is_wait = isinstance(step, WaitStepSpec)
+        values = [step.wait] if is_wait else list(step.args.values())
+        for value in values:
+            for name in placeholders(value):
+                if name not in index:
+                    raise SpecError(f"lab.protocol[{i}]", f"'{{{name}}}' is not a parameter")
+        if is_wait:
+            if isinstance(step.wait, str) and not placeholders(step.wait):
+                raise SpecError(f"lab.protocol[{i}].wait", f"'{step.wait}' is neither a number nor '{{parameter}}'")
+            continue
+        if step.instrument not in lab.instruments:
+            raise SpecError(
+                f"lab.protocol[{i}].instrument",
+                f"no instrument '{step.instrument}' (instruments: {', '.join(lab.instruments)})",
+            )
+        limits = lab.instruments[step.instrument].limits
+        for argument, value in step.args.items():
+            _check_limit_covers_space(spec, index, i, step.instrument, argument, value, limits.get(argument))
+        saved |= set(step.save.values())
+    for name in objective_names:
+        if name not in lab.outcomes:
+            raise SpecError("lab.outcomes", f"objective '{name}' has no formula")
+    numeric = {p.name for p in spec.space if p.is_numeric}
+    for name, text in lab.outcomes.items():
+        if name not in objective_names:
+            raise SpecError(f"lab.outcomes.{name}", f"'{name}' is not an objective")
+        try:
+            formula = Formula(text)
+        except FormulaError as exc:
+            raise SpecError(f"lab.outcomes.{name}", str(exc)) from None
+        unknown = [n for n in formula.names if n not in saved | numeric]
+        if unknown:
+            raise SpecError(
+                f"lab.outcomes.{name}", f"{', '.join(unknown)} is neither saved by a step nor a numeric parameter"
+            )
+
+
+def _check_limit_covers_space(
+    spec: CampaignSpec, index: dict[str, int], step: int, instrument: str, argument: str, value: Any, limit: Any
+) -> None:
+    """A parameter wired straight to a limited argument must not range past the limit: such experiments would be
+    planned and then refused one by one at the instrument. Better to say so before the campaign starts."""
+    from instruments.station import whole_placeholder
+
+    name = whole_placeholder(value)
+    if limit is None or name not in index:
+        return
+    parameter = spec.space[index[name]]
+    if not parameter.is_numeric:
+        return
+    values = [float(v) for v in (parameter.bounds if hasattr(parameter, "bounds") else parameter.values)]
+    where = f"lab.instruments.{instrument}.limits.{argument}"
+    if limit.max is not None and max(values) > limit.max:
+        raise SpecError(
+            f"space[{index[parameter.name]}]",
+            f"'{parameter.name}' reaches {max(values):g} but lab.protocol[{step}] sends it as {argument} to "
+            f"{instrument}, whose limit is {where}.max = {limit.max:g}",
+        )
+    if limit.min is not None and min(values) < limit.min:
+        raise SpecError(
+            f"space[{index[parameter.name]}]",
+            f"'{parameter.name}' goes down to {min(values):g} but {where}.min = {limit.min:g}",
+        )
+
+
+def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
+    """Paths in the file are relative to the file; the stored spec holds them resolved."""
+    if isinstance(spec.lab, LookupLab) and not spec.lab.table.is_absolute():
+        lab = spec.lab.model_copy(update={"table": (base_dir / spec.lab.table).resolve()})
+        spec = spec.model_copy(update={"lab": lab})
+    hypotheses = spec.hypotheses
+    resolved = {
+        name: [(base_dir / path).resolve() for path in getattr(hypotheses, name)] for name in ("notes", "knowledge")
+    }
+    for name, paths in resolved.items():
+        for i, path in enumerate(paths):
+            if not path.is_file():
+                raise SpecError(f"hypotheses.{name}[{i}]", f"file not found: {path}")
+    if resolved["knowledge"]:
+        # A malformed knowledge file is refused now, before a campaign is written (JSON and claims only: whether
+        # each claim fits this campaign's space is decided on import, and a misfit is stored as rejected).
+        for i, path in enumerate(resolved["knowledge"]):
+            check_file(path, f"hypotheses.knowledge[{i}]")
+    return spec.model_copy(update={"hypotheses": hypotheses.model_copy(update=resolved)})
+
+
+def _first_error(exc: ValidationError, data: Any) -> SpecError:
+    # An unknown key is usually a misspelt known one, which also explains a "missing" error: report it first.
+    error = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")[0]
+    field = _field_path(error["loc"], data)
+    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "union_tag_invalid":
+        message = _unknown_tag_message(error)
+        field = f"{field}.{str(error['ctx']['discriminator']).strip(chr(39))}"
+    elif error["type"] == "union_tag_not_found":  # e.g. a parameter without `type`, a lab without `simulator`
+        message = "required field is missing"
+        field = f"{field}.{str(error['ctx']['discriminator']).strip(chr(39))}"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    others = exc.error_count() - 1
+    if others:
+        message += f" (and {others} more error{'s' if others > 1 else ''})"
+    return SpecError(field or "spec", message)
+
+
+def _field_path(loc: tuple[Any, ...], data: Any) -> str:
+    """Render a pydantic location as `space[2].bounds`, dropping the union tags pydantic inserts."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if item == "[key]":
+            continue  # pydantic's marker for an error in a mapping's key; the key itself is already in the path
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            continue
+        if isinstance(node, dict) and item not in node and parts and not _is_field_of_any_model(item):
+            continue  # a discriminated-union tag such as 'continuous', not a key of the file
+        parts.append(f".{item}" if parts else str(item))
+        node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _is_field_of_any_model(name: str) -> bool:
+    # A missing required key is in the location but not in the data; keep it. Tags are never field names.
+    known = {
+        field
+        for model in (
+            CampaignSpec,
+            Budget,
+            StopCriteria,
+            FunctionLab,
+            LookupLab,
+            LinearConstraint,
+            Objective,
+            OutcomeConstraint,
+            HypothesisSettings,
+            SafetyRules,
+            *STATION_MODELS,
+        )
+        for field in model.model_fields
+    }
+    known |= {"name", "type", "bounds", "values", "levels", "smiles", "unit", "kind", "seed"}
+    return name in known
+
+
+def _unknown_tag_message(error: dict[str, Any]) -> str:
+    ctx = error.get("ctx", {})
+    tag, expected = ctx.get("tag"), ctx.get("expected_tags", "")
+    discriminator = str(ctx.get("discriminator", "")).strip("'")
+    what = {"simulator": "simulator", "type": "parameter type", "kind": "planner"}.get(discriminator, discriminator)
+    return f"unknown {what} '{tag}' (expected one of: {expected.replace(chr(39), '')})"

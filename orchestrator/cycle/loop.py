@@ -1,0 +1,86 @@
+"""The research loop, written once: cycles of abduce → deduce → run experiments → induce until a stop reason.
+
+The loop is handed a `StageRunner`: `InlineStages` calls the stage functions directly (tests, scripts), the
+Prefect flow hands in task-wrapped stages. Either way the loop reads like the process it runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from orchestrator.cycle.progress import CycleReport, publish
+from orchestrator.cycle.stages import (
+    CampaignContext,
+    ExperimentOutcome,
+    abduce,
+    deduce,
+    finish_campaign,
+    induce,
+    next_batch_size,
+    recover,
+    run_experiments,
+    start_cycle,
+    stop_reason,
+)
+
+
+class StageRunner(Protocol):
+    def abduce(self, cycle_id: int) -> list[int]: ...
+    def deduce(self, cycle_id: int, batch_size: int) -> list[int]: ...
+    def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]: ...
+    def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport: ...
+
+
+class InlineStages:
+    """Stages called as plain functions in this thread (experiments on a thread pool)."""
+
+    def __init__(self, ctx: CampaignContext) -> None:
+        self.ctx = ctx
+
+    def abduce(self, cycle_id: int) -> list[int]:
+        return abduce(self.ctx, cycle_id)
+
+    def deduce(self, cycle_id: int, batch_size: int) -> list[int]:
+        return deduce(self.ctx, cycle_id, batch_size)
+
+    def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
+        return run_experiments(self.ctx, experiment_ids)
+
+    def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
+        return induce(self.ctx, cycle_id, cycle_seconds)
+
+
+def run_loop(ctx: CampaignContext, stages: StageRunner) -> str:
+    """Run cycles until a stop reason holds; returns that reason. Continues an interrupted cycle first.
+
+    The lab is closed at the end however the loop ends (instruments to their safe state, ports closed)."""
+    try:
+        return _cycles(ctx, stages)
+    finally:
+        ctx.lab.close()
+
+
+def _cycles(ctx: CampaignContext, stages: StageRunner) -> str:
+    recovery = recover(ctx)
+    if recovery.cycle_id is not None:
+        _run_cycle(ctx, stages, recovery.cycle_id, plan=recovery.needs_plan, to_run=recovery.to_run)
+    while True:
+        with ctx.db.session() as session:
+            reason = stop_reason(session, ctx)
+        if reason is None and next_batch_size(ctx) == 0:
+            reason = "budget committed to experiments already planned"  # cannot happen after recovery; be explicit
+        if reason is not None:
+            finish_campaign(ctx, reason)
+            return reason
+        _run_cycle(ctx, stages, start_cycle(ctx), plan=True, to_run=[])
+
+
+def _run_cycle(ctx: CampaignContext, stages: StageRunner, cycle_id: int, plan: bool, to_run: list[int]) -> None:
+    started = time.perf_counter()
+    if plan:
+        stages.abduce(cycle_id)
+        to_run = to_run + stages.deduce(cycle_id, next_batch_size(ctx))
+    stages.run_experiments(to_run)
+    publish(stages.induce(cycle_id, time.perf_counter() - started))

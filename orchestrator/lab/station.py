@@ -1,0 +1,162 @@
+"""The lab of a station campaign: its drivers (found by entry point), its protocol, and, in twin mode, the
+device twins and the bench they share. Building it checks everything against the drivers' declared skills and
+connects nothing; the first experiment connects (starting the twins first when the campaign runs on twins), and
+`close()` brings every instrument to its safe state and closes the ports.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from instruments.contract import Driver
+from instruments.errors import InstrumentError
+from instruments.limits import SafetyLimits
+from instruments.registry import load_driver
+from instruments.station import ActionStep, Journal, ProtocolStepError, Station, Step, WaitStep
+from orchestrator.campaign.station import StationLab, WaitStepSpec
+from orchestrator.errors import SpecError
+from simulators.base import SimulationError, SimulationResult
+
+
+class InstrumentFailure(SimulationError):
+    """An instrument error as the orchestrator sees it: retryable or not, with its kind and instrument."""
+
+    def __init__(self, error: InstrumentError) -> None:
+        super().__init__(str(error))
+        self.retryable = error.retryable
+        self.kind = error.kind
+        self.instrument = error.instrument
+        self.limit = getattr(error, "limit", None)
+
+    def detail(self) -> dict[str, Any]:
+        return {"fault": self.kind, "instrument": self.instrument, **({"limit": self.limit} if self.limit else {})}
+
+
+class StationRuntime:
+    def __init__(self, lab: StationLab) -> None:
+        self.spec = lab
+        self.protocol: list[Step] = [
+            WaitStep(step.wait, step.unit)
+            if isinstance(step, WaitStepSpec)
+            else ActionStep(step.instrument, step.action, dict(step.args), dict(step.save))
+            for step in lab.protocol
+        ]
+        self.driver_classes: dict[str, type[Driver]] = {}
+        for name, instrument in lab.instruments.items():
+            try:
+                self.driver_classes[name] = load_driver(instrument.driver)
+            except InstrumentError as exc:
+                raise SpecError(f"lab.instruments.{name}.driver", exc.message) from None
+            try:
+                self.driver_classes[name].serial.with_overrides(dict(instrument.serial))
+            except (KeyError, TypeError) as exc:
+                raise SpecError(f"lab.instruments.{name}.serial", f"unknown line setting {exc}") from None
+        # Checked now against unconnected drivers, so a protocol error is a SpecError before anything starts.
+        try:
+            Station(self._make_drivers({n: "loop://" for n in lab.instruments}), self.protocol, lab.outcomes)
+        except ProtocolStepError as exc:
+            raise SpecError(f"lab.{exc.field}", exc.reason) from None
+        except InstrumentError as exc:
+            raise SpecError("lab.protocol", exc.message) from None
+        if lab.twins is not None:
+            from simulators.twins.registry import load_twin
+
+            for name, instrument in lab.instruments.items():
+                try:
+                    load_twin(instrument.driver)
+                except KeyError as exc:
+                    raise SpecError(f"lab.instruments.{name}.driver", str(exc.args[0])) from None
+        self.station: Station | None = None
+        self.servers: list[Any] = []
+        self.bench: Any = None
+        self._lock = threading.Lock()
+        self._connected: set[str] = set()
+
+    def _make_drivers(self, ports: Mapping[str, str], line: Mapping[str, Any] | None = None) -> dict[str, Driver]:
+        return {
+            name: self.driver_classes[name](
+                ports[name],
+                instrument=name,
+                limits=SafetyLimits.from_mapping({k: v.model_dump() for k, v in instrument.limits.items()}),
+                settings={**instrument.serial, **(line or {})},
+            )
+            for name, instrument in self.spec.instruments.items()
+        }
+
+    # --- lifetime ---------------------------------------------------------------------------------------------------
+
+    def start(self, journal: Journal | None = None) -> Station:
+        """Start the twins (in twin mode, once) and connect every driver. An experiment that finds the station
+        unconnected (first use, or a connection that failed) connects it; a failure is that experiment's error."""
+        with self._lock:
+            if self.station is None:
+                on_arrive, time_scale, line = None, 1.0, None
+                if self.spec.twins is not None:
+                    ports, on_arrive, time_scale = self._start_twins()
+                    if self.spec.twins.transport == "pty":
+                        # A pty carries bytes, not bits: character size and parity mean nothing there, and some
+                        # kernels refuse 7-bit or parity settings on one. 7E1 devices are exercised over TCP.
+                        line = {"bytesize": 8, "parity": "N"}
+                else:
+                    ports = {name: str(instrument.port) for name, instrument in self.spec.instruments.items()}
+                self.station = Station(
+                    self._make_drivers(ports, line),
+                    self.protocol,
+                    self.spec.outcomes,
+                    on_arrive=on_arrive,
+                    time_scale=time_scale,
+                )
+            for name in self.station.drivers:
+                if name not in self._connected:
+                    # A connect that failed half-way (a fault during set-up) is done again from the start, by the
+                    # next experiment, whose journal then holds it.
+                    self.station.connect([name], journal)
+                    self._connected.add(name)
+            return self.station
+
+    def _start_twins(self) -> tuple[dict[str, str], Any, float]:
+        from simulators.twins.bench import Bench
+        from simulators.twins.registry import load_twin
+        from simulators.twins.server import FaultPlan, TwinServer
+
+        settings = self.spec.twins
+        assert settings is not None
+        self.bench = Bench(time_scale=settings.time_scale, seed=settings.seed)
+        ports = {}
+        for i, (name, instrument) in enumerate(self.spec.instruments.items()):
+            twin = load_twin(instrument.driver)(self.bench, instrument=name, **instrument.twin)
+            line = self.driver_classes[name].serial.with_overrides(dict(instrument.serial))
+            # A late answer comes after the driver's timeout but inside its resync grace, as a slow device's does.
+            faults = FaultPlan(
+                rate=settings.faults.rate,
+                kinds=tuple(settings.faults.kinds),
+                seed=settings.seed * 1000 + i,
+                late_s=line.timeout_s + line.grace_s / 2,
+            )
+            server = TwinServer(twin, faults, name=name)
+            ports[name] = server.start_pty() if settings.transport == "pty" else server.start_tcp()
+            self.servers.append(server)
+        return ports, self.bench.place, settings.time_scale
+
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> SimulationResult:
+        try:
+            station = self.start(journal)
+            return SimulationResult(values=station.run(parameters, key, journal))
+        except InstrumentError as exc:
+            raise InstrumentFailure(exc) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self.station is not None:
+                self.station.close()
+                self.station = None
+                self._connected.clear()
+            for server in self.servers:
+                server.stop()  # stopped twins keep their records (requests served, faults injected)
+
+    @property
+    def injected_faults(self) -> list[Any]:
+        """Faults the twins injected (twin mode), with the instrument they hit."""
+        return [(server.name, fault) for server in self.servers for fault in server.injected]

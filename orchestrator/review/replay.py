@@ -1,0 +1,404 @@
+"""Replay: derive every planning decision of a campaign again from its record, and say whether it matches.
+
+For each `deduce` decision, in order, the record gives the planner's configuration and seed, the ids of the
+results it saw and of the experiments still pending, the previous decision's fitted state it warm-started from,
+and, through its artifact, the fitted state it produced. Replay rebuilds exactly those inputs from the database,
+checks them against the record (the data hash, the artifact's hash), asks the same planner again and compares
+the proposals. On the same machine, library versions and thread count the proposals match exactly; elsewhere
+floating-point results can differ in the last digits and then the optimiser may pick another point, which the
+table reports with the versions that differ.
+
+The part of a batch chosen to test hypotheses is chosen again from what its record keeps (the open claims, the
+widening, the surrogate's warm start and seed) and compared; the planner then gets the recorded tests as pending,
+as it did. Abductions by the fitted model are derived again the same way (their record keeps the ledger as it
+stood); an LLM's answer cannot be asked for again, so those rows point to the prompt and answer in the record.
+
+Counterfactual replay (`planner=` other settings) asks another planner at each cycle, given the same history,
+and compares, under a model fitted to that history, the predicted value of its choices with that of the
+experiments actually run. It cannot run the experiments; it shows what the model believed of each choice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+
+from orchestrator.campaign.spec import CampaignSpec
+from orchestrator.cycle.stages import data_hash, observation_of, without_forbidden
+from orchestrator.errors import CampaignConflict, SpecError
+from orchestrator.lab.build import build_lab
+from orchestrator.records.provenance import (
+    abduction_data_hash,
+    content_hash,
+    library_versions,
+    runtime_settings,
+)
+from orchestrator.store.artifacts import ArtifactError
+from orchestrator.store.database import Database
+from orchestrator.store.models import CampaignStatus, Cycle, Decision, Experiment
+from orchestrator.store.records import find_campaign
+from planners.base import Observation, Plan, PlanningProblem
+from planners.registry import build_planner
+from planners.settings import PlannerSettings
+
+# Versions whose difference can change a re-derived decision (the rest are recorded for the reader).
+_NUMERIC = ("torch", "botorch", "gpytorch", "numpy", "scipy", "rdkit", "peirce", "torch_threads", "device", "platform")
+
+
+@dataclass(frozen=True)
+class ReplayRow:
+    cycle: int
+    decision_id: int
+    stage: str
+    planner: str
+    proposals: int
+    status: str  # match | mismatch | not re-derived | counterfactual
+    max_difference: float | None
+    note: str
+    recorded: list[dict[str, Any]] = field(default_factory=list)
+    rederived: list[dict[str, Any]] = field(default_factory=list)
+    recorded_value: float | None = None  # counterfactual: the model's best predicted value among what was run
+    alternative_value: float | None = None  # … and among the other planner's choices
+
+
+@dataclass
+class ReplayReport:
+    campaign: str
+    status: str
+    finished: bool
+    rows: list[ReplayRow]
+    version_differences: dict[str, tuple[Any, Any]]
+    counterfactual: dict[str, Any] | None = None
+
+    def all_match(self) -> bool:
+        derived = [r for r in self.rows if r.status in ("match", "mismatch")]
+        return bool(derived) and all(r.status == "match" for r in derived)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(row) for row in self.rows]
+
+
+def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = None) -> ReplayReport:
+    """Re-derive (or, with `planner`, ask another planner about) every decision of campaign `ref`, in order."""
+    with db.session() as session:
+        campaign = find_campaign(session, ref)
+        spec = CampaignSpec.model_validate(campaign.spec)
+        campaign_spec = campaign.spec
+        decisions = session.scalars(
+            select(Decision).where(Decision.campaign_id == campaign.id).order_by(Decision.id)
+        ).all()
+        experiments = {
+            e.id: e for e in session.scalars(select(Experiment).where(Experiment.campaign_id == campaign.id))
+        }
+        for experiment in experiments.values():
+            _ = experiment.measurements  # loaded now, read after the session closes
+        cycles = {c.id: c.index for c in session.scalars(select(Cycle).where(Cycle.campaign_id == campaign.id))}
+        name, status = campaign.name, campaign.status
+    if not decisions:
+        raise CampaignConflict(f"CAMPAIGN: '{name}' has no decisions to replay yet")
+    finished = status in (CampaignStatus.COMPLETED, CampaignStatus.STOPPED, CampaignStatus.FAILED)
+    settings = _planner_settings(spec, planner)
+    problem = spec.problem(candidates=build_lab(spec).candidates)
+    chosen_planner = build_planner(settings)
+    store = db.artifacts
+    rows: list[ReplayRow] = []
+    previous_state: dict[str, Any] | None = None
+    recorded_versions: dict[str, Any] = {}
+    for decision in decisions:
+        cycle = cycles.get(decision.cycle_id, 0)
+        if decision.stage != "deduce":
+            if planner is None:
+                rows.append(_abduction(cycle, decision, spec, problem, experiments, campaign_spec["objectives"]))
+            else:
+                rows.append(_row(cycle, decision, "not re-derived", None, "abduction: only planners are asked"))
+            continue
+        recorded_versions = decision.versions or recorded_versions
+        checked = _check_record(decision, experiments, store, campaign_spec["objectives"])
+        if isinstance(checked, str):
+            rows.append(_row(cycle, decision, "mismatch", None, checked))
+            previous_state = decision.model_state
+            continue
+        observed, pending = checked
+        tests = int(((decision.model_state or {}).get("hypothesis_tests") or {}).get("tests", 0))
+        recorded = [p["parameters"] for p in decision.proposals]
+        test_points, own = recorded[:tests], recorded[tests:]
+        test_note = _rederive_tests(decision, spec, problem, observed, pending, test_points) if tests else None
+        if planner is None:
+            plan = chosen_planner.propose(
+                problem, [o for _, o in observed], pending + test_points, len(own), decision.seed,
+                warm_start=previous_state,
+            )  # fmt: skip
+            plan = without_forbidden(problem.space, plan)
+            rows.append(_compare(cycle, decision, own, plan, tests, test_note))
+        else:
+            plan = chosen_planner.propose(
+                problem, [o for _, o in observed], pending + test_points, max(1, len(own)), decision.seed
+            )
+            rows.append(_counterfactual(cycle, decision, problem, spec, observed, own, plan))
+        previous_state = decision.model_state
+    now = {**library_versions(), **runtime_settings()}
+    differences = {
+        key: (recorded_versions.get(key), now.get(key))
+        for key in sorted(set(recorded_versions) | set(now))
+        if key in _NUMERIC and key != "device" and recorded_versions.get(key) != now.get(key)
+    }
+    if "device" in recorded_versions and recorded_versions["device"] != _device_now(settings):
+        differences["device"] = (recorded_versions["device"], _device_now(settings))
+    counterfactual = None if planner is None else {"planner": settings.model_dump(mode="json")}
+    return ReplayReport(name, status, finished, rows, differences, counterfactual)
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+
+
+def _planner_settings(spec: CampaignSpec, override: dict[str, Any] | None) -> Any:
+    if override is None:
+        return spec.planner
+    data = {"seed": spec.planner.seed, **override}
+    try:
+        return TypeAdapter(PlannerSettings).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"] if p not in ("random", "sobol", "bayesian"))
+        raise SpecError(f"--planner{'.' + where if where else ''}", first["msg"]) from None
+
+
+def _check_record(
+    decision: Decision, experiments: dict[int, Experiment], store: Any, objective_specs: list[dict[str, Any]]
+) -> tuple[list[tuple[int, Observation]], list[dict[str, Any]]] | str:
+    """The decision's inputs rebuilt from the database, or why they cannot be (named)."""
+    missing = [i for i in [*decision.observation_ids, *decision.pending_ids] if i not in experiments]
+    if missing:
+        return f"experiments {missing} named by the record are not in the database"
+    objectives = [o["name"] for o in objective_specs]
+    observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
+    pending_rows = [experiments[i] for i in decision.pending_ids]
+    digest = data_hash(observed, pending_rows)
+    if digest != decision.data_hash:
+        return "the results in the database are not those the decision saw (data hash differs): changed since"
+    for label, sha in (decision.artifacts or {}).items():
+        try:
+            stored = store.get(sha)
+        except ArtifactError as exc:
+            return f"{label}: {exc}"
+        if label == "model_state" and content_hash(stored) != content_hash(decision.model_state):
+            return f"model_state artifact {sha[:12]}… differs from the decision row's model_state"
+    return observed, [e.parameters for e in pending_rows]
+
+
+def _device_now(settings: Any) -> str:
+    if getattr(settings, "kind", "") != "bayesian":
+        return "cpu"
+    from planners.bo.device import resolve_device
+
+    return str(resolve_device(settings.device))
+
+
+# --- comparison -----------------------------------------------------------------------------------------------
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Largest difference over parameters: absolute for numbers, 1 for a different level (or a missing one)."""
+    worst = 0.0
+    for key in set(a) | set(b):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, int | float) and isinstance(y, int | float) and not isinstance(x, bool):
+            worst = max(worst, abs(float(x) - float(y)))
+        elif x != y:
+            worst = max(worst, 1.0)
+    return worst
+
+
+def _rederive_tests(
+    decision: Decision,
+    spec: CampaignSpec,
+    problem: PlanningProblem,
+    observed: list[tuple[int, Observation]],
+    pending: list[dict[str, Any]],
+    recorded: list[dict[str, Any]],
+) -> str | None:
+    """Choose the batch's hypothesis tests again from the record's inputs; None if they match, else why not."""
+    inputs = ((decision.model_state or {}).get("hypothesis_tests") or {}).get("inputs")
+    if inputs is None:
+        return "hypothesis tests recorded before their inputs were kept: taken from the record"
+    from orchestrator.ledger.hypotheses import model_settings, select_tests
+    from planners.bo.posterior import fit_surrogate
+    from planners.hypotheses.claims import parse_claim
+
+    observations = [o for _, o in observed]
+    fit = inputs["surrogate"]
+    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit["warm_start"], fit["seed"])
+    claims = {int(entry["id"]): parse_claim(entry["claim"]) for entry in inputs["open"]}
+    plan = select_tests(
+        spec.hypotheses, problem, observations, pending, surrogate, claims, inputs["widening"], inputs["n_tests"],
+        decision.seed,
+    )  # fmt: skip
+    again = [dict(p.parameters) for p in plan.proposals]
+    if again == recorded:
+        return None
+    return f"hypothesis tests differ: {len(again)} re-derived, {len(recorded)} recorded"
+
+
+def _compare(
+    cycle: int,
+    decision: Decision,
+    own: list[dict[str, Any]],
+    plan: Plan,
+    tests: int,
+    test_note: str | None = None,
+) -> ReplayRow:
+    again = [dict(p.parameters) for p in plan.proposals]
+    if len(again) != len(own):
+        return _row(
+            cycle, decision, "mismatch", None, f"{len(again)} proposals re-derived, {len(own)} recorded", own, again
+        )
+    worst = max((_difference(a, b) for a, b in zip(own, again, strict=True)), default=0.0)
+    recorded_means = [
+        v["mean"] for p in decision.proposals[tests:] for v in (p.get("predicted") or {}).values() if "mean" in v
+    ]
+    again_means = [v.mean for p in plan.proposals for v in p.predicted.values()]
+    if len(recorded_means) == len(again_means):
+        worst = max(worst, max((abs(a - b) for a, b in zip(recorded_means, again_means, strict=True)), default=0.0))
+    if test_note is not None:
+        if test_note.startswith("hypothesis tests differ"):
+            return _row(cycle, decision, "mismatch", None, test_note, own, again)
+        note = f"{test_note}; "
+    else:
+        note = f"{tests} hypothesis test(s) chosen again; " if tests else ""
+    if worst == 0.0:
+        return _row(cycle, decision, "match", 0.0, note + "identical", own, again)
+    return _row(
+        cycle,
+        decision,
+        "mismatch",
+        worst,
+        note + "re-derived proposals differ (floating point of another version, device or thread count can)",
+        own,
+        again,
+    )
+
+
+def _counterfactual(
+    cycle: int,
+    decision: Decision,
+    problem: PlanningProblem,
+    spec: CampaignSpec,
+    observed: list[tuple[int, Observation]],
+    own: list[dict[str, Any]],
+    plan: Plan,
+) -> ReplayRow:
+    from orchestrator.ledger.hypotheses import model_settings
+
+    alternative = [dict(p.parameters) for p in plan.proposals]
+    objective = spec.objectives[0]
+    recorded_value = alternative_value = None
+    note = ""
+    try:
+        from planners.bo.posterior import fit_surrogate
+
+        surrogate = fit_surrogate(problem, [o for _, o in observed], model_settings(spec.planner), seed=decision.seed)
+    except Exception as exc:  # a model that cannot be fitted on this history is reported, not fatal
+        surrogate, note = None, f"no model on this history: {exc}"
+    if surrogate is None:
+        note = "too few results for a model"
+    else:
+        pick = max if objective.direction == "maximize" else min
+        if own:
+            recorded_value = float(pick(surrogate.predict(objective.name, own)[0]))
+        if alternative:
+            alternative_value = float(pick(surrogate.predict(objective.name, alternative)[0]))
+    return ReplayRow(
+        cycle=cycle,
+        decision_id=decision.id,
+        stage=decision.stage,
+        planner=decision.planner,
+        proposals=len(own),
+        status="counterfactual",
+        max_difference=max((_difference(a, b) for a, b in zip(own, alternative, strict=False)), default=None),
+        note=note,
+        recorded=own,
+        rederived=alternative,
+        recorded_value=_finite(recorded_value),
+        alternative_value=_finite(alternative_value),
+    )
+
+
+def _abduction(
+    cycle: int,
+    decision: Decision,
+    spec: CampaignSpec,
+    problem: PlanningProblem,
+    experiments: dict[int, Experiment],
+    objective_specs: list[dict[str, Any]],
+) -> ReplayRow:
+    """Derive a model abduction again: the same results, the same surrogate (same warm start and seed), the ledger
+    and widening it saw (from its record), the same abductor. An LLM's answer cannot be derived again: its prompt
+    and answer are in the record, and the row says so."""
+    recorded = [p["claim"] for p in decision.proposals]
+    if decision.planner != "abductor:model":
+        return _row(cycle, decision, "not re-derived", None, "abduction by an LLM: prompt and answer in the record")
+    inputs = (decision.model_state or {}).get("inputs")
+    if inputs is None:
+        return _row(cycle, decision, "not re-derived", None, "recorded before abductions kept their inputs")
+    missing = [i for i in decision.observation_ids if i not in experiments]
+    if missing:
+        return _row(cycle, decision, "mismatch", None, f"experiments {missing} named by the record are missing")
+    objectives = [o["name"] for o in objective_specs]
+    observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
+    if abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]) != decision.data_hash:
+        return _row(cycle, decision, "mismatch", None, "the results are not those the abduction saw (data hash)")
+    if inputs["surrogate"] is None:
+        return _row(cycle, decision, "match" if not recorded else "mismatch", 0.0, "no model yet: nothing proposed")
+    from orchestrator.ledger.hypotheses import model_settings
+    from planners.bo.posterior import fit_surrogate
+    from planners.hypotheses.base import AbductionRequest, LedgerEntry
+    from planners.hypotheses.claims import parse_claim
+    from planners.hypotheses.model_abductor import ModelAbductor
+
+    observations = [o for _, o in observed]
+    fit = inputs["surrogate"]
+    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit["warm_start"], fit["seed"])
+    ledger = [
+        LedgerEntry(e["id"], parse_claim(e["claim"]), e["statement"], e["source"], e["status"], e["credence"],
+                    e["evidence"])
+        for e in inputs["ledger"]
+    ]  # fmt: skip
+    request = AbductionRequest(problem, spec.goal, observations, ledger, inputs["max_new"], decision.seed)
+    abductor = ModelAbductor(n_samples=spec.hypotheses.posterior_samples, safety=spec.safety)
+    again = [d.claim.model_dump(mode="json") for d in abductor.propose(request, surrogate, inputs["widening"]).drafts]
+    if again == recorded:
+        return _row(cycle, decision, "match", 0.0, f"{len(recorded)} claim(s) proposed; identical")
+    return _row(
+        cycle, decision, "mismatch", None, f"{len(again)} claim(s) re-derived, {len(recorded)} recorded, differing"
+    )
+
+
+def _row(
+    cycle: int,
+    decision: Decision,
+    status: str,
+    worst: float | None,
+    note: str,
+    recorded: list[dict[str, Any]] | None = None,
+    again: list[dict[str, Any]] | None = None,
+) -> ReplayRow:
+    return ReplayRow(
+        cycle=cycle,
+        decision_id=decision.id,
+        stage=decision.stage,
+        planner=decision.planner,
+        proposals=len(decision.proposals),
+        status=status,
+        max_difference=worst,
+        note=note,
+        recorded=list(recorded or []),
+        rederived=list(again or []),
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
