@@ -1,11 +1,12 @@
-"""The conformance kit: a pytest test class every driver runs against its device twin.
+"""The conformance kit: the pytest test classes every driver runs, against its device twin and on its parsers.
 
 A driver author subclasses `DriverConformance` in a test module, names the driver, gives example actions, and
 provides a `twin` fixture: a running twin (any object with `url`, `faults.script`, `log` and `injected`, such as
-`simulators.twins.server.TwinServer`). The kit then checks the contract: declared skills, identification,
-status, every example action, refusal before sending (device range, safety limits, unknown actions), recovery
-of idempotent queries from each injected fault, typed errors for the rest, and that a command which moves matter
-is never re-sent after a lost answer.
+`simulators.twins.server.TwinServer` on a real pty or TCP port; a twin that also has `open_link` and `clock`, such
+as `simulators.twins.loopback.LoopbackTwin`, is reached in-process through those). The kit then checks the
+contract: declared skills, identification, status, every example action, refusal before sending (device range,
+safety limits, unknown actions), recovery of idempotent queries from each injected fault, typed errors for the
+rest, and that a command which moves matter is never re-sent after a lost answer.
 
     class TestMyPump(DriverConformance):
         driver_class = MyPumpDriver
@@ -19,21 +20,39 @@ is never re-sent after a lost answer.
             with TwinServer(MyPumpTwin(Bench())) as server:
                 server.start_pty()
                 yield server
+
+`ParserConformance` is the other half: given a driver's answer parsers and examples of valid answers, it checks
+(with hypothesis, seeded) that whatever arrives on the line, random text, random bytes, a valid answer cut short or
+with noise inserted, a parser either parses it or raises a typed `InstrumentError`, never anything else.
+
+    class TestMyPumpParsers(ParserConformance):
+        parsers = (parse_rate, lambda line: parse_reply(line, 0))
+        valid_answers = ("5.000MM", "\x0200S")
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from instruments.contract import ARGUMENT_TYPES, Driver
 from instruments.errors import InstrumentError, InvalidAction, LimitViolation
 from instruments.limits import SafetyLimits
 
-# Short timeouts so that a fault costs a fraction of a second in a test.
+# Short timeouts so that a fault costs a fraction of a second in a test (and nothing on a manual clock).
 FAST_SETTINGS: dict[str, Any] = {"timeout_s": 0.3, "grace_s": 0.4, "backoff_s": 0.01, "retries": 2}
+
+
+def link_options(twin: Any) -> dict[str, Any]:
+    """How a driver reaches this twin: by its URL through a real port (no options), or in-process through the
+    twin's own link opener and on the twin's clock (a loopback twin)."""
+    opener = getattr(twin, "open_link", None)
+    return {} if opener is None else {"opener": opener, "clock": twin.clock}
 
 
 class DriverConformance:
@@ -52,7 +71,7 @@ class DriverConformance:
     @pytest.fixture
     def driver(self, twin: Any) -> Any:
         twin.faults.late_s = self.late_s
-        driver = self.driver_class(twin.url, instrument="dut", settings=self.settings)
+        driver = self.driver_class(twin.url, instrument="dut", settings=self.settings, **link_options(twin))
         driver.connect()
         yield driver
         driver.close()
@@ -120,7 +139,9 @@ class DriverConformance:
             arguments = dict(next((a for n, a in self.examples if n == action.name), {}))
             value = float(arguments.get(argument.name, argument.minimum or 1.0))
             limits = SafetyLimits.from_mapping({argument.name: {"max": value - abs(value) * 0.5 - 1e-6}})
-            driver = self.driver_class(twin.url, instrument="dut", limits=limits, settings=self.settings)
+            driver = self.driver_class(
+                twin.url, instrument="dut", limits=limits, settings=self.settings, **link_options(twin)
+            )
             driver.connect()
             try:
                 sent = len(twin.log)
@@ -183,3 +204,58 @@ class DriverConformance:
                 for prefix in self.never_resent:
                     copies = [r for r in sent if r.startswith(prefix)]
                     assert len(copies) <= 1, f"{prefix!r} sent {len(copies)} times after {kind} at request {position}"
+
+
+# --- parsers -------------------------------------------------------------------------------------------------------
+
+Parser = Callable[[str], object]
+_PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None)
+
+
+def assert_only_typed_errors(parsers: Sequence[Parser], line: str) -> None:
+    """Every parser parses `line` or raises an InstrumentError; any other exception propagates (and fails)."""
+    for parse in parsers:
+        with contextlib.suppress(InstrumentError):
+            parse(line)
+
+
+class ParserConformance:
+    """Parsers raise only typed errors, whatever arrives. Subclasses set `parsers` and `valid_answers`.
+
+    `prefixes` are put before random text as well (a framing byte such as STX, so that the random part reaches
+    the parser's inner checks instead of failing at the first byte).
+    """
+
+    parsers: ClassVar[Sequence[Parser]]
+    valid_answers: ClassVar[Sequence[str]]
+    prefixes: ClassVar[Sequence[str]] = ("",)
+
+    def check(self, line: str) -> None:
+        for prefix in self.prefixes:
+            assert_only_typed_errors(self.parsers, prefix + line)
+
+    def test_the_kit_has_parsers_and_answers(self) -> None:
+        assert self.parsers and self.valid_answers
+
+    @_PROPERTY
+    @given(st.text(max_size=80))
+    def test_random_text(self, line: str) -> None:
+        self.check(line)
+
+    @_PROPERTY
+    @given(st.binary(max_size=80))
+    def test_random_bytes(self, data: bytes) -> None:
+        self.check(data.decode("ascii", "backslashreplace"))
+
+    def test_every_truncation_of_a_valid_answer(self) -> None:
+        for answer in self.valid_answers:
+            for end in range(len(answer) + 1):
+                assert_only_typed_errors(self.parsers, answer[:end])
+
+    @_PROPERTY
+    @given(st.data())
+    def test_valid_answers_with_noise_inserted(self, data: st.DataObject) -> None:
+        answer = data.draw(st.sampled_from(list(self.valid_answers)))
+        at = data.draw(st.integers(0, len(answer)))
+        noise = data.draw(st.text(min_size=1, max_size=3))
+        assert_only_typed_errors(self.parsers, answer[:at] + noise + answer[at:])

@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from instruments.clock import SYSTEM_CLOCK, Clock
 from instruments.errors import InstrumentError, InvalidAction, LimitViolation
 from instruments.limits import SafetyLimits
 from instruments.transcript import Transcript
-from instruments.transport import SerialSettings, SerialTransport
+from instruments.transport import LinkOpener, SerialSettings, SerialTransport
 
 ARGUMENT_TYPES = ("number", "integer", "text", "boolean")
 
@@ -139,7 +140,12 @@ class Action:
 
 
 class Driver(ABC):
-    """Base of every instrument driver. Construct, `connect()`, then `execute()` actions; `close()` at the end."""
+    """Base of every instrument driver. Construct, `connect()`, then `execute()` actions; `close()` at the end.
+
+    Collaborators are arguments with defaults: `opener` makes the byte link from `port` (pyserial by default; a
+    device twin's in-process loopback in fast tests) and `clock` is what every wait of the driver and its
+    transport runs on (the wall clock by default; `instruments.clock.ManualClock` in fast tests).
+    """
 
     name: ClassVar[str]
     title: ClassVar[str]
@@ -155,11 +161,16 @@ class Driver(ABC):
         limits: SafetyLimits | None = None,
         settings: Mapping[str, Any] | None = None,
         transcript: Transcript | None = None,
+        opener: LinkOpener | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.instrument = instrument or self.name
         self.limits = limits or SafetyLimits()
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         serial_settings = self.serial.with_overrides(dict(settings or {}))
-        self.transport = SerialTransport(port, serial_settings, transcript=transcript, instrument=self.instrument)
+        self.transport = SerialTransport(
+            port, serial_settings, transcript=transcript, instrument=self.instrument, opener=opener, clock=self.clock
+        )
         self.identity: dict[str, str] = {}
 
     # --- the contract ---------------------------------------------------------------------------------------------

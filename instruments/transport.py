@@ -10,6 +10,11 @@ What it adds to pyserial, and why:
 - reconnect after a disconnect (a device server restarted, a USB adapter re-enumerated);
 - a transcript of every line each way.
 All failures come out as the typed errors of `instruments.errors`.
+
+Front end and back end, as in PyLabRobot: `SerialTransport` is the front end (framing, retries, transcript); the
+byte link under it is a back end, opened by a `LinkOpener` from the URL. The default opener is pyserial's
+`serial_for_url`; a test can hand in another one (a device twin's in-process loopback link) together with a
+`Clock` (see `instruments.clock`), so that timeouts and back-offs are waited on that clock instead of the wall's.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from __future__ import annotations
 import contextlib
 import termios
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import serial
 
+from instruments.clock import SYSTEM_CLOCK, Clock
 from instruments.errors import Disconnected, InstrumentError, InstrumentTimeout, ProtocolError
 from instruments.transcript import Transcript
 
@@ -60,20 +65,78 @@ class SerialSettings:
 
 # What pyserial lets through when a line drops: a pty's tcdrain raises termios.error, not OSError.
 _LINE_ERRORS = (serial.SerialException, OSError, termios.error)
-_POLL_S = 0.05  # how long one read waits for bytes before the deadline is checked again
+POLL_S = 0.05  # how long one read waits for bytes before the deadline is checked again
+
+
+class Link(Protocol):
+    """An open byte link to one device: the part of pyserial's `Serial` the transport uses.
+
+    `read_until` returns at the terminator, at `size` bytes, or after waiting `POLL_S` for more (whatever it
+    has then, possibly nothing). A link that dropped raises OSError (or pyserial's SerialException).
+    """
+
+    @property
+    def is_open(self) -> bool: ...
+
+    @property
+    def in_waiting(self) -> int: ...
+
+    def read(self, size: int = 1) -> bytes: ...
+
+    def read_until(self, expected: bytes = b"\n", size: int | None = None) -> bytes: ...
+
+    def write(self, data: bytes, /) -> int | None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+LinkOpener = Callable[[str, "SerialSettings"], Link]
+
+
+def open_serial_link(url: str, settings: SerialSettings) -> Link:
+    """A pyserial port for `/dev/ttyUSB0`, `socket://host:port` or a pty path, with the device's line settings."""
+    port: Link = serial.serial_for_url(
+        url,
+        baudrate=settings.baudrate,
+        bytesize=settings.bytesize,
+        parity=settings.parity,
+        stopbits=settings.stopbits,
+        xonxoff=settings.xonxoff,
+        # A short, fixed read timeout: read_line polls up to each command's own deadline. Changing the port's
+        # timeout per read would re-apply termios settings every time (slow, and some kernels refuse to re-apply
+        # 7-bit/parity settings to a pty).
+        timeout=POLL_S,
+        write_timeout=settings.timeout_s,
+    )
+    return port
 
 
 class SerialTransport:
-    """One open line to one device. Thread-safe: one exchange at a time."""
+    """One open line to one device. Thread-safe: one exchange at a time.
+
+    `opener` makes the byte link from the URL (pyserial by default); `clock` is what timeouts, back-offs and the
+    resynchronisation grace are measured and waited on (the wall clock by default).
+    """
 
     def __init__(
-        self, url: str, settings: SerialSettings, *, transcript: Transcript | None = None, instrument: str = ""
+        self,
+        url: str,
+        settings: SerialSettings,
+        *,
+        transcript: Transcript | None = None,
+        instrument: str = "",
+        opener: LinkOpener | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.url = url
         self.settings = settings
         self.transcript = transcript if transcript is not None else Transcript()
         self.instrument = instrument
-        self._port: serial.SerialBase | None = None
+        self.opener: LinkOpener = opener if opener is not None else open_serial_link
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
+        self._port: Link | None = None
         self._lock = threading.RLock()
         self._dirty = False  # a timeout happened: late bytes may still arrive
         self.opened = 0  # times the port was opened: a change tells a caller that the line dropped meanwhile
@@ -84,21 +147,8 @@ class SerialTransport:
         with self._lock:
             if self._port is not None and self._port.is_open:
                 return
-            s = self.settings
             try:
-                self._port = serial.serial_for_url(
-                    self.url,
-                    baudrate=s.baudrate,
-                    bytesize=s.bytesize,
-                    parity=s.parity,
-                    stopbits=s.stopbits,
-                    xonxoff=s.xonxoff,
-                    # A short, fixed read timeout: read_line polls up to each command's own deadline. Changing
-                    # the port's timeout per read would re-apply termios settings every time (slow, and some
-                    # kernels refuse to re-apply 7-bit/parity settings to a pty).
-                    timeout=_POLL_S,
-                    write_timeout=s.timeout_s,
-                )
+                self._port = self.opener(self.url, self.settings)
             except (*_LINE_ERRORS, ValueError) as exc:
                 self._port = None
                 raise Disconnected(f"cannot open {self.url}: {exc}", instrument=self.instrument) from None
@@ -158,7 +208,7 @@ class SerialTransport:
                     self.transcript.record("note", f"retry {attempt}/{attempts - 1} of {command!r}: {exc.kind}")
                     if isinstance(exc, Disconnected):
                         self._try_reconnect()
-                    time.sleep(delay)
+                    self.clock.sleep(delay)
                     delay *= 2
         raise AssertionError("unreachable")
 
@@ -174,11 +224,11 @@ class SerialTransport:
         s = self.settings
         port = self._require_port()
         timeout = s.timeout_s if timeout_s is None else timeout_s
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.now() + timeout
         buffer = bytearray()
         terminator = s.read_terminator
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock.now()
             if remaining <= 0:
                 self._dirty = True
                 if buffer:
@@ -228,7 +278,7 @@ class SerialTransport:
         if not self.is_open:
             self.open()
 
-    def _require_port(self) -> serial.SerialBase:
+    def _require_port(self) -> Link:
         if self._port is None or not self._port.is_open:
             raise Disconnected("port is not open", instrument=self.instrument)
         return self._port
@@ -250,16 +300,17 @@ class SerialTransport:
         quiet_for = self.settings.grace_s if self._dirty else 0.0
         self._dirty = False
         stale = bytearray()
-        end = time.monotonic() + quiet_for
+        clock = self.clock
+        end = clock.now() + quiet_for
         try:
             while True:
                 waiting = port.in_waiting
                 if waiting:
                     stale += port.read(waiting)
                     continue
-                if time.monotonic() >= end:
+                if clock.now() >= end:
                     break
-                time.sleep(min(0.01, max(0.0, end - time.monotonic())))
+                clock.sleep(min(0.01, max(0.0, end - clock.now())))
         except _LINE_ERRORS as exc:
             self._drop()
             raise Disconnected(f"line lost: {exc}", instrument=self.instrument) from None

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from typing import Any, ClassVar
 
 from instruments.contract import Action, Argument, Driver
@@ -225,11 +224,11 @@ class IkaNamurHotplate(Driver):
 
     def do_wait_for_temperature(self, temperature_c: float, tolerance_c: float, timeout_s: float) -> dict[str, Any]:
         """Poll `IN_PV_1` every `poll_s` until the medium is within `tolerance_c` of `temperature_c`."""
-        start = time.monotonic()
+        start = self.clock.now()
         deadline = start + timeout_s
         while True:
             reading = self._read(f"IN_PV_{MEDIUM_CHANNEL}", MEDIUM_CHANNEL)
-            now = time.monotonic()
+            now = self.clock.now()
             if abs(reading - temperature_c) <= tolerance_c:
                 return {"temperature_c": reading, "waited_s": round(now - start, 3)}
             if now >= deadline:
@@ -239,7 +238,7 @@ class IkaNamurHotplate(Driver):
                     instrument=self.instrument,
                     command=f"IN_PV_{MEDIUM_CHANNEL}",
                 )
-            time.sleep(max(0.0, min(self.poll_s, deadline - now)))
+            self.clock.sleep(max(0.0, min(self.poll_s, deadline - now)))
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -274,7 +273,7 @@ class IkaNamurHotplate(Driver):
 
     def _send_settled(self, command: str) -> None:
         self.send(command)
-        time.sleep(self.settle_s)
+        self.clock.sleep(self.settle_s)
 
     def _apply_setpoint(self, channel: int, wanted: float, text: str, tolerance: float) -> None:
         """Send `OUT_SP_<channel> <text>` and read it back; once more if not taken; DeviceError if still not."""

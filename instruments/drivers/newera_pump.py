@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -520,7 +519,7 @@ class NewEraPump(Driver):
         self._set(f"CLD {direction}")
         expected_s = volume_ml / rate_ml_min * 60.0
         self._command("RUN", idempotent=False)
-        started = time.monotonic()
+        started = self.clock.now()
         deadline = started + expected_s * 1.25 + self.start_margin_s
         # Poll soon after the start (a short dispense is over quickly), then less often: doubling up to a twentieth
         # of the expected time, within the bounds.
@@ -530,17 +529,17 @@ class NewEraPump(Driver):
             reply = self._command("DIS")
             if not reply.running:
                 break
-            if time.monotonic() > deadline:
+            if self.clock.now() > deadline:
                 moved = parse_dispensed(reply.data)
                 self._stop()
                 so_far = moved.infused_ml if direction == "INF" else moved.withdrawn_ml
                 raise InstrumentTimeout(
-                    f"the pump was still {reply.state} {time.monotonic() - started:.1f} s after RUN "
+                    f"the pump was still {reply.state} {self.clock.now() - started:.1f} s after RUN "
                     f"({so_far:g} of {volume_ml:g} mL at {rate_ml_min:g} mL/min should take {expected_s:.1f} s); "
                     "stopped it",
                     command=f"{self.address:02d}RUN",
                 )
-            time.sleep(interval)
+            self.clock.sleep(interval)
             interval = min(longest, interval * 2)
         moved = parse_dispensed(reply.data)
         if direction == "INF":

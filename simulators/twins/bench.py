@@ -10,19 +10,22 @@ The chemistry is a surrogate with a real shape, not a lookup: A (dosed by the pu
 reactant. Stirring below ~300 rpm limits the rate (mass transfer). So the yield has an optimum in temperature and
 time and rises with the dose of A, as a real reaction screen does.
 
-The clock runs `time_scale` times faster than the wall clock, so a 20-minute hold takes 2 s at 600×; twins
-integrate lazily (whenever asked, and before every move) in steps of at most `step_s` simulated seconds.
+The bench's clock runs `time_scale` times faster than its wall clock, so a 20-minute hold takes 2 s at 600×;
+twins integrate lazily (whenever asked, and before every move) in steps of at most `step_s` simulated seconds.
+The wall clock is the real one by default; a test hands in an `instruments.clock.ManualClock` (`wall_clock=`),
+shares it with the driver on a loopback link, and the same hold then costs no wall time at all.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from instruments.clock import SYSTEM_CLOCK, Clock
 
 GAS_CONSTANT = 8.314  # J / (mol K)
 
@@ -103,17 +106,22 @@ class Vessel:
             remaining -= dt
 
 
-class Clock:
-    """Simulated seconds since the bench was made, running `time_scale` times the wall clock."""
+class ScaledClock:
+    """Simulated seconds since it was made, running `time_scale` times its wall clock (a `Clock` itself)."""
 
-    def __init__(self, time_scale: float = 1.0) -> None:
+    def __init__(self, time_scale: float = 1.0, wall: Clock | None = None) -> None:
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.time_scale = time_scale
-        self._start = time.monotonic()
+        self.wall: Clock = wall if wall is not None else SYSTEM_CLOCK
+        self._start = self.wall.now()
 
     def now(self) -> float:
-        return (time.monotonic() - self._start) * self.time_scale
+        return (self.wall.now() - self._start) * self.time_scale
+
+    def sleep(self, seconds: float) -> None:
+        """Let `seconds` simulated seconds pass: `seconds / time_scale` on the wall clock."""
+        self.wall.sleep(max(0.0, seconds) / self.time_scale)
 
 
 @dataclass
@@ -124,9 +132,10 @@ class Bench:
     seed: int = 0
     ambient_c: float = 22.0
     chemistry: Chemistry = field(default_factory=Chemistry)
+    wall_clock: Clock | None = None  # None: the real one
 
     def __post_init__(self) -> None:
-        self.clock = Clock(self.time_scale)
+        self.clock: Clock = ScaledClock(self.time_scale, self.wall_clock)
         self.lock = threading.RLock()
         self.rng = np.random.default_rng(self.seed)
         self.vessels: dict[str, Vessel] = {}
@@ -169,5 +178,5 @@ class Bench:
             return float(self.rng.normal(0.0, sd)) if sd > 0 else 0.0
 
     def sleep(self, simulated_seconds: float) -> None:
-        """Wait this many simulated seconds of wall time (a twin taking its time to settle)."""
-        time.sleep(max(0.0, simulated_seconds / self.time_scale))
+        """Let this many simulated seconds pass on the bench's clock (a twin taking its time to settle)."""
+        self.clock.sleep(simulated_seconds)

@@ -26,6 +26,7 @@ import threading
 import time
 import tty
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 FAULT_KINDS = ("no_answer", "late_answer", "garbled", "device_error", "disconnect")
@@ -146,8 +147,19 @@ class _SocketLink(_Link):
         self.conn.close()
 
 
-class TwinServer:
-    """Serves one TwinProtocol on a pty (`start_pty`) or TCP (`start_tcp`) from a background thread."""
+@dataclass(frozen=True)
+class Response:
+    """What a twin does with one request: the bytes it answers (now, or `late_s` later), or drop the line."""
+
+    data: bytes = b""
+    late_s: float | None = None
+    disconnect: bool = False
+
+
+class TwinEndpoint:
+    """A TwinProtocol behind a fault plan: what every way of serving a twin shares (the request log, the faults
+    injected, the device's answers as bytes). `TwinServer` serves it on a pty or TCP; `LoopbackTwin`
+    (`simulators.twins.loopback`) in-process, straight to a driver's transport."""
 
     def __init__(self, protocol: TwinProtocol, faults: FaultPlan | None = None, name: str = "twin") -> None:
         self.protocol = protocol
@@ -155,13 +167,44 @@ class TwinServer:
         self.name = name
         self.injected: list[InjectedFault] = []
         self.log: list[str] = []  # every request received, in order
+        self.url = ""
+
+    def respond(self, request: str) -> Response:
+        """Log the request, draw its fault, and act on it (or not) as the fault says."""
+        self.log.append(request)
+        fault = self.faults.draw(self.protocol.answers(request))
+        if fault is not None:
+            self.injected.append(InjectedFault(time.time(), fault, request))
+        if fault == "no_answer":
+            return Response()
+        if fault == "disconnect":
+            return Response(disconnect=True)
+        if fault == "device_error":
+            return Response(self.encode(self.protocol.error_reply(request)))
+        lines: list[str | bytes] = list(self.protocol.handle(request))
+        if fault == "garbled" and lines:
+            lines = [_garble(lines[0]), *lines[1:]]
+        if fault == "late_answer" and lines:
+            return Response(self.encode(lines), late_s=self.faults.late_s)
+        return Response(self.encode(lines))
+
+    def encode(self, lines: Sequence[str | bytes]) -> bytes:
+        """Reply lines as the device sends them, each with its terminator."""
+        encoding, terminator = self.protocol.encoding, self.protocol.reply_terminator
+        return b"".join((line if isinstance(line, bytes) else line.encode(encoding)) + terminator for line in lines)
+
+
+class TwinServer(TwinEndpoint):
+    """Serves one TwinProtocol on a pty (`start_pty`) or TCP (`start_tcp`) from a background thread."""
+
+    def __init__(self, protocol: TwinProtocol, faults: FaultPlan | None = None, name: str = "twin") -> None:
+        super().__init__(protocol, faults, name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._link: _Link | None = None
         self._listener: socket.socket | None = None
         self._dir: str | None = None
         self._lock = threading.Lock()  # replies (including late ones) are written whole, one at a time
-        self.url = ""
 
     # --- starting and stopping ------------------------------------------------------------------------------------
 
@@ -203,8 +246,8 @@ class TwinServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _start(self, target: object) -> None:
-        self._thread = threading.Thread(target=target, name=f"twin-{self.name}", daemon=True)  # type: ignore[arg-type]
+    def _start(self, target: Callable[[], None]) -> None:
+        self._thread = threading.Thread(target=target, name=f"twin-{self.name}", daemon=True)
         self._thread.start()
 
     # --- serving ----------------------------------------------------------------------------------------------------
@@ -244,7 +287,7 @@ class TwinServer:
             self._pump(self._link, reopen=None)
             self._link.close()
 
-    def _pump(self, link: _Link, reopen: object) -> None:
+    def _pump(self, link: _Link, reopen: Callable[[], None] | None) -> None:
         """Read requests from one connection until it closes, a disconnect fault, or stop."""
         buffer = bytearray()
         terminator = self.protocol.request_terminator
@@ -263,39 +306,26 @@ class TwinServer:
                 raw, _, rest = bytes(buffer).partition(terminator)
                 buffer = bytearray(rest)
                 if self._serve_request(link, raw.decode(self.protocol.encoding, "replace")) == "disconnect":
-                    if callable(reopen):
+                    if reopen is not None:
                         reopen()
                     return
 
     def _serve_request(self, link: _Link, request: str) -> str | None:
-        self.log.append(request)
-        fault = self.faults.draw(self.protocol.answers(request))
-        if fault is not None:
-            self.injected.append(InjectedFault(time.time(), fault, request))
-        if fault == "no_answer":
-            return None
-        if fault == "disconnect":
+        response = self.respond(request)
+        if response.disconnect:
             link.close()
             return "disconnect"
-        if fault == "device_error":
-            self._reply(link, self.protocol.error_reply(request))
-            return None
-        lines = self.protocol.handle(request)
-        if fault == "garbled" and lines:
-            lines = [_garble(lines[0]), *lines[1:]]
-        if fault == "late_answer" and lines:
-            timer = threading.Timer(self.faults.late_s, self._reply, args=(link, lines))
+        if response.late_s is not None:
+            timer = threading.Timer(response.late_s, self._reply, args=(link, response.data))
             timer.daemon = True
             timer.start()
-            return None
-        self._reply(link, lines)
+        elif response.data:
+            self._reply(link, response.data)
         return None
 
-    def _reply(self, link: _Link, lines: list[str | bytes]) -> None:
+    def _reply(self, link: _Link, data: bytes) -> None:
         with self._lock:
-            for line in lines:
-                data = line if isinstance(line, bytes) else line.encode(self.protocol.encoding)
-                link.write(data + self.protocol.reply_terminator)
+            link.write(data)
 
 
 def _garble(line: str | bytes) -> bytes:

@@ -1,22 +1,25 @@
 """The IKA NAMUR hotplate driver against its twin: the conformance kit, the parsers, read-back of settings that the
-protocol does not answer, device error codes, and the physics the readings come from (via the Bench)."""
+protocol does not answer, device error codes, and the physics the readings come from (via the Bench).
+
+The conformance kit runs once over a real pty (and once in-process); one test runs over TCP. Every other test
+reaches the twin in-process (`LoopbackTwin`) on a manual clock shared by the driver and the bench, so heating
+ramps, settle times and timeouts are exact and cost no wall time."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import termios
-import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 import serial
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from instruments.conformance import FAST_SETTINGS, DriverConformance
+from instruments.clock import ManualClock
+from instruments.conformance import FAST_SETTINGS, DriverConformance, ParserConformance, link_options
 from instruments.drivers.ika_namur import (
     ERROR_CODES,
     IkaNamurHotplate,
@@ -24,10 +27,11 @@ from instruments.drivers.ika_namur import (
     parse_name_response,
     parse_value_response,
 )
-from instruments.errors import DeviceError, InstrumentError, InstrumentTimeout, ProtocolError
+from instruments.errors import DeviceError, InstrumentTimeout, ProtocolError
 from simulators.twins.bench import Bench
 from simulators.twins.ika_namur import IkaNamurTwin
-from simulators.twins.server import TwinServer
+from simulators.twins.loopback import LoopbackTwin
+from simulators.twins.server import TwinEndpoint, TwinServer
 
 
 def _pty_takes_7e1() -> bool:
@@ -63,45 +67,42 @@ def serve(bench: Bench, *, tcp: bool = False, **options: Any) -> TwinServer:
     return server
 
 
-class SteppedClock:
-    """A bench clock that moves only when told: the same simulated time, exactly, for runs to compare."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
+def loopback(bench: Bench, **options: Any) -> LoopbackTwin:
+    """The twin in-process; `bench` must run on a manual wall clock, which the driver then shares."""
+    assert isinstance(bench.wall_clock, ManualClock)
+    return LoopbackTwin(IkaNamurTwin(bench, **options), name="hotplate", clock=bench.wall_clock)
 
 
-@pytest.fixture
-def bench() -> Bench:
-    return Bench(time_scale=600, seed=7)
+def connected(twin: TwinEndpoint, **options: Any) -> IkaNamurHotplate:
+    driver = IkaNamurHotplate(twin.url, instrument="hotplate", settings=FAST_SETTINGS, **link_options(twin), **options)
+    driver.connect()
+    return driver
 
 
 @pytest.fixture
-def twin(bench: Bench) -> Iterator[TwinServer]:
-    with serve(bench) as server:
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def bench(clock: ManualClock) -> Bench:
+    return Bench(time_scale=600, seed=7, wall_clock=clock)
+
+
+@pytest.fixture
+def twin(bench: Bench) -> Iterator[LoopbackTwin]:
+    with loopback(bench) as server:
         yield server
 
 
 @pytest.fixture
-def driver(twin: TwinServer) -> Iterator[IkaNamurHotplate]:
-    driver = IkaNamurHotplate(twin.url, instrument="hotplate", settings=PTY_SETTINGS)
-    driver.connect()
+def driver(twin: LoopbackTwin) -> Iterator[IkaNamurHotplate]:
+    driver = connected(twin)
     yield driver
     driver.close()
 
 
-def eventually(condition: Callable[[], bool], within_s: float = 2.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def protocol(server: TwinServer) -> IkaNamurTwin:
+def protocol(server: TwinEndpoint) -> IkaNamurTwin:
     assert isinstance(server.protocol, IkaNamurTwin)
     return server.protocol
 
@@ -130,6 +131,17 @@ class TestIkaNamurConformance(DriverConformance):
             yield server
 
 
+class TestIkaNamurConformanceInProcess(TestIkaNamurConformance):
+    """The same kit on the loopback link: it must behave as the pty does, fault for fault."""
+
+    settings = FAST_SETTINGS
+
+    @pytest.fixture
+    def twin(self) -> Iterator[LoopbackTwin]:  # type: ignore[override]
+        with loopback(Bench(time_scale=600, seed=1, wall_clock=ManualClock())) as server:
+            yield server
+
+
 def test_works_over_tcp_as_through_a_serial_device_server() -> None:
     bench = Bench(time_scale=600, seed=2)
     with serve(bench, tcp=True) as server:
@@ -149,36 +161,15 @@ def test_works_over_tcp_as_through_a_serial_device_server() -> None:
 
 # --- parsers: only typed errors, whatever arrives ---------------------------------------------------------------------
 
-VALID = ["25.3 1", "80.0 1", "312.5 2", "0.0 4", "1500 4", "-3.2 1", "25.3 1 "]
-PARSERS = [
-    lambda line: parse_value_response(line, 1),
-    lambda line: parse_value_response(line, 4),
-    parse_name_response,
-    check_device_error,
-]
 
-
-def assert_typed(line: str) -> None:
-    for parser in PARSERS:
-        with contextlib.suppress(InstrumentError):
-            parser(line)
-
-
-@given(st.text(max_size=120))
-def test_parsers_raise_only_typed_errors_on_random_text(line: str) -> None:
-    assert_typed(line)
-
-
-@given(st.binary(max_size=120))
-def test_parsers_raise_only_typed_errors_on_random_bytes(data: bytes) -> None:
-    assert_typed(data.decode("ascii", "backslashreplace"))
-
-
-@settings(max_examples=200)
-@given(st.sampled_from([*VALID, "C-MAG HS7", "RCT digital", "Er 2"]), st.data())
-def test_parsers_raise_only_typed_errors_on_truncated_answers(line: str, data: st.DataObject) -> None:
-    cut = data.draw(st.integers(min_value=0, max_value=len(line)))
-    assert_typed(line[:cut])
+class TestIkaNamurParsers(ParserConformance):
+    parsers = (
+        lambda line: parse_value_response(line, 1),
+        lambda line: parse_value_response(line, 4),
+        parse_name_response,
+        check_device_error,
+    )
+    valid_answers = ("25.3 1", "80.0 1", "312.5 2", "0.0 4", "1500 4", "-3.2 1", "25.3 1 ", "C-MAG HS7", "Er 2")
 
 
 @given(st.floats(min_value=-50, max_value=500, allow_nan=False), st.sampled_from([1, 2, 4]))
@@ -250,7 +241,7 @@ def test_setpoints_are_sent_read_back_and_the_heater_and_motor_started(
     assert (device.speed_setpoint_rpm, device.stirring) == (450.0, True)
     driver.execute("heat_off")
     driver.execute("stir_off")
-    assert eventually(lambda: (device.heating, device.stirring) == (False, False))
+    assert (device.heating, device.stirring) == (False, False)
     assert device.temperature_setpoint_c == 80.0  # STOP keeps the setpoint
 
 
@@ -272,11 +263,10 @@ def test_a_setpoint_lost_twice_raises_and_the_heater_is_not_started(driver: IkaN
     assert protocol(twin).heating is False
 
 
-def test_a_setpoint_the_device_refuses_raises() -> None:
+def test_a_setpoint_the_device_refuses_raises(bench: Bench) -> None:
     """A model whose range ends below the driver's (max 200 °C, 1000 rpm) ignores the setting; the read-back says so."""
-    with serve(Bench(time_scale=600), max_c=200, max_rpm=1000) as server:
-        driver = IkaNamurHotplate(server.url, settings=PTY_SETTINGS)
-        driver.connect()
+    with loopback(bench, max_c=200, max_rpm=1000) as server:
+        driver = connected(server)
         try:
             with pytest.raises(DeviceError, match=r"setpoint 250\.0 was not taken: IN_SP_1 reads 0"):
                 driver.execute("set_temperature", {"temperature_c": 250})
@@ -341,11 +331,12 @@ def test_twin_ignores_unknown_and_malformed_commands_and_resets(driver: IkaNamur
     assert device.handle("IN_NAME") == ["C-MAG HS7"]
 
 
-def test_wait_for_temperature_times_out_with_a_clear_message(driver: IkaNamurHotplate) -> None:
-    started = time.monotonic()
+def test_wait_for_temperature_times_out_with_a_clear_message(driver: IkaNamurHotplate, clock: ManualClock) -> None:
+    started = clock.now()
     with pytest.raises(InstrumentTimeout, match=r"did not reach 80 ± 1 °C within 0\.3 s: it reads 2\d(\.\d+)? °C"):
         driver.execute("wait_for_temperature", {"temperature_c": 80, "timeout_s": 0.3})  # heater never switched on
-    assert time.monotonic() - started < 2.0
+    # It gave up at its deadline, polling every poll_s: not before 0.3 s, and not long after.
+    assert 0.3 <= clock.now() - started < 0.3 + 2 * IkaNamurHotplate.poll_s
 
 
 # --- physics through the bench ----------------------------------------------------------------------------------------
@@ -364,16 +355,15 @@ def test_heats_to_80_and_the_reading_says_so(driver: IkaNamurHotplate, bench: Be
     assert status["temperature_setpoint_c"] == 80.0
 
 
-def test_the_reading_ramps_at_about_the_configured_rate() -> None:
-    bench = Bench(time_scale=60, seed=3)  # one wall second is one simulated minute
-    with serve(bench, ramp_c_per_min=10.0) as server:
-        driver = IkaNamurHotplate(server.url, settings=PTY_SETTINGS)
-        driver.connect()
+def test_the_reading_ramps_at_about_the_configured_rate(clock: ManualClock) -> None:
+    bench = Bench(time_scale=60, seed=3, wall_clock=clock)  # one wall second is one simulated minute
+    with loopback(bench, ramp_c_per_min=10.0) as server:
+        driver = connected(server)
         try:
             driver.execute("set_temperature", {"temperature_c": 200})
-            time.sleep(1.0)  # past the medium's lag behind the plate (20 s)
+            clock.advance(1.0)  # past the medium's lag behind the plate (20 s)
             first, t1 = driver.execute("read_temperature")["temperature_c"], bench.clock.now()
-            time.sleep(1.5)
+            clock.advance(1.5)
             second, t2 = driver.execute("read_temperature")["temperature_c"], bench.clock.now()
         finally:
             driver.close()
@@ -381,14 +371,16 @@ def test_the_reading_ramps_at_about_the_configured_rate() -> None:
     assert rate_c_per_min == pytest.approx(10.0, rel=0.2)
 
 
-def test_a_dosed_vessel_on_the_hotplate_makes_product(driver: IkaNamurHotplate, bench: Bench) -> None:
+def test_a_dosed_vessel_on_the_hotplate_makes_product(
+    driver: IkaNamurHotplate, bench: Bench, clock: ManualClock
+) -> None:
     vessel = bench.place("hotplate", "vial-1")
     with bench.lock:
         vessel.dose(1.0)
     driver.execute("set_speed", {"speed_rpm": 600})
     driver.execute("set_temperature", {"temperature_c": 80})
     driver.execute("wait_for_temperature", {"temperature_c": 80, "timeout_s": 60})
-    time.sleep(0.5)  # five simulated minutes at 80 °C
+    clock.advance(0.5)  # five simulated minutes at 80 °C
     bench.remove("hotplate")  # syncs: what happened on the hotplate happened before it left
     assert vessel.p_mmol > 0
     assert vessel.temperature_c == pytest.approx(80, abs=1.5)
@@ -397,22 +389,20 @@ def test_a_dosed_vessel_on_the_hotplate_makes_product(driver: IkaNamurHotplate, 
 
 def product_after(temperature_c: float, hold_s: float = 1800.0) -> float:
     """Product in a dosed vial held `hold_s` simulated seconds on a hotplate set to `temperature_c`."""
-    bench = Bench(seed=4)
-    clock = SteppedClock()
-    bench.clock = clock  # type: ignore[assignment]
-    with serve(bench) as server:
-        driver = IkaNamurHotplate(server.url, settings=PTY_SETTINGS)
-        driver.connect()
+    clock = ManualClock()  # the same simulated time, exactly, for runs to compare
+    bench = Bench(seed=4, wall_clock=clock)
+    with loopback(bench) as server:
+        driver = connected(server)
         try:
             driver.execute("set_speed", {"speed_rpm": 500})
             driver.execute("set_temperature", {"temperature_c": temperature_c})
-            clock.t += 1800.0  # the plate and the medium reach the setpoint before the vial arrives
+            clock.advance(1800.0)  # the plate and the medium reach the setpoint before the vial arrives
             reading = driver.execute("read_temperature")["temperature_c"]
             assert reading == pytest.approx(temperature_c, abs=0.5)
             vessel = bench.place("hotplate", "vial")
             with bench.lock:
                 vessel.dose(1.0)
-            clock.t += hold_s
+            clock.advance(hold_s)
             bench.remove("hotplate")
             return vessel.p_mmol
         finally:
