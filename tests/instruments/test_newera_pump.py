@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruments.conformance import FAST_SETTINGS, DriverConformance
+from instruments.clock import ManualClock
+from instruments.conformance import FAST_SETTINGS, DriverConformance, ParserConformance, link_options
 from instruments.drivers.newera_pump import (
     ALARMS,
     COMMAND_ERRORS,
@@ -30,30 +31,17 @@ from instruments.drivers.newera_pump import (
 )
 from instruments.errors import (
     DeviceError,
-    InstrumentError,
     InstrumentTimeout,
     InvalidAction,
     LimitViolation,
     ProtocolError,
 )
 from simulators.twins.bench import Bench
+from simulators.twins.loopback import LoopbackTwin
 from simulators.twins.newera_pump import NewEraPumpTwin, display
 from simulators.twins.server import TwinServer
 
 STX = "\x02"
-
-
-class FakeClock:
-    """A bench clock the test moves by hand, so the twin's physics can be checked without waiting."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @contextlib.contextmanager
@@ -64,22 +52,32 @@ def served(twin: NewEraPumpTwin, *, tcp: bool = False) -> Iterator[TwinServer]:
         yield server
 
 
+def loopback(twin: NewEraPumpTwin) -> LoopbackTwin:
+    """The twin in-process, on its bench's manual wall clock (which the driver then shares)."""
+    assert isinstance(twin.bench.wall_clock, ManualClock)
+    return LoopbackTwin(twin, name="pump", clock=twin.bench.wall_clock)
+
+
+def manual_bench(time_scale: float = 600) -> Bench:
+    return Bench(time_scale=time_scale, seed=0, wall_clock=ManualClock())
+
+
 @pytest.fixture
 def bench() -> Bench:
-    bench = Bench(time_scale=600, seed=0)
+    bench = manual_bench()
     bench.place("pump", "vial")
     return bench
 
 
 @pytest.fixture
-def twin(bench: Bench) -> Iterator[TwinServer]:
-    with served(NewEraPumpTwin(bench, instrument="pump")) as server:
+def twin(bench: Bench) -> Iterator[LoopbackTwin]:
+    with loopback(NewEraPumpTwin(bench, instrument="pump")) as server:
         yield server
 
 
 @pytest.fixture
-def pump(twin: TwinServer) -> Iterator[NewEraPump]:
-    driver = NewEraPump(twin.url, instrument="pump", settings=FAST_SETTINGS)
+def pump(twin: LoopbackTwin) -> Iterator[NewEraPump]:
+    driver = NewEraPump(twin.url, instrument="pump", settings=FAST_SETTINGS, **link_options(twin))
     driver.connect()
     yield driver
     driver.close()
@@ -109,8 +107,21 @@ class TestNewEraPumpConformance(DriverConformance):
             yield server
 
 
-def test_over_tcp_a_dispense_doses_the_vial(bench: Bench) -> None:
+class TestNewEraPumpConformanceInProcess(TestNewEraPumpConformance):
+    """The same kit on the loopback link: it must behave as the pty does, fault for fault."""
+
+    @pytest.fixture
+    def twin(self) -> Iterator[LoopbackTwin]:  # type: ignore[override]
+        bench = manual_bench()
+        bench.place("pump", "vial")
+        with loopback(NewEraPumpTwin(bench, instrument="pump")) as server:
+            yield server
+
+
+def test_over_tcp_a_dispense_doses_the_vial() -> None:
     """The same driver through a serial device server (socket://): identify, status, a dispense into the vial."""
+    bench = Bench(time_scale=600, seed=0)  # served from another thread: the real clock
+    bench.place("pump", "vial")
     with served(NewEraPumpTwin(bench, instrument="pump"), tcp=True) as server:
         assert server.url.startswith("socket://")
         driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS)
@@ -156,9 +167,7 @@ def test_values_are_written_exactly_in_the_best_units(pump: NewEraPump, twin: Tw
 
 
 def test_twin_replies_byte_exact() -> None:
-    bench = Bench(time_scale=1)
-    bench.clock = FakeClock()  # type: ignore[assignment]
-    twin = NewEraPumpTwin(bench)
+    twin = NewEraPumpTwin(manual_bench(time_scale=1))
     assert twin.handle("VER") == [f"{STX}00SNE1000V3.928"]
     assert twin.handle("00DIA") == [f"{STX}00S14.57"]
     assert twin.handle("00 rat 2.5 mh") == [f"{STX}00S"]  # spaces stripped, upper-cased (§10.2.2)
@@ -183,7 +192,7 @@ def test_dispense_doses_the_vessel_at_the_pump(pump: NewEraPump, bench: Bench) -
     volume, a_mmol = vial.volume_ml, vial.a_mmol
     assert pump.execute("dispense", {"volume_ml": 1.5, "rate_ml_min": 5.0}) == {"dispensed_ml": 1.5}
     assert vial.volume_ml == pytest.approx(volume + 1.5)
-    assert vial.a_mmol == pytest.approx(a_mmol + 1.5 * bench.chemistry.reagent_a_molar)
+    assert vial.a_mmol == pytest.approx(a_mmol + 0.75)  # 1.5 mL of the 0.5 M reagent in the syringe
     assert pump.execute("read_dispensed") == {"infused_ml": 1.5, "withdrawn_ml": 0.0}
     status = pump.status()
     assert status["state"] == "stopped" and status["infused_ml"] == 1.5 and status["rate_ml_min"] == 5.0
@@ -208,9 +217,8 @@ def test_with_no_vessel_the_liquid_is_lost_but_counted(pump: NewEraPump, bench: 
 
 
 def test_run_stop_and_resume_in_simulated_time() -> None:
-    bench = Bench(time_scale=1)
-    clock = FakeClock()
-    bench.clock = clock  # type: ignore[assignment]
+    clock = ManualClock()
+    bench = Bench(time_scale=1, wall_clock=clock)
     twin = NewEraPumpTwin(bench, instrument="pump")
     vial = bench.place("pump", "vial")
     for command in ("00DIR INF", "00RAT 1 MM", "00VOL ML", "00VOL 1"):
@@ -242,9 +250,8 @@ def test_run_stop_and_resume_in_simulated_time() -> None:
 
 
 def test_rate_change_while_pumping_takes_effect_from_then() -> None:
-    bench = Bench(time_scale=1)
-    clock = FakeClock()
-    bench.clock = clock  # type: ignore[assignment]
+    clock = ManualClock()
+    bench = Bench(time_scale=1, wall_clock=clock)
     twin = NewEraPumpTwin(bench)
     twin.handle("00RAT 1 MM")
     twin.handle("00RUN")  # VOL 0: pumps without end
@@ -338,8 +345,8 @@ def test_a_stall_mid_dispense_is_a_device_error(bench: Bench) -> None:
             super()._pump_for(room / (self.rate_ml_min / 60))
             self.state, self.alarm = "S", "S"
 
-    with served(StallingTwin(bench, instrument="pump")) as server:
-        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS)
+    with loopback(StallingTwin(bench, instrument="pump")) as server:
+        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS, **link_options(server))
         driver.connect()
         try:
             with pytest.raises(DeviceError) as caught:
@@ -362,8 +369,8 @@ def test_a_pump_that_stops_short_is_a_device_error(bench: Bench) -> None:
             super()._pump_for(room / (self.rate_ml_min / 60))
             self.state = "P"
 
-    with served(PausedTwin(bench, instrument="pump")) as server:
-        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS)
+    with loopback(PausedTwin(bench, instrument="pump")) as server:
+        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS, **link_options(server))
         driver.connect()
         try:
             with pytest.raises(DeviceError, match=r"paused after 0\.5 mL of the 1 mL") as caught:
@@ -380,23 +387,24 @@ def test_a_pump_that_never_stops_is_stopped_and_the_wait_times_out(bench: Bench)
         def _pump_for(self, seconds: float) -> None:
             pass
 
-    class QuickPump(NewEraPump):
-        start_margin_s = 0.2
-
-    with served(StuckTwin(bench, instrument="pump")) as server:
-        driver = QuickPump(server.url, instrument="pump", settings=FAST_SETTINGS)
+    with loopback(StuckTwin(bench, instrument="pump")) as server:
+        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS, **link_options(server))
         driver.connect()
         try:
+            started = server.clock.now()
             with pytest.raises(InstrumentTimeout, match="still infusing"):
                 driver.execute("dispense", {"volume_ml": 0.01, "rate_ml_min": 5})
             assert server.log[-2:] == ["00STP", "00STP"] and server.protocol.state == "S"
+            # 0.01 mL at 5 mL/min should take 0.12 s; the driver waited that, a quarter more, and its 10 s margin.
+            waited = server.clock.now() - started
+            assert 0.12 * 1.25 + 10.0 <= waited < 0.12 * 1.25 + 10.0 + NewEraPump.poll_interval_s[1] + 1.0
         finally:
             driver.close()
 
 
 def test_a_power_up_reset_alarm_is_acknowledged_at_connect(bench: Bench) -> None:
-    with served(NewEraPumpTwin(bench, instrument="pump", alarm="R")) as server:
-        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS)
+    with loopback(NewEraPumpTwin(bench, instrument="pump", alarm="R")) as server:
+        driver = NewEraPump(server.url, instrument="pump", settings=FAST_SETTINGS, **link_options(server))
         try:
             assert driver.connect()["firmware"] == "V3.928"
             assert server.log == ["00VER", "00VER"]
@@ -405,15 +413,17 @@ def test_a_power_up_reset_alarm_is_acknowledged_at_connect(bench: Bench) -> None
 
 
 def test_addresses(bench: Bench) -> None:
-    with served(NewEraPumpTwin(bench, instrument="pump", address=7)) as server:
-        driver = NewEraPump(server.url, instrument="pump", address=7, settings=FAST_SETTINGS)
+    with loopback(NewEraPumpTwin(bench, instrument="pump", address=7)) as server:
+        driver = NewEraPump(server.url, instrument="pump", address=7, settings=FAST_SETTINGS, **link_options(server))
         driver.connect()
         try:
             driver.execute("dispense", {"volume_ml": 0.1, "rate_ml_min": 5})
             assert "07RUN" in server.log and driver.identity["address"] == "07"
         finally:
             driver.close()
-        stranger = NewEraPump(server.url, instrument="pump", address=0, settings={**FAST_SETTINGS, "retries": 0})
+        stranger = NewEraPump(
+            server.url, instrument="pump", address=0, settings={**FAST_SETTINGS, "retries": 0}, **link_options(server)
+        )
         try:
             with pytest.raises(InstrumentTimeout):  # pump 07 does not answer for pump 00
                 stranger.connect()
@@ -506,29 +516,10 @@ PARSERS: list[tuple[Any, list[str]]] = [
 ]
 
 
-def _only_typed_errors(parser: Any, text: str) -> None:
-    with contextlib.suppress(InstrumentError):
-        parser(text)
-
-
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
-@given(st.text(max_size=40), st.sampled_from(range(len(PARSERS))))
-def test_parsers_on_random_text(text: str, which: int) -> None:
-    _only_typed_errors(PARSERS[which][0], text)
-    _only_typed_errors(PARSERS[which][0], STX + text)
-
-
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
-@given(st.binary(max_size=40), st.sampled_from(range(len(PARSERS))))
-def test_parsers_on_random_bytes(data: bytes, which: int) -> None:
-    _only_typed_errors(PARSERS[which][0], data.decode("ascii", "backslashreplace"))
-
-
-def test_parsers_on_every_truncation_of_valid_answers() -> None:
-    for parser, valid in PARSERS:
-        for text in valid:
-            for end in range(len(text) + 1):
-                _only_typed_errors(parser, text[:end])
+class TestNewEraPumpParsers(ParserConformance):
+    parsers = tuple(parser for parser, _ in PARSERS)
+    valid_answers = tuple(answer for _, answers in PARSERS for answer in answers)
+    prefixes = ("", STX)  # past the framing byte, random text reaches parse_reply's inner checks
 
 
 def test_parsed_values() -> None:
