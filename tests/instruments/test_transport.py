@@ -1,5 +1,8 @@
 """The serial transport against a twin over a real pty and over TCP: framing, timeouts, retries only for
-idempotent queries, resynchronisation after late answers, reconnect after a dropped line, and the transcript."""
+idempotent queries, resynchronisation after late answers, reconnect after a dropped line, and the transcript.
+
+The same tests run on the in-process loopback link (on a manual clock) as well: the driver tests rely on it, so it
+must show every behaviour the real lines show."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from instruments.clock import ManualClock
 from instruments.errors import Disconnected, InstrumentTimeout, ProtocolError
 from instruments.transport import SerialSettings, SerialTransport
-from simulators.twins.server import FaultPlan, TwinProtocol, TwinServer
+from simulators.twins.loopback import LoopbackTwin
+from simulators.twins.server import FaultPlan, TwinEndpoint, TwinProtocol, TwinServer
 
 FAST = SerialSettings(timeout_s=0.3, grace_s=0.4, backoff_s=0.01, retries=2)
 
@@ -29,15 +34,51 @@ class EchoDevice(TwinProtocol):
         return not request.startswith("SET")
 
 
-@pytest.fixture(params=["pty", "tcp"])
-def line(request: pytest.FixtureRequest) -> Iterator[tuple[TwinServer, SerialTransport]]:
-    server = TwinServer(EchoDevice(), FaultPlan(late_s=0.5), name="echo")
-    url = server.start_pty() if request.param == "pty" else server.start_tcp()
-    transport = SerialTransport(url, FAST, instrument="echo")
+@pytest.fixture(params=["pty", "tcp", "loopback"])
+def line(request: pytest.FixtureRequest) -> Iterator[tuple[TwinEndpoint, SerialTransport]]:
+    server: TwinServer | LoopbackTwin
+    if request.param == "loopback":
+        server = LoopbackTwin(EchoDevice(), FaultPlan(late_s=0.5), name="echo", clock=ManualClock())
+        transport = SerialTransport(server.url, FAST, instrument="echo", opener=server.open_link, clock=server.clock)
+    else:
+        server = TwinServer(EchoDevice(), FaultPlan(late_s=0.5), name="echo")
+        url = server.start_pty() if request.param == "pty" else server.start_tcp()
+        transport = SerialTransport(url, FAST, instrument="echo")
     transport.open()
     yield server, transport
     transport.close()
     server.stop()
+
+
+def test_a_dropped_loopback_line_stays_dropped_until_reopened() -> None:
+    """What a pulled cable does: the old link raises on every use, a reopened one works."""
+    server = LoopbackTwin(EchoDevice(), FaultPlan(script=["disconnect"]), name="echo")
+    link = server.open_link(server.url, FAST)
+    link.write(b"A\r\n")
+    with pytest.raises(OSError, match="dropped"):
+        link.read_until(b"\r\n")
+    with pytest.raises(OSError):
+        link.write(b"B\r\n")
+    fresh = server.open_link(server.url, FAST)
+    fresh.write(b"C\r\n")
+    assert fresh.read_until(b"\r\n") == b"OK C\r\n"
+    assert server.log == ["A", "C"] and server.opened == 2
+    server.stop()
+    with pytest.raises(OSError, match="stopped"):
+        server.open_link(server.url, FAST)
+
+
+def test_a_late_loopback_answer_arrives_when_its_time_has_come() -> None:
+    clock = ManualClock()
+    server = LoopbackTwin(EchoDevice(), FaultPlan(late_s=0.5, script=["late_answer"]), clock=clock)
+    link = server.open_link(server.url, FAST)
+    link.write(b"A\r\n")
+    assert link.read_until(b"\r\n") == b"" and clock.now() == pytest.approx(0.05)  # one poll period waited
+    clock.advance(0.44)
+    assert link.in_waiting == 0
+    clock.advance(0.02)
+    assert link.in_waiting == len(b"OK A\r\n")
+    assert link.read_until(b"\r\n") == b"OK A\r\n"
 
 
 def test_a_query_gets_its_answer_and_both_lines_are_in_the_transcript(line) -> None:
