@@ -1,6 +1,6 @@
 """Closed-loop runs of a planner on a lookup table or a test function, the way a campaign runs them.
 
-Planning seeds are derived per cycle exactly as `orchestrator.cycle.stages.deduce` derives them, and each decision's
+Planning seeds are derived per cycle exactly as `orchestrator.cycle.deduce.deduce` derives them, and each decision's
 model state warm-starts the next, so a benchmark run is the campaign loop minus the database. Runs are spread over
 processes (one torch thread each) so that several seeds share the machine fairly.
 """

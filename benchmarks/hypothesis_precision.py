@@ -64,9 +64,8 @@ def run_campaign(dataset: str, seed: int, arm: str, experiments: int, batch: int
 
     from orchestrator.campaign import runs
     from orchestrator.campaign.spec import parse_spec
-    from orchestrator.cycle.context import open_campaign
+    from orchestrator.cycle.context import load_context, open_campaign
     from orchestrator.cycle.loop import InlineStages, run_loop
-    from orchestrator.cycle.stages import load_context
     from orchestrator.store.database import open_database
     from orchestrator.store.models import Decision, Experiment, Hypothesis, HypothesisCredence
 

@@ -28,24 +28,30 @@ sys.path.insert(0, str(REPO))
 from orchestrator.campaign import runs  # noqa: E402
 from orchestrator.campaign.spec import parse_spec  # noqa: E402
 from orchestrator.cli.app import _quiet_prefect  # noqa: E402
-from orchestrator.cycle.context import open_campaign  # noqa: E402
+from orchestrator.cycle.context import load_context, open_campaign  # noqa: E402
 from orchestrator.cycle.loop import InlineStages, run_loop  # noqa: E402
-from orchestrator.cycle.stages import load_context  # noqa: E402
-from orchestrator.lab.build import BuiltLab  # noqa: E402
+from orchestrator.lab.build import build_lab  # noqa: E402
+from orchestrator.lab.contract import Lab  # noqa: E402
 from orchestrator.store.database import open_database  # noqa: E402
 from orchestrator.store.models import Decision, Experiment  # noqa: E402
 
 
 class TimedLab:
-    def __init__(self, inner: BuiltLab) -> None:
-        self.inner, self.seconds = inner, 0.0
+    """A lab that times the lab it wraps (the rest of a campaign's wall time is the orchestrator's)."""
 
-    def run(self, parameters, key):
+    def __init__(self, inner: Lab) -> None:
+        self.inner, self.seconds = inner, 0.0
+        self.max_concurrency, self.candidates = inner.max_concurrency, inner.candidates
+
+    def run(self, parameters, key, journal=None):
         started = time.perf_counter()
         try:
-            return self.inner.run(parameters, key)
+            return self.inner.run(parameters, key, journal)
         finally:
             self.seconds += time.perf_counter() - started
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def spec_text(experiments: int, batch: int) -> str:
@@ -61,27 +67,24 @@ def in_process(engine: str, text: str, folder: Path) -> dict[str, float]:
     spec = parse_spec(text, REPO / "examples")
     campaign_id, _ = open_campaign(db, spec, text)
     runs.claim(db, campaign_id)
-    ctx = load_context(db, campaign_id)
-    lab = TimedLab(ctx.lab)
-    ctx.lab = BuiltLab(lab, ctx.lab.max_concurrency, ctx.lab.candidates)
+    lab = TimedLab(build_lab(spec))
+    ctx = load_context(db, campaign_id, lab=lab)
     if engine == "inline":
         run_loop(ctx, InlineStages(ctx))
     else:
         from orchestrator.cycle import flow
 
-        # The flow builds its own context; time the lab through the module it loads labs from.
-        original = flow.stages.load_context
+        # The flow builds its own context from the campaign id; hand it the timed lab through the name it calls.
+        original = flow.load_context
 
         def timed_context(db_, campaign_id_):
-            built = original(db_, campaign_id_)
-            built.lab = BuiltLab(lab, built.lab.max_concurrency, built.lab.candidates)
-            return built
+            return original(db_, campaign_id_, lab=lab)
 
-        flow.stages.load_context = timed_context
+        flow.load_context = timed_context
         try:
             flow.run_with_prefect(url, campaign_id, spec.name, ctx.lab.max_concurrency)
         finally:
-            flow.stages.load_context = original
+            flow.load_context = original
     total = time.perf_counter() - started
     with db.session() as session:
         planner = session.scalar(select(func.sum(Decision.wall_time_s))) or 0.0

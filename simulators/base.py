@@ -1,10 +1,13 @@
-"""What a simulator returns, and the errors it may raise."""
+"""What a simulator returns, and the errors it may raise.
+
+Simulators know nothing of the orchestrator: its lab room adapts these to the lab contract
+(`orchestrator.lab.simulated`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -20,10 +23,6 @@ class SimulationError(Exception):
     """The simulator could not run the experiment. `retryable` says whether trying again could help."""
 
     retryable = True
-
-    def detail(self) -> dict[str, Any]:
-        """What the failure event records besides the message (an instrument failure adds its kind and instrument)."""
-        return {}
 
 
 class PointNotInTable(SimulationError):

@@ -1,47 +1,86 @@
 """The Prefect flow: the same loop, with each stage a Prefect task and each experiment a task of its own.
 
 Prefect adds observability (flow and task runs in its UI), concurrency for the experiments of a batch (a thread
-pool as wide as the lab allows) and the ability to run on a Prefect server with workers. The database URL reaches
-the flow through $PEIRCE_DB_URL, never as a flow parameter, so a password never lands in Prefect's records.
+pool as wide as the lab allows), retries of failed experiments, and the ability to run on a Prefect server with
+workers. The database URL reaches the flow through $PEIRCE_DB_URL, never as a flow parameter, so a password never
+lands in Prefect's records.
+
+Retries: an experiment task runs one attempt (`run_attempt`). When the shared retry policy says a failed attempt
+may be tried again, the task raises `AttemptFailed` and Prefect runs the task again after the policy's delay; the
+task declares the campaign's `budget.max_retries` retries, and only `AttemptFailed` is retried, so a bug is never
+run twice. Each attempt is recorded under the experiment's idempotency key with its attempt number.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
-from prefect import flow, task
+from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from orchestrator.cycle import stages
+from orchestrator.cycle.abduce import abduce
+from orchestrator.cycle.context import CampaignContext, ExperimentOutcome, load_context
+from orchestrator.cycle.deduce import deduce
+from orchestrator.cycle.experiment import RetryPolicy, run_attempt
+from orchestrator.cycle.induce import induce
 from orchestrator.cycle.loop import run_loop
 from orchestrator.cycle.progress import CycleReport
-from orchestrator.cycle.stages import CampaignContext, ExperimentOutcome
 from orchestrator.store.database import URL_ENV, open_database
 
-_TASK_OPTIONS = {"cache_policy": NO_CACHE, "persist_result": False}
+_TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+class AttemptFailed(Exception):
+    """An experiment's attempt failed and the retry policy lets it be tried again: Prefect retries the task."""
+
+    def __init__(self, outcome: ExperimentOutcome) -> None:
+        super().__init__(f"experiment {outcome.seq}: {outcome.error}")
+        self.outcome = outcome
+
+
+def _retry_only_failed_attempts(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect asks this before a retry: only an attempt the retry policy allows again is retried."""
+    try:
+        state.result()
+    except AttemptFailed:
+        return True
+    except BaseException:
+        return False
+    return False
 
 
 @task(name="abduce", **_TASK_OPTIONS)
 def abduce_task(ctx: CampaignContext, cycle_id: int) -> list[int]:
-    return stages.abduce(ctx, cycle_id)
+    return abduce(ctx, cycle_id)
 
 
 @task(name="deduce", **_TASK_OPTIONS)
 def deduce_task(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
-    return stages.deduce(ctx, cycle_id, batch_size)
+    return deduce(ctx, cycle_id, batch_size)
 
 
-@task(name="experiment", task_run_name="experiment-{experiment_id}", **_TASK_OPTIONS)
+@task(
+    name="experiment",
+    task_run_name="experiment-{experiment_id}",
+    retry_condition_fn=_retry_only_failed_attempts,
+    **_TASK_OPTIONS,
+)
 def experiment_task(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcome:
-    return stages.run_experiment(ctx, experiment_id)
+    outcome = run_attempt(ctx, experiment_id)
+    if outcome.will_retry:
+        raise AttemptFailed(outcome)
+    return outcome
 
 
 @task(name="induce", **_TASK_OPTIONS)
 def induce_task(ctx: CampaignContext, cycle_id: int, cycle_seconds: float) -> CycleReport:
-    return stages.induce(ctx, cycle_id, cycle_seconds)
+    return induce(ctx, cycle_id, cycle_seconds)
 
 
 class PrefectStages:
@@ -49,6 +88,9 @@ class PrefectStages:
 
     def __init__(self, ctx: CampaignContext) -> None:
         self.ctx = ctx
+        policy = RetryPolicy.of(ctx.spec.budget)
+        # The campaign's retries declared on the task; the policy still decides each one (see AttemptFailed).
+        self.experiment = experiment_task.with_options(retries=policy.max_retries, retry_delay_seconds=policy.delay_s)
 
     def abduce(self, cycle_id: int) -> list[int]:
         return abduce_task(quote(self.ctx), cycle_id)
@@ -57,7 +99,7 @@ class PrefectStages:
         return deduce_task(quote(self.ctx), cycle_id, batch_size)
 
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
-        futures = [experiment_task.submit(quote(self.ctx), i) for i in experiment_ids]
+        futures = [self.experiment.submit(quote(self.ctx), i) for i in experiment_ids]
         return [f.result() for f in futures]
 
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
@@ -69,7 +111,7 @@ def campaign_flow(campaign_id: int) -> str:
     """Run campaign `campaign_id` of the database named by $PEIRCE_DB_URL to its end; returns the stop reason."""
     db = open_database(os.environ.get(URL_ENV))
     try:
-        ctx = stages.load_context(db, campaign_id)
+        ctx = load_context(db, campaign_id)
         return run_loop(ctx, PrefectStages(ctx))
     finally:
         db.dispose()

@@ -6,24 +6,16 @@ Prefect flow hands in task-wrapped stages. Either way the loop reads like the pr
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from orchestrator.cycle.abduce import abduce
+from orchestrator.cycle.context import CampaignContext, ExperimentOutcome
+from orchestrator.cycle.deduce import deduce
+from orchestrator.cycle.experiment import run_experiments
+from orchestrator.cycle.induce import induce, stop_reason
 from orchestrator.cycle.progress import CycleReport, publish
-from orchestrator.cycle.stages import (
-    CampaignContext,
-    ExperimentOutcome,
-    abduce,
-    deduce,
-    finish_campaign,
-    induce,
-    next_batch_size,
-    recover,
-    run_experiments,
-    start_cycle,
-    stop_reason,
-)
+from orchestrator.cycle.recovery import finish_campaign, next_batch_size, recover, start_cycle
 
 
 class StageRunner(Protocol):
@@ -34,7 +26,8 @@ class StageRunner(Protocol):
 
 
 class InlineStages:
-    """Stages called as plain functions in this thread (experiments on a thread pool)."""
+    """Stages called as plain functions in this thread (experiments on a thread pool, each retried here as the
+    retry policy allows)."""
 
     def __init__(self, ctx: CampaignContext) -> None:
         self.ctx = ctx
@@ -78,9 +71,9 @@ def _cycles(ctx: CampaignContext, stages: StageRunner) -> str:
 
 
 def _run_cycle(ctx: CampaignContext, stages: StageRunner, cycle_id: int, plan: bool, to_run: list[int]) -> None:
-    started = time.perf_counter()
+    started = ctx.clock()
     if plan:
         stages.abduce(cycle_id)
         to_run = to_run + stages.deduce(cycle_id, next_batch_size(ctx))
     stages.run_experiments(to_run)
-    publish(stages.induce(cycle_id, time.perf_counter() - started))
+    publish(stages.induce(cycle_id, (ctx.clock() - started).total_seconds()))

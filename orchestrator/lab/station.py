@@ -2,6 +2,10 @@
 device twins and the bench they share. Building it checks everything against the drivers' declared skills and
 connects nothing; the first experiment connects (starting the twins first when the campaign runs on twins), and
 `close()` brings every instrument to its safe state and closes the ports.
+
+`StationRuntime` speaks the instruments' language (measurements, `InstrumentError`); `StationAdapter` puts it
+behind the lab contract, so an instrument's failure reaches the cycle as a `LabFailure` and its measurements as a
+`LabResult`, the same words a simulator's do.
 """
 
 from __future__ import annotations
@@ -17,21 +21,19 @@ from instruments.registry import load_driver
 from instruments.station import ActionStep, Journal, ProtocolStepError, Station, Step, WaitStep
 from orchestrator.campaign.station import StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
-from simulators.base import SimulationError, SimulationResult
+from orchestrator.lab.contract import LabFailure, LabResult
 
 
-class InstrumentFailure(SimulationError):
-    """An instrument error as the orchestrator sees it: retryable or not, with its kind and instrument."""
+class InstrumentFailure(LabFailure):
+    """An instrument error as the cycle sees it: retryable or not, with its fault kind and instrument (recorded
+    with the failure event, so every fault a campaign meets is in the events of the experiment it hit)."""
 
     def __init__(self, error: InstrumentError) -> None:
-        super().__init__(str(error))
-        self.retryable = error.retryable
         self.kind = error.kind
         self.instrument = error.instrument
         self.limit = getattr(error, "limit", None)
-
-    def detail(self) -> dict[str, Any]:
-        return {"fault": self.kind, "instrument": self.instrument, **({"limit": self.limit} if self.limit else {})}
+        detail = {"fault": self.kind, "instrument": self.instrument, **({"limit": self.limit} if self.limit else {})}
+        super().__init__(str(error), retryable=error.retryable, detail=detail)
 
 
 class StationRuntime:
@@ -140,12 +142,9 @@ class StationRuntime:
             self.servers.append(server)
         return ports, self.bench.place, settings.time_scale
 
-    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> SimulationResult:
-        try:
-            station = self.start(journal)
-            return SimulationResult(values=station.run(parameters, key, journal))
-        except InstrumentError as exc:
-            raise InstrumentFailure(exc) from None
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> dict[str, float]:
+        """Run the protocol for one experiment; its outcomes by name. Raises `InstrumentError`."""
+        return dict(self.start(journal).run(parameters, key, journal))
 
     def close(self) -> None:
         with self._lock:
@@ -160,3 +159,22 @@ class StationRuntime:
     def injected_faults(self) -> list[Any]:
         """Faults the twins injected (twin mode), with the instrument they hit."""
         return [(server.name, fault) for server in self.servers for fault in server.injected]
+
+
+class StationAdapter:
+    """A station as a lab: the runtime's measurements as a `LabResult`, its instrument errors as `LabFailure`."""
+
+    candidates: list[dict[str, Any]] | None = None  # a station can run any point of the space its limits allow
+
+    def __init__(self, station: StationRuntime, max_concurrency: int) -> None:
+        self.station = station
+        self.max_concurrency = max_concurrency
+
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> LabResult:
+        try:
+            return LabResult(values=self.station.run(parameters, key, journal))
+        except InstrumentError as exc:
+            raise InstrumentFailure(exc) from None
+
+    def close(self) -> None:
+        self.station.close()

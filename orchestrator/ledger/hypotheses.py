@@ -1,12 +1,14 @@
 """The hypothesis ledger in the cycle: abduce new claims, set part of each batch to test them, induce credences.
 
 The maths lives in `planners.hypotheses`; this module reads what it needs from the database and writes what was
-done, in the same transaction as the decision it belongs to:
-- `abduce_hypotheses`: an abduction Decision (with the LLM's prompt and answer when an LLM was asked), and one
+done, in the same transaction as the decision it belongs to. A campaign's `CampaignLedger` holds what every step
+needs and that never changes during a run (settings, planning problem, surrogate cache, seed, safety rules, goal);
+its methods take only what varies (the session, the cycle, the results seen):
+- `abduce`: an abduction Decision (with the LLM's prompt and answer when an LLM was asked), and one
   Hypothesis row per proposal: `open` when it passed the guards, `rejected` with the reason when it did not;
 - `plan_tests`: the experiments of this batch chosen to test open hypotheses (the most informative ones);
 - `link_tests`: which hypotheses each planned experiment bears on and what each predicted there;
-- `induce_hypotheses`: each open hypothesis's credence after the cycle (a HypothesisCredence row), and its status
+- `induce`: each open hypothesis's credence after the cycle (a HypothesisCredence row), and its status
   once the credence passes a threshold with enough evidence.
 
 One surrogate is fitted per set of results and shared by the stages of a cycle (`SurrogateCache`).
@@ -35,7 +37,8 @@ from orchestrator.store.models import (
     HypothesisStatus,
     HypothesisTest,
 )
-from orchestrator.store.records import add_event, prediction_errors
+from orchestrator.store.queries import prediction_errors
+from orchestrator.store.records import add_event
 from planners.base import Observation, PlanningProblem, Prediction, Proposal
 from planners.hypotheses.base import Abduction, AbductionRequest, Draft, LedgerEntry, Rejected
 from planners.hypotheses.claims import Claim, parse_claim
@@ -114,140 +117,313 @@ def ledger(session: Session, campaign_id: int, include_rejected: bool = False) -
     return entries
 
 
-# --- abduction -------------------------------------------------------------------------------------------------
+# --- the ledger of one campaign ---------------------------------------------------------------------------
 
 
-def abduce_hypotheses(
-    session: Session,
-    *,
-    campaign_id: int,
-    cycle_id: int,
-    cycle_index: int,
-    settings: HypothesisSettings,
-    problem: PlanningProblem,
-    goal: str,
-    observed: Sequence[tuple[int, Observation]],
-    cache: SurrogateCache,
-    model: BayesianSettings,
-    safety: Any,
-    base_seed: int,
-) -> list[int]:
-    """Ask the configured abductor for new hypotheses; store accepted and rejected ones. Returns the new open ids."""
-    from planners.hypotheses.guards import GuardError, check_claim, contradiction_reason
+@dataclass
+class CampaignLedger:
+    """A campaign's hypothesis ledger as the cycle drives it: what every step needs and that never changes during a
+    run, held once (its methods take only what varies: the session, the cycle, the results seen)."""
 
-    current = ledger(session, campaign_id)
-    open_now = sum(entry.status == HypothesisStatus.OPEN for entry in current)
-    room = min(settings.max_new_per_cycle, settings.max_open - open_now)
-    observations = [o for _, o in observed]
-    results = sum(o.feasible for o in observations)
-    if room <= 0 or results < settings.min_observations:
-        return []
-    started = time.perf_counter()
-    seed = derive_seed(base_seed, "abduce", cycle_index)
-    surrogate = cache.get(problem, observations, model, seed)
-    request = AbductionRequest(
-        problem=problem,
-        goal=goal,
-        observations=observations,
-        ledger=current,
-        max_new=room,
-        seed=seed,
-        notes=_read_notes(settings.notes),
-    )
-    widen = widening(session, campaign_id)
-    abduction, abductor = _run_abductors(settings, request, surrogate, safety, widen)
+    campaign_id: int
+    settings: HypothesisSettings
+    problem: PlanningProblem
+    model: BayesianSettings  # the surrogate's settings (`model_settings` of the campaign's planner)
+    base_seed: int
+    safety: Any
+    goal: str
+    # The surrogate, fitted once per set of results and shared by a cycle's stages.
+    cache: SurrogateCache = field(default_factory=SurrogateCache)
 
-    accepted: list[Draft] = []
-    rejected: list[Rejected] = list(abduction.rejected)
-    ledger_so_far = list(current)
-    for draft in abduction.drafts:
-        try:
-            claim = check_claim(draft.claim, problem, ledger_so_far, safety)
-        except GuardError as exc:
-            rejected.append(Rejected(draft.claim.model_dump(mode="json"), str(exc), draft.source))
-            continue
-        accepted.append(Draft(claim, draft.rationale, draft.source))
-        ledger_so_far.append(LedgerEntry(-len(accepted), claim, claim.statement(), draft.source, "open", None, 0))
-    evaluations = _evaluate(
-        surrogate, {i: d.claim for i, d in enumerate(accepted)}, problem, observations, settings, seed, (), widen
-    )
-    decision = Decision(
-        campaign_id=campaign_id,
-        cycle_id=cycle_id,
-        stage="abduce",
-        planner=f"abductor:{abductor}",
-        planner_config=settings.model_dump(mode="json"),
-        seed=seed,
-        data_hash=abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]),
-        observation_ids=[i for i, _ in observed],
-        pending_ids=[],
-        proposals=[
-            {"claim": d.claim.model_dump(mode="json"), "rationale": d.rationale, "source": d.source}
-            for d in abduction.drafts
-        ],
-        versions=library_versions(),
-        model_state={
-            "hyperparameters": cache.hyperparameters.get("hyperparameters") if surrogate else None,
-            # The abductor's inputs beyond the results, so replay can derive this decision again.
-            "inputs": {
-                "ledger": [_entry_record(entry) for entry in current],
-                "max_new": room,
-                "widening": widen,
-                "surrogate": cache.fitted_from if surrogate else None,
+    @property
+    def enabled(self) -> bool:
+        return self.settings.enabled
+
+    def abduce(
+        self, session: Session, *, cycle_id: int, cycle_index: int, observed: Sequence[tuple[int, Observation]]
+    ) -> list[int]:
+        """Ask the configured abductor for new hypotheses; store accepted and rejected ones. Returns new open ids."""
+        from planners.hypotheses.guards import GuardError, check_claim, contradiction_reason
+
+        current = ledger(session, self.campaign_id)
+        open_now = sum(entry.status == HypothesisStatus.OPEN for entry in current)
+        room = min(self.settings.max_new_per_cycle, self.settings.max_open - open_now)
+        observations = [o for _, o in observed]
+        results = sum(o.feasible for o in observations)
+        if room <= 0 or results < self.settings.min_observations:
+            return []
+        started = time.perf_counter()
+        seed = derive_seed(self.base_seed, "abduce", cycle_index)
+        surrogate = self.cache.get(self.problem, observations, self.model, seed)
+        request = AbductionRequest(
+            problem=self.problem,
+            goal=self.goal,
+            observations=observations,
+            ledger=current,
+            max_new=room,
+            seed=seed,
+            notes=_read_notes(self.settings.notes),
+        )
+        widen = widening(session, self.campaign_id)
+        abduction, abductor = _run_abductors(self.settings, request, surrogate, self.safety, widen)
+
+        accepted: list[Draft] = []
+        rejected: list[Rejected] = list(abduction.rejected)
+        ledger_so_far = list(current)
+        for draft in abduction.drafts:
+            try:
+                claim = check_claim(draft.claim, self.problem, ledger_so_far, self.safety)
+            except GuardError as exc:
+                rejected.append(Rejected(draft.claim.model_dump(mode="json"), str(exc), draft.source))
+                continue
+            accepted.append(Draft(claim, draft.rationale, draft.source))
+            ledger_so_far.append(LedgerEntry(-len(accepted), claim, claim.statement(), draft.source, "open", None, 0))
+        evaluations = _evaluate(
+            surrogate,
+            {i: d.claim for i, d in enumerate(accepted)},
+            self.problem,
+            observations,
+            self.settings,
+            seed,
+            (),
+            widen,
+        )
+        decision = Decision(
+            campaign_id=self.campaign_id,
+            cycle_id=cycle_id,
+            stage="abduce",
+            planner=f"abductor:{abductor}",
+            planner_config=self.settings.model_dump(mode="json"),
+            seed=seed,
+            data_hash=abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]),
+            observation_ids=[i for i, _ in observed],
+            pending_ids=[],
+            proposals=[
+                {"claim": d.claim.model_dump(mode="json"), "rationale": d.rationale, "source": d.source}
+                for d in abduction.drafts
+            ],
+            versions=library_versions(),
+            model_state={
+                "hyperparameters": self.cache.hyperparameters.get("hyperparameters") if surrogate else None,
+                # The abductor's inputs beyond the results, so replay can derive this decision again.
+                "inputs": {
+                    "ledger": [_entry_record(entry) for entry in current],
+                    "max_new": room,
+                    "widening": widen,
+                    "surrogate": self.cache.fitted_from if surrogate else None,
+                },
             },
-        },
-        warnings=[abduction.error] if abduction.error else None,
-        exchange=abduction.exchange,
-        wall_time_s=0.0,
-    )
-    session.add(decision)
-    session.flush()
-    new_ids: list[int] = []
-    for i, draft in enumerate(accepted):
-        evaluation = evaluations.get(i)
-        credence = None if evaluation is None else evaluation.credence
-        reason = None if credence is None else contradiction_reason(credence, settings.contradiction_threshold, results)
-        if reason is None and len(new_ids) >= room:
-            reason = f"not needed: {room} new hypotheses per cycle at most (max_new_per_cycle / max_open)"
-        row = new_hypothesis_row(campaign_id, cycle_id, decision.id, draft.claim, draft.source, draft.rationale)
-        if reason is not None:
-            row.status, row.reason, row.credence = HypothesisStatus.REJECTED, reason, credence
-        else:
-            row.credence = credence
-            row.predicted = None if evaluation is None else evaluation.predicted()
-        session.add(row)
+            warnings=[abduction.error] if abduction.error else None,
+            exchange=abduction.exchange,
+            wall_time_s=0.0,
+        )
+        session.add(decision)
         session.flush()
-        if reason is None:
-            new_ids.append(row.id)
-            if evaluation is not None:
+        new_ids: list[int] = []
+        for i, draft in enumerate(accepted):
+            evaluation = evaluations.get(i)
+            credence = None if evaluation is None else evaluation.credence
+            reason = (
+                None
+                if credence is None
+                else contradiction_reason(credence, self.settings.contradiction_threshold, results)
+            )
+            if reason is None and len(new_ids) >= room:
+                reason = f"not needed: {room} new hypotheses per cycle at most (max_new_per_cycle / max_open)"
+            row = new_hypothesis_row(
+                self.campaign_id, cycle_id, decision.id, draft.claim, draft.source, draft.rationale
+            )
+            if reason is not None:
+                row.status, row.reason, row.credence = HypothesisStatus.REJECTED, reason, credence
+            else:
+                row.credence = credence
+                row.predicted = None if evaluation is None else evaluation.predicted()
+            session.add(row)
+            session.flush()
+            if reason is None:
+                new_ids.append(row.id)
+                if evaluation is not None:
+                    session.add(
+                        HypothesisCredence(
+                            hypothesis_id=row.id,
+                            cycle_id=cycle_id,
+                            credence=evaluation.credence,
+                            evidence=0,
+                            observations=results,
+                            predicted=evaluation.predicted(),
+                        )
+                    )
+            log_hypothesis(session, self.campaign_id, row)
+        for item in rejected:
+            row = _rejected_row(self.campaign_id, cycle_id, decision.id, item)
+            session.add(row)
+            session.flush()
+            log_hypothesis(session, self.campaign_id, row)
+        decision.wall_time_s = time.perf_counter() - started
+        add_event(
+            session,
+            self.campaign_id,
+            "decision",
+            decision.id,
+            "created",
+            detail={"stage": "abduce", "abductor": abductor, "accepted": len(new_ids), "rejected": len(rejected)},
+        )
+        if abduction.error:
+            add_event(
+                session, self.campaign_id, "decision", decision.id, "warning", detail={"message": abduction.error}
+            )
+        return new_ids
+
+    def plan_tests(
+        self,
+        session: Session,
+        *,
+        observed: Sequence[tuple[int, Observation]],
+        pending: Sequence[Point],
+        batch_size: int,
+        seed: int,
+    ) -> TestPlan:
+        """Choose `round(test_share * batch_size)` experiments that best discriminate the open hypotheses."""
+
+        n_tests = min(batch_size, math.floor(self.settings.test_share * batch_size + 0.5))
+        open_rows = _open_rows(session, self.campaign_id)
+        observations = [o for _, o in observed]
+        if n_tests == 0 or not open_rows:
+            return TestPlan([], {}, {"tests": 0, "reason": "no open hypotheses" if not open_rows else "test_share 0"})
+        surrogate = self.cache.get(self.problem, observations, self.model, seed)
+        if surrogate is None:
+            return TestPlan([], {}, {"tests": 0, "reason": "too few results for a model"})
+        claims = {row.id: parse_claim(row.claim) for row in open_rows}
+        widen = widening(session, self.campaign_id)
+        plan = select_tests(self.settings, self.problem, observations, pending, surrogate, claims, widen, n_tests, seed)
+        # What the choice rested on besides the results, so replay can make it again.
+        plan.record["inputs"] = {
+            "open": [{"id": h, "claim": claim.model_dump(mode="json")} for h, claim in claims.items()],
+            "widening": widen,
+            "surrogate": self.cache.fitted_from,
+            "n_tests": n_tests,
+        }
+        return plan
+
+    def link_tests(
+        self,
+        session: Session,
+        *,
+        observed: Sequence[tuple[int, Observation]],
+        seed: int,
+        experiments: Sequence[Experiment],
+        chosen: dict[int, tuple[int, dict[str, Any], float]],
+    ) -> None:
+        """Record, for every experiment of the batch, which open hypotheses it bears on and what each predicted."""
+        from planners.hypotheses.deduction import information_bits
+
+        open_rows = _open_rows(session, self.campaign_id)
+        observations = [o for _, o in observed]
+        surrogate = self.cache.get(self.problem, observations, self.model, seed) if open_rows else None
+        if surrogate is None:
+            return
+        claims = {row.id: parse_claim(row.claim) for row in open_rows}
+        points = [e.parameters for e in experiments]
+        evaluations, samples = _evaluate(
+            surrogate,
+            claims,
+            self.problem,
+            observations,
+            self.settings,
+            seed + 1,
+            points,
+            widening(session, self.campaign_id),
+        )
+        noise = {name: surrogate.noise_variance(name) for name in surrogate.models}
+        for h, claim in claims.items():
+            evaluation = evaluations[h]
+            column = samples[claim.objective]
+            bits = information_bits(evaluation.holds, column, noise[claim.objective])
+            for k, experiment in enumerate(experiments):
+                is_test = k in chosen and chosen[k][0] == h
+                if not is_test and bits[k] < BEARING_BITS:
+                    continue
+                predicted = (
+                    chosen[k][1]
+                    if is_test
+                    else {
+                        "objective": claim.objective,
+                        "mean": float(column[:, k].mean()),
+                        "std": float(column[:, k].std()),
+                        "credence": evaluation.credence,
+                    }
+                )
                 session.add(
-                    HypothesisCredence(
-                        hypothesis_id=row.id,
-                        cycle_id=cycle_id,
-                        credence=evaluation.credence,
-                        evidence=0,
-                        observations=results,
-                        predicted=evaluation.predicted(),
+                    HypothesisTest(
+                        hypothesis_id=h,
+                        experiment_id=experiment.id,
+                        chosen=is_test,
+                        information_bits=float(chosen[k][2] if is_test else bits[k]),
+                        predicted=predicted,
                     )
                 )
-        log_hypothesis(session, campaign_id, row)
-    for item in rejected:
-        row = _rejected_row(campaign_id, cycle_id, decision.id, item)
-        session.add(row)
-        session.flush()
-        log_hypothesis(session, campaign_id, row)
-    decision.wall_time_s = time.perf_counter() - started
-    add_event(
-        session,
-        campaign_id,
-        "decision",
-        decision.id,
-        "created",
-        detail={"stage": "abduce", "abductor": abductor, "accepted": len(new_ids), "rejected": len(rejected)},
-    )
-    if abduction.error:
-        add_event(session, campaign_id, "decision", decision.id, "warning", detail={"message": abduction.error})
-    return new_ids
+
+    def induce(
+        self, session: Session, *, cycle_id: int, cycle_index: int, observed: Sequence[tuple[int, Observation]]
+    ) -> list[str]:
+        """Update each open hypothesis's credence from the results so far; settle those past a threshold.
+
+        Returns one line per hypothesis whose status changed, for the cycle's report.
+        """
+        open_rows = _open_rows(session, self.campaign_id)
+        observations = [o for _, o in observed]
+        if not open_rows:
+            return []
+        seed = derive_seed(self.base_seed, "induce", cycle_index)
+        surrogate = self.cache.get(self.problem, observations, self.model, seed)
+        if surrogate is None:
+            return []
+        claims = {row.id: parse_claim(row.claim) for row in open_rows}
+        evaluations = _evaluate(
+            surrogate, claims, self.problem, observations, self.settings, seed, (), widening(session, self.campaign_id)
+        )
+        evidence = _evidence(session, claims, observed, self.problem)
+        results = sum(o.feasible for o in observations)
+        changes: list[str] = []
+        for row in open_rows:
+            evaluation = evaluations[row.id]
+            row.credence, row.evidence, row.predicted = evaluation.credence, evidence[row.id], evaluation.predicted()
+            session.add(
+                HypothesisCredence(
+                    hypothesis_id=row.id,
+                    cycle_id=cycle_id,
+                    credence=evaluation.credence,
+                    evidence=evidence[row.id],
+                    observations=results,
+                    predicted=evaluation.predicted(),
+                )
+            )
+            recent = session.scalars(
+                select(HypothesisCredence.credence)
+                .where(HypothesisCredence.hypothesis_id == row.id)
+                .order_by(HypothesisCredence.id.desc())
+                .limit(self.settings.confirm_cycles)
+            ).all()  # this cycle's credence first (just added), then the cycles before it
+            status, reason = _settle(evaluation, evidence[row.id], self.settings, list(recent))
+            if status is None:
+                continue
+            previous = row.status
+            row.status, row.reason = status, reason
+            add_event(
+                session,
+                self.campaign_id,
+                "hypothesis",
+                row.id,
+                "state",
+                from_state=previous,
+                to_state=status,
+                detail={"credence": evaluation.credence, "evidence": evidence[row.id], "reason": reason},
+            )
+            changes.append(f"hypothesis {row.id} {status}: {row.statement} ({reason})")
+        return changes
+
+
+# --- abduction -------------------------------------------------------------------------------------------------
 
 
 def _entry_record(entry: LedgerEntry) -> dict[str, Any]:
@@ -383,42 +559,6 @@ class TestPlan:
     record: dict[str, Any]
 
 
-def plan_tests(
-    session: Session,
-    *,
-    campaign_id: int,
-    settings: HypothesisSettings,
-    problem: PlanningProblem,
-    observed: Sequence[tuple[int, Observation]],
-    pending: Sequence[Point],
-    batch_size: int,
-    cache: SurrogateCache,
-    model: BayesianSettings,
-    seed: int,
-) -> TestPlan:
-    """Choose `round(test_share * batch_size)` experiments that best discriminate the open hypotheses."""
-
-    n_tests = min(batch_size, math.floor(settings.test_share * batch_size + 0.5))
-    open_rows = _open_rows(session, campaign_id)
-    observations = [o for _, o in observed]
-    if n_tests == 0 or not open_rows:
-        return TestPlan([], {}, {"tests": 0, "reason": "no open hypotheses" if not open_rows else "test_share 0"})
-    surrogate = cache.get(problem, observations, model, seed)
-    if surrogate is None:
-        return TestPlan([], {}, {"tests": 0, "reason": "too few results for a model"})
-    claims = {row.id: parse_claim(row.claim) for row in open_rows}
-    widen = widening(session, campaign_id)
-    plan = select_tests(settings, problem, observations, pending, surrogate, claims, widen, n_tests, seed)
-    # What the choice rested on besides the results, so replay can make it again.
-    plan.record["inputs"] = {
-        "open": [{"id": h, "claim": claim.model_dump(mode="json")} for h, claim in claims.items()],
-        "widening": widen,
-        "surrogate": cache.fitted_from,
-        "n_tests": n_tests,
-    }
-    return plan
-
-
 def select_tests(
     settings: HypothesisSettings,
     problem: PlanningProblem,
@@ -465,62 +605,6 @@ def select_tests(
     )
 
 
-def link_tests(
-    session: Session,
-    *,
-    campaign_id: int,
-    settings: HypothesisSettings,
-    problem: PlanningProblem,
-    observed: Sequence[tuple[int, Observation]],
-    cache: SurrogateCache,
-    model: BayesianSettings,
-    seed: int,
-    experiments: Sequence[Experiment],
-    chosen: dict[int, tuple[int, dict[str, Any], float]],
-) -> None:
-    """Record, for every experiment of the batch, which open hypotheses it bears on and what each predicted."""
-    from planners.hypotheses.deduction import information_bits
-
-    open_rows = _open_rows(session, campaign_id)
-    observations = [o for _, o in observed]
-    surrogate = cache.get(problem, observations, model, seed) if open_rows else None
-    if surrogate is None:
-        return
-    claims = {row.id: parse_claim(row.claim) for row in open_rows}
-    points = [e.parameters for e in experiments]
-    evaluations, samples = _evaluate(
-        surrogate, claims, problem, observations, settings, seed + 1, points, widening(session, campaign_id)
-    )
-    noise = {name: surrogate.noise_variance(name) for name in surrogate.models}
-    for h, claim in claims.items():
-        evaluation = evaluations[h]
-        column = samples[claim.objective]
-        bits = information_bits(evaluation.holds, column, noise[claim.objective])
-        for k, experiment in enumerate(experiments):
-            is_test = k in chosen and chosen[k][0] == h
-            if not is_test and bits[k] < BEARING_BITS:
-                continue
-            predicted = (
-                chosen[k][1]
-                if is_test
-                else {
-                    "objective": claim.objective,
-                    "mean": float(column[:, k].mean()),
-                    "std": float(column[:, k].std()),
-                    "credence": evaluation.credence,
-                }
-            )
-            session.add(
-                HypothesisTest(
-                    hypothesis_id=h,
-                    experiment_id=experiment.id,
-                    chosen=is_test,
-                    information_bits=float(chosen[k][2] if is_test else bits[k]),
-                    predicted=predicted,
-                )
-            )
-
-
 def _test_candidates(
     problem: PlanningProblem, observations: Sequence[Observation], pending: Sequence[Point], seed: int
 ) -> list[Point]:
@@ -557,76 +641,6 @@ def _entropy(p: float) -> float:
 
 
 # --- induction -------------------------------------------------------------------------------------------------
-
-
-def induce_hypotheses(
-    session: Session,
-    *,
-    campaign_id: int,
-    cycle_id: int,
-    cycle_index: int,
-    settings: HypothesisSettings,
-    problem: PlanningProblem,
-    observed: Sequence[tuple[int, Observation]],
-    cache: SurrogateCache,
-    model: BayesianSettings,
-    base_seed: int,
-) -> list[str]:
-    """Update each open hypothesis's credence from the results so far; settle those past a threshold.
-
-    Returns one line per hypothesis whose status changed, for the cycle's report.
-    """
-    open_rows = _open_rows(session, campaign_id)
-    observations = [o for _, o in observed]
-    if not open_rows:
-        return []
-    seed = derive_seed(base_seed, "induce", cycle_index)
-    surrogate = cache.get(problem, observations, model, seed)
-    if surrogate is None:
-        return []
-    claims = {row.id: parse_claim(row.claim) for row in open_rows}
-    evaluations = _evaluate(
-        surrogate, claims, problem, observations, settings, seed, (), widening(session, campaign_id)
-    )
-    evidence = _evidence(session, claims, observed, problem)
-    results = sum(o.feasible for o in observations)
-    changes: list[str] = []
-    for row in open_rows:
-        evaluation = evaluations[row.id]
-        row.credence, row.evidence, row.predicted = evaluation.credence, evidence[row.id], evaluation.predicted()
-        session.add(
-            HypothesisCredence(
-                hypothesis_id=row.id,
-                cycle_id=cycle_id,
-                credence=evaluation.credence,
-                evidence=evidence[row.id],
-                observations=results,
-                predicted=evaluation.predicted(),
-            )
-        )
-        recent = session.scalars(
-            select(HypothesisCredence.credence)
-            .where(HypothesisCredence.hypothesis_id == row.id)
-            .order_by(HypothesisCredence.id.desc())
-            .limit(settings.confirm_cycles)
-        ).all()  # this cycle's credence first (just added), then the cycles before it
-        status, reason = _settle(evaluation, evidence[row.id], settings, list(recent))
-        if status is None:
-            continue
-        previous = row.status
-        row.status, row.reason = status, reason
-        add_event(
-            session,
-            campaign_id,
-            "hypothesis",
-            row.id,
-            "state",
-            from_state=previous,
-            to_state=status,
-            detail={"credence": evaluation.credence, "evidence": evidence[row.id], "reason": reason},
-        )
-        changes.append(f"hypothesis {row.id} {status}: {row.statement} ({reason})")
-    return changes
 
 
 def _settle(

@@ -10,11 +10,14 @@ import pytest
 from sqlalchemy import func, select
 
 from orchestrator.campaign import runs
-from orchestrator.cycle.context import open_campaign
+from orchestrator.cycle.context import load_context, open_campaign
+from orchestrator.cycle.deduce import deduce
+from orchestrator.cycle.experiment import RetryPolicy, run_experiment
 from orchestrator.cycle.loop import InlineStages, run_loop
 from orchestrator.cycle.progress import subscribe
-from orchestrator.cycle.stages import deduce, load_context, start_cycle
-from orchestrator.lab.build import BuiltLab
+from orchestrator.cycle.recovery import start_cycle
+from orchestrator.lab.build import build_lab
+from orchestrator.lab.contract import Lab, LabFailure, LabResult
 from orchestrator.review.export import campaign_status as calibration_summary
 from orchestrator.store.database import open_database
 from orchestrator.store.models import (
@@ -28,16 +31,28 @@ from orchestrator.store.models import (
     Measurement,
 )
 from orchestrator.store.records import move_experiment
-from simulators.base import SimulationError, SimulationResult
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec
 
 
-def _start(db_url: str, data: dict[str, Any], base_dir: Any = None):
+def _start(db_url: str, data: dict[str, Any], base_dir: Any = None, lab: Lab | None = None):
     db = open_database(db_url)
     spec, text = to_spec(data, base_dir or EXAMPLES_DIR)
     campaign_id, _ = open_campaign(db, spec, text)
     runs.claim(db, campaign_id)
-    return db, load_context(db, campaign_id)
+    return db, load_context(db, campaign_id, lab=lab)
+
+
+class TestLab:
+    """A lab for tests: the contract's attributes, with `run` left to each test's lab."""
+
+    __test__ = False  # not a pytest test class
+    candidates = None
+
+    def __init__(self, max_concurrency: int = 4) -> None:
+        self.max_concurrency = max_concurrency
+
+    def close(self) -> None:
+        return None
 
 
 def test_campaign_runs_its_budget_with_full_records(db_url: str) -> None:
@@ -92,27 +107,27 @@ def test_same_seed_gives_the_same_campaign(tmp_path) -> None:
     assert values[0] == values[1]
 
 
-class FlakyLab:
+class FlakyLab(TestLab):
     """Fails the first attempt of every second experiment; counts the calls per idempotency key."""
 
-    def __init__(self, always_fail: bool = False) -> None:
+    def __init__(self, max_concurrency: int, always_fail: bool = False) -> None:
+        super().__init__(max_concurrency)
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
         self.always_fail = always_fail
 
-    def run(self, parameters: Mapping[str, Any], key: str) -> SimulationResult:
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Any = None) -> LabResult:
         with self.lock:
             self.calls[key] = self.calls.get(key, 0) + 1
             attempt = self.calls[key]
         if self.always_fail or (int(key.rsplit(":", 1)[1]) % 2 == 0 and attempt == 1):
-            raise SimulationError(f"pump stalled on {key}")
-        return SimulationResult(values={"y": sum(parameters.values())})
+            raise LabFailure(f"pump stalled on {key}", detail={"error": "PumpStalled"})
+        return LabResult(values={"y": sum(parameters.values())})
 
 
 def test_failed_experiments_are_retried_under_the_same_key(db_url: str) -> None:
-    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 6, "batch_size": 3, "max_retries": 1}))
-    lab = FlakyLab()
-    ctx.lab = BuiltLab(lab, max_concurrency=3)
+    lab = FlakyLab(max_concurrency=3)
+    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 6, "batch_size": 3, "max_retries": 1}), lab=lab)
     run_loop(ctx, InlineStages(ctx))
     assert sorted(lab.calls.values()) == [1, 1, 1, 2, 2, 2]
     with db.session() as session:
@@ -136,9 +151,8 @@ def test_failed_experiments_are_retried_under_the_same_key(db_url: str) -> None:
 
 
 def test_experiments_that_keep_failing_stay_failed_and_count(db_url: str) -> None:
-    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 4, "batch_size": 2, "max_retries": 2}))
-    lab = FlakyLab(always_fail=True)
-    ctx.lab = BuiltLab(lab, max_concurrency=2)
+    lab = FlakyLab(max_concurrency=2, always_fail=True)
+    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 4, "batch_size": 2, "max_retries": 2}), lab=lab)
     assert run_loop(ctx, InlineStages(ctx)) == "budget of 4 experiments spent"
     assert set(lab.calls.values()) == {3}
     with db.session() as session:
@@ -149,23 +163,27 @@ def test_experiments_that_keep_failing_stay_failed_and_count(db_url: str) -> Non
 
 
 def test_interrupted_cycle_is_recovered_without_losing_or_repeating(db_url: str) -> None:
-    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 8, "batch_size": 4}))
+    data = hartmann_spec(budget={"experiments": 8, "batch_size": 4})
+    lab_calls: list[str] = []
+
+    class Recording(TestLab):
+        """The campaign's own simulator, with every key it is asked to run written down."""
+
+        def __init__(self, inner: Lab) -> None:
+            super().__init__(max_concurrency=4)
+            self.inner = inner
+
+        def run(self, parameters: Mapping[str, Any], key: str, journal: Any = None) -> LabResult:
+            lab_calls.append(key)
+            return self.inner.run(parameters, key, journal)
+
+    db, ctx = _start(db_url, data, lab=Recording(build_lab(to_spec(data, EXAMPLES_DIR)[0])))
     # Simulate a crash mid-cycle: one experiment completed, one dispatched (in doubt), two still approved.
     ids = deduce(ctx, start_cycle(ctx), 4)
-    from orchestrator.cycle.stages import run_experiment
-
     done = run_experiment(ctx, ids[0])
     with db.session() as session:
         move_experiment(session, session.get_one(Experiment, ids[1]), ExperimentState.DISPATCHED)
-    lab_calls: list[str] = []
-    inner = ctx.lab
-
-    class Recording:
-        def run(self, parameters: Mapping[str, Any], key: str) -> SimulationResult:
-            lab_calls.append(key)
-            return inner.run(parameters, key)
-
-    ctx.lab = BuiltLab(Recording(), max_concurrency=4)
+    del lab_calls[:]  # only what the resumed loop asks of the lab counts below
     run_loop(ctx, InlineStages(ctx))
     with db.session() as session:
         experiments = {e.id: e for e in session.scalars(select(Experiment))}
@@ -251,13 +269,14 @@ def test_bayesian_campaign_records_model_state_predictions_and_calibration(db_ur
     with db.session() as session:
         decisions = session.scalars(select(Decision).order_by(Decision.id)).all()
         assert [d.planner for d in decisions] == ["bayesian"] * 3
-        assert decisions[0].model_state["phase"] == "space-filling"
-        assert [d.model_state["phase"] for d in decisions[1:]] == ["model", "model"]
+        states = [d.model_state["planner"] for d in decisions]
+        assert states[0]["phase"] == "space-filling"
+        assert [s["phase"] for s in states[1:]] == ["model", "model"]
         assert decisions[0].versions["device"] == "cpu"
         # The third fit starts from the second's hyper-parameters, read back from the database.
-        assert decisions[1].model_state["fit"]["y"]["warm_started"] is False
-        assert decisions[2].model_state["fit"]["y"]["warm_started"] is True
-        assert decisions[2].model_state["hyperparameters"]["y"]
+        assert states[1]["fit"]["y"]["warm_started"] is False
+        assert states[2]["fit"]["y"]["warm_started"] is True
+        assert states[2]["hyperparameters"]["y"]
         modelled = session.scalars(
             select(Experiment).where(Experiment.decision_id.in_([d.id for d in decisions[1:]]))
         ).all()
@@ -271,19 +290,20 @@ def test_bayesian_campaign_records_model_state_predictions_and_calibration(db_ur
     assert 0 <= summary["within_1sd"] <= summary["within_2sd"] <= 1
 
 
-class FlatLabWithAWall:
+class FlatLabWithAWall(TestLab):
     """Infeasible where x1 > 0.5 (no product); elsewhere the objective never varies."""
 
-    def run(self, parameters: Mapping[str, Any], key: str) -> SimulationResult:
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Any = None) -> LabResult:
         if parameters["x1"] > 0.5:
-            return SimulationResult(infeasible=True, reason="no product")
-        return SimulationResult(values={"y": 1.0})
+            return LabResult(infeasible=True, reason="no product")
+        return LabResult(values={"y": 1.0})
 
 
 def test_bayesian_campaign_learns_from_infeasible_results_and_warns_of_a_flat_objective(db_url: str) -> None:
     planner = {"kind": "bayesian", "seed": 1, "num_restarts": 2, "raw_samples": 64, "mc_samples": 64}
-    db, ctx = _start(db_url, hartmann_spec(budget={"experiments": 12, "batch_size": 4}, planner=planner))
-    ctx.lab = BuiltLab(FlatLabWithAWall(), max_concurrency=4)
+    db, ctx = _start(
+        db_url, hartmann_spec(budget={"experiments": 12, "batch_size": 4}, planner=planner), lab=FlatLabWithAWall()
+    )
     reports = []
     unsubscribe = subscribe(reports.append)
     try:
@@ -294,9 +314,81 @@ def test_bayesian_campaign_learns_from_infeasible_results_and_warns_of_a_flat_ob
         states = {e.state for e in session.scalars(select(Experiment))}
         assert states == {ExperimentState.COMPLETED, ExperimentState.INFEASIBLE}
         last = session.scalars(select(Decision).order_by(Decision.id.desc())).first()
-        assert last.model_state["infeasible"] >= 1
-        assert "__feasibility__" in last.model_state["hyperparameters"]
+        assert last.model_state["planner"]["infeasible"] >= 1
+        assert "__feasibility__" in last.model_state["planner"]["hyperparameters"]
         assert any("objective 'y' has the same value (1)" in w for w in last.warnings)
         warned = session.scalars(select(Event).where(Event.entity == "decision", Event.kind == "warning")).all()
         assert warned and "objective 'y'" in warned[-1].detail["message"]
     assert any("objective 'y'" in w for r in reports for w in r.warnings)
+
+
+def test_the_retry_policy_retries_only_a_retryable_failure_with_retries_left() -> None:
+    policy = RetryPolicy(max_retries=2)
+    stalled = LabFailure("pump stalled")
+    refused = LabFailure("volume over the limit", retryable=False)
+    assert [policy.may_retry(stalled, attempt) for attempt in (1, 2, 3)] == [True, True, False]
+    assert not policy.may_retry(refused, 1)
+    assert not RetryPolicy(max_retries=0).may_retry(stalled, 1)
+
+
+class FailsOnceLab(TestLab):
+    """Fails the first attempt at every key (a stalled pump that a retry clears); counts the calls per key."""
+
+    def __init__(self) -> None:
+        super().__init__(max_concurrency=2)
+        self.calls: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Any = None) -> LabResult:
+        with self.lock:
+            self.calls[key] = self.calls.get(key, 0) + 1
+            first = self.calls[key] == 1
+        if first:
+            raise LabFailure(f"pump stalled on {key}", detail={"error": "PumpStalled"})
+        return LabResult(values={"y": sum(parameters.values())})
+
+
+@pytest.mark.slow
+def test_prefect_retries_a_failed_experiment_under_its_key(sqlite_url: str) -> None:
+    """The Prefect engine: the experiment task fails once, Prefect retries it, and both attempts are recorded
+    under the experiment's one idempotency key."""
+    # Loaded here, not at the top: the other tests of this module run without Prefect.
+    from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
+
+    from orchestrator.cycle.flow import PrefectStages
+
+    lab = FailsOnceLab()
+    db, ctx = _start(sqlite_url, hartmann_spec(budget={"experiments": 1, "batch_size": 1, "max_retries": 1}), lab=lab)
+
+    stages = PrefectStages(ctx)
+    assert stages.experiment.retries == 1  # the campaign's budget.max_retries, declared on the task
+
+    @flow(name="peirce-campaign-test")
+    def campaign() -> str:
+        return run_loop(ctx, stages)
+
+    # A Prefect server of the test's own, stopped before the test ends (none left to stop at interpreter exit).
+    with prefect_test_harness():
+        assert campaign() == "budget of 1 experiments spent"
+    assert lab.calls == {f"{ctx.name}:1": 2}
+    with db.session() as session:
+        (experiment,) = session.scalars(select(Experiment)).all()
+        assert experiment.state == ExperimentState.COMPLETED and experiment.attempts == 2
+        assert experiment.idempotency_key == f"{ctx.name}:1"
+        moves = session.scalars(
+            select(Event).where(Event.entity == "experiment", Event.kind == "state").order_by(Event.id)
+        ).all()
+        assert [(e.to_state, e.detail["attempt"]) for e in moves] == [
+            ("approved", 0),
+            ("dispatched", 1),
+            ("running", 1),
+            ("failed", 1),
+            ("dispatched", 2),
+            ("running", 2),
+            ("completed", 2),
+        ]
+        failed = next(e for e in moves if e.to_state == "failed")
+        assert failed.detail["will_retry"] is True and failed.detail["error"] == "PumpStalled"
+        (measurement,) = experiment.measurements
+        assert measurement.attempt == 2

@@ -16,9 +16,8 @@ from scipy.stats import norm
 from sqlalchemy import select
 
 from orchestrator.campaign import runs
-from orchestrator.cycle.context import open_campaign
+from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
-from orchestrator.cycle.stages import load_context
 from orchestrator.store.database import open_database
 from orchestrator.store.models import (
     Campaign,

@@ -26,9 +26,8 @@ from typer.testing import CliRunner
 
 from orchestrator.campaign import runs
 from orchestrator.cli.report import report_command
-from orchestrator.cycle.context import open_campaign
+from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
-from orchestrator.cycle.stages import load_context
 from orchestrator.errors import CampaignNotFound
 from orchestrator.review import tables as review
 from orchestrator.review.export import calibration as status_calibration

@@ -39,7 +39,9 @@ def _campaign_with_experiment(db_url: str):
     spec, text_ = to_spec(hartmann_spec())
     campaign_id, how = open_campaign(db, spec, text_)
     assert how == "created"
-    from orchestrator.cycle.stages import deduce, load_context, start_cycle
+    from orchestrator.cycle.context import load_context
+    from orchestrator.cycle.deduce import deduce
+    from orchestrator.cycle.recovery import start_cycle
 
     ctx = load_context(db, campaign_id)
     ids = deduce(ctx, start_cycle(ctx), 2)

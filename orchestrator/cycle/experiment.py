@@ -1,0 +1,134 @@
+"""Experiments: one attempt on the lab under the experiment's idempotency key, the retry policy, and a batch.
+
+`run_attempt` is one attempt, written ahead: the experiment is `dispatched` in the database before the lab hears
+of it, then `running`, then `completed`, `infeasible` or `failed` (the failure event says whether it will be
+retried). Whether a failed attempt may be tried again is decided in one place, `RetryPolicy.may_retry`, which
+both engines obey: the inline engine loops over attempts here (`run_experiment`), the Prefect engine declares the
+same number of retries on its task and lets Prefect run the next attempt (`cycle.flow`). Every attempt is recorded
+under the same idempotency key, with its attempt number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from instruments.station import Journal
+from orchestrator.campaign.spec import Budget
+from orchestrator.cycle.context import CampaignContext, ExperimentOutcome
+from orchestrator.lab.contract import LabFailure, LabResult
+from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, Measurement
+from orchestrator.store.records import add_event, move_experiment
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failed experiment is tried again under its key, and how long to wait before the next try."""
+
+    max_retries: int
+    delay_s: float = 0.0  # a simulator's failure does not heal with time; a campaign spec has no delay to ask for
+
+    @classmethod
+    def of(cls, budget: Budget) -> RetryPolicy:
+        return cls(max_retries=budget.max_retries)
+
+    def may_retry(self, failure: LabFailure, attempt: int) -> bool:
+        """Whether attempt number `attempt` (1 for the first), which failed with `failure`, may be tried again."""
+        return failure.retryable and attempt <= self.max_retries
+
+
+def run_attempt(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcome:
+    """One attempt at an approved (or failed, to retry) experiment; `will_retry` on the outcome of a failed attempt
+    that the retry policy lets be tried again. A campaign asked to stop abandons the experiment instead."""
+    policy = RetryPolicy.of(ctx.spec.budget)
+    with ctx.db.session() as session:
+        experiment = session.get_one(Experiment, experiment_id)
+        campaign = session.get_one(Campaign, ctx.campaign_id)
+        if campaign.status == CampaignStatus.STOPPING:
+            move_experiment(
+                session, experiment, ExperimentState.ABANDONED, detail={"reason": "campaign stop requested"}
+            )
+            return _outcome(experiment)
+        # Written and committed before the lab hears of it: a crash from here on leaves the row in doubt.
+        move_experiment(session, experiment, ExperimentState.DISPATCHED, detail={"key": experiment.idempotency_key})
+        key, parameters, attempt = experiment.idempotency_key, dict(experiment.parameters), experiment.attempts
+    try:
+        with ctx.db.session() as session:
+            move_experiment(session, session.get_one(Experiment, experiment_id), ExperimentState.RUNNING)
+        result = ctx.lab.run(parameters, key, journal(ctx, experiment_id, attempt))
+    except LabFailure as failure:
+        will_retry = policy.may_retry(failure, attempt)
+        with ctx.db.session() as session:
+            experiment = session.get_one(Experiment, experiment_id)
+            detail = {"reason": str(failure), "error": type(failure).__name__, "will_retry": will_retry}
+            move_experiment(session, experiment, ExperimentState.FAILED, detail={**detail, **failure.detail})
+            return _outcome(experiment, will_retry=will_retry)
+    return _record_result(ctx, experiment_id, attempt, result)
+
+
+def _record_result(ctx: CampaignContext, experiment_id: int, attempt: int, result: LabResult) -> ExperimentOutcome:
+    with ctx.db.session() as session:
+        experiment = session.get_one(Experiment, experiment_id)
+        if result.infeasible:
+            move_experiment(session, experiment, ExperimentState.INFEASIBLE, detail={"reason": result.reason})
+            return _outcome(experiment)
+        units = {o.name: o.unit for o in ctx.spec.objectives}
+        predicted = experiment.predicted or {}
+        values = {name: float(value) for name, value in result.values.items()}
+        for name, value in values.items():
+            session.add(
+                Measurement(
+                    experiment_id=experiment_id,
+                    name=name,
+                    value=value,
+                    unit=units.get(name, ""),
+                    attempt=attempt,
+                    predicted_mean=predicted.get(name, {}).get("mean"),
+                    predicted_std=predicted.get(name, {}).get("std"),
+                )
+            )
+        move_experiment(session, experiment, ExperimentState.COMPLETED, detail={"values": values})
+        return _outcome(experiment, values)
+
+
+def run_experiment(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcome:
+    """Run one experiment to its end on the inline engine: attempts under the same key while the policy allows."""
+    policy = RetryPolicy.of(ctx.spec.budget)
+    while True:
+        outcome = run_attempt(ctx, experiment_id)
+        if not outcome.will_retry:
+            return outcome
+        if policy.delay_s:
+            time.sleep(policy.delay_s)
+
+
+def run_experiments(ctx: CampaignContext, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
+    """Run a batch concurrently, at most `lab.max_concurrency` at a time (the Prefect flow maps tasks instead)."""
+    if not experiment_ids:
+        return []
+    with ThreadPoolExecutor(max_workers=min(len(experiment_ids), ctx.lab.max_concurrency)) as pool:
+        return list(pool.map(lambda i: run_experiment(ctx, i), experiment_ids))
+
+
+def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Journal:
+    """Where a station writes each action as it happens: an Event of the experiment, committed at once, so the
+    database says what was about to be sent before it is sent (and what came back, with the bytes)."""
+
+    def write(kind: str, detail: dict[str, Any]) -> None:
+        with ctx.db.session() as session:
+            add_event(
+                session, ctx.campaign_id, "experiment", experiment_id, kind, detail={"attempt": attempt, **detail}
+            )
+
+    return write
+
+
+def _outcome(
+    experiment: Experiment, values: dict[str, float] | None = None, *, will_retry: bool = False
+) -> ExperimentOutcome:
+    return ExperimentOutcome(
+        experiment.id, experiment.seq, experiment.state, values or {}, experiment.error, will_retry
+    )

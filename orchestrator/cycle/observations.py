@@ -1,0 +1,95 @@
+"""Finished experiments as the cycle reads them: the planner's observations, the data hash a decision records,
+whether a cycle improved on the best so far (`store.queries.best_so_far`), and whether a target was reached.
+
+One definition each, shared by the stages and by replay (which must see a decision's inputs exactly as the stage
+that made it did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from orchestrator.campaign.spec import CampaignSpec
+from orchestrator.records.provenance import planning_data_hash
+from orchestrator.store.models import Experiment, ExperimentState
+from planners.base import Observation
+
+Observed = list[tuple[int, Observation]]
+"""Finished experiments as (experiment id, observation), in campaign order."""
+
+# Experiments that may still reach the lab: the planner must not propose them again.
+PENDING_STATES = (
+    ExperimentState.PLANNED,
+    ExperimentState.APPROVED,
+    ExperimentState.DISPATCHED,
+    ExperimentState.RUNNING,
+)
+
+
+def observations(session: Any, campaign_id: int, objective_names: Sequence[str]) -> Observed:
+    """Completed and infeasible experiments as the planner sees them, in campaign order, with their ids."""
+    rows = session.scalars(
+        select(Experiment)
+        .where(
+            Experiment.campaign_id == campaign_id,
+            Experiment.state.in_((ExperimentState.COMPLETED, ExperimentState.INFEASIBLE)),
+        )
+        .order_by(Experiment.seq)
+    ).all()
+    return [(row.id, observation_of(row, objective_names)) for row in rows]
+
+
+def pending_experiments(session: Any, campaign_id: int) -> list[Experiment]:
+    """Experiments planned or under way, in campaign order."""
+    return list(
+        session.scalars(
+            select(Experiment)
+            .where(Experiment.campaign_id == campaign_id, Experiment.state.in_(PENDING_STATES))
+            .order_by(Experiment.seq)
+        ).all()
+    )
+
+
+def observation_of(experiment: Experiment, objective_names: Sequence[str]) -> Observation:
+    """A finished experiment as the planner sees it: its last attempt's objective values, or infeasible."""
+    if experiment.state == ExperimentState.INFEASIBLE:
+        return Observation(parameters=experiment.parameters, values={}, feasible=False)
+    latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
+    return Observation(
+        parameters=experiment.parameters, values={name: latest[name] for name in objective_names if name in latest}
+    )
+
+
+def data_hash(observed: Observed, pending: Sequence[Experiment]) -> str:
+    """The hash a planning decision records of the results and pending experiments it saw."""
+    return planning_data_hash(
+        [(i, o.parameters, o.values, o.feasible) for i, o in observed], [(e.id, e.parameters) for e in pending]
+    )
+
+
+def improved(spec: CampaignSpec, best: dict[str, dict[str, Any]], previous: dict[str, Any] | None) -> bool:
+    """Whether `best` betters the best before this cycle on any objective (the first result always does)."""
+    if not previous:
+        return bool(best)
+    return any(
+        o.name in best and (o.name not in previous or o.better(best[o.name]["value"], previous[o.name]["value"]))
+        for o in spec.objectives
+    )
+
+
+def target_reached_by(session: Any, campaign_id: int, spec: CampaignSpec) -> int | None:
+    """The seq of the first experiment whose measurements reach every objective's target (objectives without one
+    are ignored), or None."""
+    targeted = [o for o in spec.objectives if o.target is not None]
+    for experiment in session.scalars(
+        select(Experiment)
+        .where(Experiment.campaign_id == campaign_id, Experiment.state == ExperimentState.COMPLETED)
+        .order_by(Experiment.seq)
+    ):
+        values = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
+        if all(o.name in values and o.reached(values[o.name]) for o in targeted):
+            return experiment.seq
+    return None

@@ -1,0 +1,126 @@
+"""A campaign's cycles from start to finish: opening a cycle, sizing its batch, continuing after a crash from
+what the database says, and closing the campaign with its reason.
+
+Recovery reads the database, never memory: experiments that were dispatched or running when the process died are
+in doubt and are abandoned (with the last instrument action their journal shows) and re-planned; those that never
+left the database run now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from orchestrator.cycle.context import CampaignContext
+from orchestrator.cycle.induce import open_experiments, spent_experiments
+from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Event, Experiment, ExperimentState
+from orchestrator.store.records import add_event, move_experiment, set_campaign_status
+
+
+def start_cycle(ctx: CampaignContext) -> int:
+    """A new cycle (the next index), logged; returns its id."""
+    with ctx.db.session() as session:
+        last = session.scalar(select(func.max(Cycle.index)).where(Cycle.campaign_id == ctx.campaign_id))
+        cycle = Cycle(campaign_id=ctx.campaign_id, index=(last or 0) + 1, stage="abducing")
+        session.add(cycle)
+        session.flush()
+        add_event(
+            session, ctx.campaign_id, "cycle", cycle.id, "created", to_state="abducing", detail={"index": cycle.index}
+        )
+        return cycle.id
+
+
+def next_batch_size(ctx: CampaignContext) -> int:
+    """The spec's batch size, cut to what the budget has left after experiments spent or already planned."""
+    with ctx.db.session() as session:
+        used = spent_experiments(session, ctx.campaign_id) + open_experiments(session, ctx.campaign_id)
+    return max(0, min(ctx.spec.budget.batch_size, ctx.spec.budget.experiments - used))
+
+
+@dataclass(frozen=True)
+class Recovery:
+    cycle_id: int | None  # the unfinished cycle, if any
+    needs_plan: bool  # it was interrupted before its experiments were written
+    to_run: list[int]
+
+
+def recover(ctx: CampaignContext) -> Recovery:
+    """Bring a campaign interrupted mid-cycle back to a state the loop can continue from.
+
+    Experiments that were dispatched or running are in doubt: a simulator keeps no log to ask, so they are
+    marked abandoned (never fed to the model, not counted in the budget) and re-planned. Experiments that were
+    planned or approved never left the database and run now; failed ones with retries left are retried.
+    Returns the unfinished cycle (if any), whether it still needs planning, and the experiments to run in it.
+    """
+    max_attempts = 1 + ctx.spec.budget.max_retries
+    with ctx.db.session() as session:
+        for experiment in session.scalars(
+            select(Experiment).where(
+                Experiment.campaign_id == ctx.campaign_id, Experiment.state.in_(ExperimentState.IN_DOUBT)
+            )
+        ):
+            move_experiment(session, experiment, ExperimentState.ABANDONED, detail=in_doubt(session, experiment))
+        cycle = session.scalar(
+            select(Cycle)
+            .where(Cycle.campaign_id == ctx.campaign_id, Cycle.stage != "done")
+            .order_by(Cycle.index.desc())
+            .limit(1)
+        )
+        if cycle is None:
+            return Recovery(None, False, [])
+        to_run = [
+            e.id
+            for e in cycle.experiments
+            if e.state in (ExperimentState.PLANNED, ExperimentState.APPROVED)
+            or (e.state == ExperimentState.FAILED and e.attempts < max_attempts)
+        ]
+        for experiment in cycle.experiments:
+            if experiment.state == ExperimentState.PLANNED:
+                move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": "policy:none"})
+        add_event(
+            session, ctx.campaign_id, "cycle", cycle.id, "resumed", detail={"stage": cycle.stage, "to_run": len(to_run)}
+        )
+        return Recovery(cycle.id, needs_plan=not cycle.experiments, to_run=to_run)
+
+
+def in_doubt(session: Any, experiment: Experiment) -> dict[str, Any]:
+    """Why an interrupted experiment is abandoned, and, on a station, the last action its journal shows: a person
+    must know whether a dispense was sent and never confirmed before the vial is reused."""
+    last = session.scalar(
+        select(Event)
+        .where(
+            Event.entity == "experiment",
+            Event.entity_id == experiment.id,
+            Event.kind.in_(("action-started", "action-done", "action-failed")),
+        )
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    if last is None:
+        return {"reason": "in doubt after an interruption: the lab keeps no record to reconcile with"}
+    step = last.detail or {}
+    action = f"{step.get('instrument')}.{step.get('action')} (step {step.get('step')})"
+    if last.kind == "action-started":
+        return {
+            "reason": f"in doubt after an interruption: {action} was sent and never confirmed; check the instrument",
+            "unconfirmed_action": step,
+        }
+    return {"reason": f"interrupted after {action} {last.kind.removeprefix('action-')}", "last_action": step}
+
+
+def finish_campaign(ctx: CampaignContext, reason: str) -> None:
+    """Close the campaign with `reason`: work not yet sent is abandoned, the runner's hold released."""
+    with ctx.db.session() as session:
+        campaign = session.get_one(Campaign, ctx.campaign_id)
+        for experiment in session.scalars(
+            select(Experiment).where(
+                Experiment.campaign_id == ctx.campaign_id,
+                Experiment.state.in_((ExperimentState.PLANNED, ExperimentState.APPROVED)),
+            )
+        ):
+            move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": reason})
+        status = CampaignStatus.STOPPED if reason == "stopped by request" else CampaignStatus.COMPLETED
+        set_campaign_status(session, campaign, status, reason=reason)
+        campaign.runner = None

@@ -1,0 +1,57 @@
+"""The lab contract: what the cycle may ask of a lab, and what a lab may answer.
+
+The cycle speaks only this contract. A simulator, a station of instruments or (later) a person doing the work
+adapts to it (`lab.simulated`, `lab.station`), so the cycle never needs to know which one it is driving:
+- `run(parameters, key, journal)` runs one experiment under its idempotency key and returns a `LabResult`
+  (values measured, or infeasible with the reason); a lab that could not run it raises `LabFailure`;
+- `max_concurrency` says how many experiments the lab runs at once, `candidates` the only points it can run
+  (None when it can run any point of the space);
+- `close()` releases what the lab holds (instruments to their safe state, ports closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from instruments.station import Journal
+
+Point = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """Measured outcomes of one experiment (outcome name -> value), or an infeasible result with its reason.
+
+    Infeasible is a fact about the science (no product, a constraint violated) and is fed to the model; a lab
+    that could not run the experiment raises `LabFailure` instead.
+    """
+
+    values: Mapping[str, float] = field(default_factory=dict)
+    infeasible: bool = False
+    reason: str = ""
+
+
+class LabFailure(Exception):
+    """The lab could not run the experiment. `retryable` says whether trying again under the same key could help;
+    `detail` is what the failure event records besides the message (an instrument's fault kind and name)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.detail: dict[str, Any] = dict(detail or {})
+
+
+class Lab(Protocol):
+    """Anything the cycle can run experiments on; `run` must be safe to call from several threads at once."""
+
+    @property
+    def max_concurrency(self) -> int: ...
+
+    @property
+    def candidates(self) -> list[dict[str, Any]] | None: ...
+
+    def run(self, parameters: Point, key: str, journal: Journal | None = None) -> LabResult: ...
+
+    def close(self) -> None: ...
