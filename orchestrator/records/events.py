@@ -1,0 +1,79 @@
+"""Event vocabulary: the entities an Event is about, every kind of event in use, and the details readers parse.
+
+Writers pass these names (`EventKind.STATE`), readers compare with them, and the archive knows from `Entity` which
+table an event's `entity_id` points into. A kind written by a station's journal (`action-started`, …) is named here
+too: the station writes the string, the database keeps it, and the review reads it back by this name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from orchestrator.records.base import StrictModel
+
+
+class Entity(StrEnum):
+    CAMPAIGN = "campaign"
+    CYCLE = "cycle"
+    DECISION = "decision"
+    EXPERIMENT = "experiment"
+    HYPOTHESIS = "hypothesis"
+
+
+class EventKind(StrEnum):
+    # Any entity.
+    CREATED = "created"
+    STATE = "state"
+    # A decision.
+    WARNING = "warning"
+    # A cycle taken up again after an interruption.
+    RESUMED = "resumed"
+    # A campaign.
+    IMPORTED = "imported"
+    RUNNER_REPLACED = "runner-replaced"
+    # An experiment on a station: its journal, written as each action happens.
+    SAMPLE = "sample"
+    WAIT = "wait"
+    ACTION_STARTED = "action-started"
+    ACTION_DONE = "action-done"
+    ACTION_FAILED = "action-failed"
+    INSTRUMENT_SAFE = "instrument-safe"
+    INSTRUMENT_SAFE_FAILED = "instrument-safe-failed"
+    CONNECT_STARTED = "connect-started"
+    CONNECT_DONE = "connect-done"
+    CONNECT_FAILED = "connect-failed"
+
+
+# The journal kinds of one instrument action: started before a byte is sent, then done or failed.
+ACTION_KINDS = (EventKind.ACTION_STARTED, EventKind.ACTION_DONE, EventKind.ACTION_FAILED)
+
+
+class ActionDetail(StrictModel):
+    """The detail of an `action-*` event: which protocol step on which instrument, and (once it ended) how."""
+
+    step: int | None = None
+    instrument: str | None = None
+    action: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    attempt: int | None = None
+    result: Any = None
+    seconds: float | None = None
+    error: str | None = None
+    message: str | None = None
+    limit: Any = None
+    transcript: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ImportedDetail(StrictModel):
+    """The detail of a campaign's `imported` event: where it came from and which id here was which id there."""
+
+    archive: str
+    members_sha256: str
+    exported_at: str | None = None
+    peirce_version: str | None = None
+    rehashed_decisions: int
+    unverified_decisions: list[int]
+    ids: dict[str, dict[str, int]]
