@@ -45,7 +45,6 @@ class ExperimentState:
     ABANDONED = "abandoned"
     INFEASIBLE = "infeasible"
 
-    TERMINAL = frozenset({COMPLETED, ABANDONED, INFEASIBLE})
     IN_DOUBT = frozenset({DISPATCHED, RUNNING})
     # States whose experiment has used the lab and so counts against the budget.
     SPENT = frozenset({COMPLETED, FAILED, INFEASIBLE})
@@ -180,8 +179,6 @@ class HypothesisStatus:
     REFUTED = "refuted"
     RETIRED = "retired"  # withdrawn by a person; kept, never deleted
     REJECTED = "rejected"  # refused by the guards when proposed; kept with the reason
-
-    SETTLED = frozenset({SUPPORTED, REFUTED})
 
 
 class Hypothesis(Base):

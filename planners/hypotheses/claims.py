@@ -27,7 +27,6 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 Level = Annotated[str, Field(min_length=1, max_length=200)]
 ContextValue = float | str
 
-SOURCES = ("llm", "model", "person")
 STATUSES = ("open", "supported", "refuted", "retired", "rejected")
 
 
