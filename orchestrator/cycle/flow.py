@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.futures import PrefectFuture
 from prefect.states import State
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from orchestrator.cycle.abduce import abduce
@@ -83,27 +84,34 @@ def induce_task(ctx: CampaignContext, cycle_id: int, cycle_seconds: float) -> Cy
     return induce(ctx, cycle_id, cycle_seconds)
 
 
+def _quoted(ctx: CampaignContext) -> CampaignContext:
+    """The context as a task argument: `quote` keeps Prefect from walking the context object's contents, and
+    Prefect unwraps it before the task runs, so the task receives the context itself."""
+    return cast(CampaignContext, quote(ctx))
+
+
 class PrefectStages:
-    """The loop's stages as Prefect tasks. `quote` keeps Prefect from walking the context object's contents."""
+    """The loop's stages as Prefect tasks."""
 
     def __init__(self, ctx: CampaignContext) -> None:
         self.ctx = ctx
+        self._ctx_arg = _quoted(ctx)
         policy = RetryPolicy.of(ctx.spec.budget)
         # The campaign's retries declared on the task; the policy still decides each one (see AttemptFailed).
         self.experiment = experiment_task.with_options(retries=policy.max_retries, retry_delay_seconds=policy.delay_s)
 
     def abduce(self, cycle_id: int) -> list[int]:
-        return abduce_task(quote(self.ctx), cycle_id)
+        return abduce_task(self._ctx_arg, cycle_id)
 
     def deduce(self, cycle_id: int, batch_size: int) -> list[int]:
-        return deduce_task(quote(self.ctx), cycle_id, batch_size)
+        return deduce_task(self._ctx_arg, cycle_id, batch_size)
 
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
-        futures = [self.experiment.submit(quote(self.ctx), i) for i in experiment_ids]
+        futures = [self.experiment.submit(self._ctx_arg, i) for i in experiment_ids]
         return [f.result() for f in futures]
 
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
-        return induce_task(quote(self.ctx), cycle_id, cycle_seconds)
+        return induce_task(self._ctx_arg, cycle_id, cycle_seconds)
 
 
 @flow(name="peirce-campaign")
@@ -119,8 +127,11 @@ def campaign_flow(campaign_id: int) -> str:
 
 def run_with_prefect(db_url: str, campaign_id: int, campaign_name: str, max_workers: int) -> str:
     os.environ[URL_ENV] = db_url
+    # Prefect types a task runner as invariant in its future type, so its own thread-pool runner does not type as
+    # the `TaskRunner[PrefectFuture]` that `with_options` asks for; it is one at run time.
+    runner = cast(TaskRunner[PrefectFuture[Any]], ThreadPoolTaskRunner(max_workers=max_workers))
     configured = campaign_flow.with_options(
-        task_runner=ThreadPoolTaskRunner(max_workers=max_workers),
+        task_runner=runner,
         flow_run_name=f"{campaign_name}",
     )
     return configured(campaign_id=campaign_id)

@@ -12,7 +12,7 @@ from orchestrator.errors import SpecError
 from orchestrator.lab.contract import Lab
 from orchestrator.lab.simulated import SimulatedLab
 from orchestrator.lab.station import StationAdapter, StationRuntime
-from planners.space import CategoricalParameter, MoleculeParameter
+from planners.space import CategoricalParameter, ContinuousParameter, MoleculeParameter
 from simulators.functions import FunctionSimulator
 from simulators.lookup import Factor, LookupSimulator, TableError
 
@@ -49,7 +49,7 @@ def _build_lookup(spec: CampaignSpec, lab: LookupLab) -> SimulatedLab:
     except TableError as exc:
         raise SpecError(exc.field, str(exc)) from None
     for i, parameter in enumerate(spec.space):
-        if not parameter.is_finite:
+        if isinstance(parameter, ContinuousParameter) or not parameter.is_finite:
             raise SpecError(
                 f"space[{i}].type", "a lookup table answers only listed values; use discrete, not continuous"
             )
