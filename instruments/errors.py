@@ -37,9 +37,11 @@ class ProtocolError(InstrumentError):
 
     kind = "protocol"
 
-    def __init__(self, message: str, *, received: bytes | str = b"", **where: str | None) -> None:
+    def __init__(
+        self, message: str, *, received: bytes | str = b"", instrument: str = "", command: str | None = None
+    ) -> None:
         shown = received if isinstance(received, str) else received.decode("ascii", "backslashreplace")
-        super().__init__(f"{message}: {shown!r}" if received else message, **where)
+        super().__init__(f"{message}: {shown!r}" if received else message, instrument=instrument, command=command)
         self.received = received
 
 
@@ -48,8 +50,8 @@ class DeviceError(InstrumentError):
 
     kind = "device"
 
-    def __init__(self, message: str, *, code: str = "", **where: str | None) -> None:
-        super().__init__(message, **where)
+    def __init__(self, message: str, *, code: str = "", instrument: str = "", command: str | None = None) -> None:
+        super().__init__(message, instrument=instrument, command=command)
         self.code = code
 
 
@@ -59,8 +61,8 @@ class LimitViolation(InstrumentError):
     kind = "limit"
     retryable = False  # the same experiment would be refused again
 
-    def __init__(self, message: str, *, limit: str = "", **where: str | None) -> None:
-        super().__init__(message, **where)
+    def __init__(self, message: str, *, limit: str = "", instrument: str = "", command: str | None = None) -> None:
+        super().__init__(message, instrument=instrument, command=command)
         self.limit = limit
 
 

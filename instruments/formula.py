@@ -76,7 +76,7 @@ class Formula:
         raise FormulaError(f"{self.text!r}: {ast.unparse(node)!r} is not allowed ({allowed})")
 
     def _eval(self, node: ast.AST, values: Mapping[str, float]) -> float:
-        if isinstance(node, ast.Constant):
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):  # _check let only numbers in
             return float(node.value)
         if isinstance(node, ast.Name):
             return float(values[node.id])

@@ -64,7 +64,7 @@ class SerialSettings:
 
 
 # What pyserial lets through when a line drops: a pty's tcdrain raises termios.error, not OSError.
-_LINE_ERRORS = (serial.SerialException, OSError, termios.error)
+_LINE_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, termios.error)
 POLL_S = 0.05  # how long one read waits for bytes before the deadline is checked again
 
 
@@ -149,7 +149,7 @@ class SerialTransport:
                 return
             try:
                 self._port = self.opener(self.url, self.settings)
-            except (*_LINE_ERRORS, ValueError) as exc:
+            except (serial.SerialException, OSError, termios.error, ValueError) as exc:  # a line error or a bad URL
                 self._port = None
                 raise Disconnected(f"cannot open {self.url}: {exc}", instrument=self.instrument) from None
             self.transcript.record("note", f"opened {self.url}")
@@ -159,7 +159,7 @@ class SerialTransport:
     def close(self) -> None:
         with self._lock:
             if self._port is not None:
-                with contextlib.suppress(_LINE_ERRORS):
+                with contextlib.suppress(*_LINE_ERRORS):
                     self._port.close()
                 self._port = None
                 self.transcript.record("note", "closed")

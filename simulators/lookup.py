@@ -20,7 +20,7 @@ from rdkit import Chem, RDLogger
 
 from simulators.base import PointNotInTable, SimulationResult
 
-RDLogger.DisableLog("rdApp.*")
+RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # rdkit's stubs omit DisableLog
 
 MatchKind = Literal["text", "number", "smiles"]
 

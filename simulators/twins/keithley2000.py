@@ -140,7 +140,9 @@ def _match(nodes: tuple[_Node, ...], mnemonics: list[str]) -> bool:
 
 def _split(text: str, separator: str) -> list[str]:
     """Split at `separator` outside quoted strings."""
-    parts, current, quote = [], [], ""
+    parts: list[str] = []
+    current: list[str] = []
+    quote = ""
     for char in text:
         if quote:
             if char == quote:

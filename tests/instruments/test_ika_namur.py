@@ -137,7 +137,7 @@ class TestIkaNamurConformanceInProcess(TestIkaNamurConformance):
     settings = FAST_SETTINGS
 
     @pytest.fixture
-    def twin(self) -> Iterator[LoopbackTwin]:  # type: ignore[override]
+    def twin(self) -> Iterator[LoopbackTwin]:
         with loopback(Bench(time_scale=600, seed=1, wall_clock=ManualClock())) as server:
             yield server
 
@@ -191,7 +191,7 @@ def test_value_answers_are_checked_against_their_channel() -> None:
             parse_name_response(bad)
 
 
-@pytest.mark.parametrize("code", sorted(ERROR_CODES, key=int))
+@pytest.mark.parametrize("code", [str(n) for n in sorted(int(c) for c in ERROR_CODES)])
 @pytest.mark.parametrize("form", ["Er {}", "ER {}", "Er{:0>2}", "E{}"])
 def test_each_display_error_code_is_a_device_error_with_its_code(code: str, form: str) -> None:
     line = form.format(code)

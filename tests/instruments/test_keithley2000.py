@@ -56,7 +56,7 @@ class TestKeithley2000ConformanceInProcess(TestKeithley2000Conformance):
     """The same kit on the loopback link: it must behave as the pty does, fault for fault."""
 
     @pytest.fixture
-    def twin(self) -> Iterator[LoopbackTwin]:  # type: ignore[override]
+    def twin(self) -> Iterator[LoopbackTwin]:
         clock = ManualClock()
         with LoopbackTwin(Keithley2000Twin(Bench(time_scale=10, seed=1, wall_clock=clock)), clock=clock) as server:
             yield server

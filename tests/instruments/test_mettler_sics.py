@@ -61,7 +61,7 @@ class TestMettlerSicsConformanceInProcess(TestMettlerSicsConformance):
     """The same kit on the loopback link: it must behave as the pty does, fault for fault."""
 
     @pytest.fixture
-    def twin(self) -> Iterator[LoopbackTwin]:  # type: ignore[override]
+    def twin(self) -> Iterator[LoopbackTwin]:
         clock = ManualClock()
         twin = MettlerSicsTwin(Bench(time_scale=100, seed=1, wall_clock=clock))
         with LoopbackTwin(twin, name="balance", clock=clock) as server:

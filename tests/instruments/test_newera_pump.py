@@ -36,7 +36,7 @@ from instruments.errors import (
     LimitViolation,
     ProtocolError,
 )
-from simulators.twins.bench import Bench
+from simulators.twins.bench import Bench, Vessel
 from simulators.twins.loopback import LoopbackTwin
 from simulators.twins.newera_pump import NewEraPumpTwin, display
 from simulators.twins.server import TwinServer
@@ -56,6 +56,12 @@ def loopback(twin: NewEraPumpTwin) -> LoopbackTwin:
     """The twin in-process, on its bench's manual wall clock (which the driver then shares)."""
     assert isinstance(twin.bench.wall_clock, ManualClock)
     return LoopbackTwin(twin, name="pump", clock=twin.bench.wall_clock)
+
+
+def vial_at_pump(bench: Bench) -> Vessel:
+    vessel = bench.vessel_at("pump")
+    assert vessel is not None, "a vial stands at the pump"
+    return vessel
 
 
 def manual_bench(time_scale: float = 600) -> Bench:
@@ -128,9 +134,9 @@ def test_over_tcp_a_dispense_doses_the_vial() -> None:
         try:
             assert driver.connect()["model"] == "NE-1000"
             assert driver.status()["state"] == "stopped"
-            before = bench.vessel_at("pump").volume_ml
+            before = vial_at_pump(bench).volume_ml
             assert driver.execute("dispense", {"volume_ml": 0.5, "rate_ml_min": 10})["dispensed_ml"] == 0.5
-            assert bench.vessel_at("pump").volume_ml == pytest.approx(before + 0.5)
+            assert vial_at_pump(bench).volume_ml == pytest.approx(before + 0.5)
         finally:
             driver.close()
 
@@ -138,7 +144,7 @@ def test_over_tcp_a_dispense_doses_the_vial() -> None:
 # --- wire format ------------------------------------------------------------------------------------------------------
 
 
-def test_wire_commands_and_identity(pump: NewEraPump, twin: TwinServer) -> None:
+def test_wire_commands_and_identity(pump: NewEraPump, twin: LoopbackTwin) -> None:
     assert pump.identity == {
         "vendor": "New Era Pump Systems",
         "model": "NE-1000",
@@ -154,7 +160,7 @@ def test_wire_commands_and_identity(pump: NewEraPump, twin: TwinServer) -> None:
     assert sum(r.startswith("00RUN") for r in sent) == 1
 
 
-def test_values_are_written_exactly_in_the_best_units(pump: NewEraPump, twin: TwinServer) -> None:
+def test_values_are_written_exactly_in_the_best_units(pump: NewEraPump, twin: LoopbackTwin) -> None:
     start = len(twin.log)
     pump.execute("dispense", {"volume_ml": 0.0005, "rate_ml_min": 0.25})
     assert twin.log[start : start + 4] == ["00DIR INF", "00RAT 0.25 MM", "00VOL UL", "00VOL 0.5"]
@@ -291,7 +297,7 @@ def test_lines_the_protocol_does_not_allow_are_protocol_errors(line: str) -> Non
         parse_reply(line, 0)
 
 
-def test_device_errors_end_to_end(pump: NewEraPump, twin: TwinServer, bench: Bench) -> None:
+def test_device_errors_end_to_end(pump: NewEraPump, twin: LoopbackTwin, bench: Bench) -> None:
     vial = bench.vessel_at("pump")
     assert vial is not None
     volume = vial.volume_ml
@@ -324,13 +330,14 @@ def test_device_errors_end_to_end(pump: NewEraPump, twin: TwinServer, bench: Ben
     assert caught.value.code == "?COM" and twin.log[start:][-1] == "00RUN"
 
 
-def test_a_pending_alarm_refuses_the_next_command(pump: NewEraPump, twin: TwinServer, bench: Bench) -> None:
+def test_a_pending_alarm_refuses_the_next_command(pump: NewEraPump, twin: LoopbackTwin, bench: Bench) -> None:
+    assert isinstance(twin.protocol, NewEraPumpTwin)
     twin.protocol.raise_alarm("S")
-    volume = bench.vessel_at("pump").volume_ml
+    volume = vial_at_pump(bench).volume_ml
     with pytest.raises(DeviceError) as caught:
         pump.execute("dispense", {"volume_ml": 1, "rate_ml_min": 5})
     assert caught.value.code == "A?S"
-    assert bench.vessel_at("pump").volume_ml == volume
+    assert vial_at_pump(bench).volume_ml == volume
     assert pump.execute("read_dispensed") == {"infused_ml": 0.0, "withdrawn_ml": 0.0}  # acknowledged
 
 
@@ -352,7 +359,7 @@ def test_a_stall_mid_dispense_is_a_device_error(bench: Bench) -> None:
             with pytest.raises(DeviceError) as caught:
                 driver.execute("dispense", {"volume_ml": 1.5, "rate_ml_min": 5})
             assert caught.value.code == "A?S"
-            assert bench.vessel_at("pump").volume_ml == pytest.approx(2.6)
+            assert vial_at_pump(bench).volume_ml == pytest.approx(2.6)
             assert driver.execute("read_dispensed")["infused_ml"] == 0.6
         finally:
             driver.close()
@@ -394,7 +401,8 @@ def test_a_pump_that_never_stops_is_stopped_and_the_wait_times_out(bench: Bench)
             started = server.clock.now()
             with pytest.raises(InstrumentTimeout, match="still infusing"):
                 driver.execute("dispense", {"volume_ml": 0.01, "rate_ml_min": 5})
-            assert server.log[-2:] == ["00STP", "00STP"] and server.protocol.state == "S"
+            assert server.log[-2:] == ["00STP", "00STP"]
+            assert isinstance(server.protocol, NewEraPumpTwin) and server.protocol.state == "S"
             # 0.01 mL at 5 mL/min should take 0.12 s; the driver waited that, a quarter more, and its 10 s margin.
             waited = server.clock.now() - started
             assert 0.12 * 1.25 + 10.0 <= waited < 0.12 * 1.25 + 10.0 + NewEraPump.poll_interval_s[1] + 1.0
@@ -435,7 +443,7 @@ def test_addresses(bench: Bench) -> None:
         parse_reply(f"{STX}07S", 0)
 
 
-def test_unrepresentable_values_are_refused_before_sending(pump: NewEraPump, twin: TwinServer) -> None:
+def test_unrepresentable_values_are_refused_before_sending(pump: NewEraPump, twin: LoopbackTwin) -> None:
     start = len(twin.log)
     with pytest.raises(InvalidAction, match="volume_ml"):
         pump.execute("dispense", {"volume_ml": 12.3456, "rate_ml_min": 5})
