@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from instruments.clock import SYSTEM_CLOCK, Clock
 from instruments.contract import Driver
 from instruments.errors import InstrumentError, InvalidAction
 from instruments.formula import Formula, FormulaError
@@ -91,7 +92,9 @@ def placeholders(value: Any) -> set[str]:
 class Station:
     """Runs experiments on connected drivers. `on_arrive(instrument, sample)` is called when an experiment takes an
     instrument (where a robot or a person would move the sample's vial; with twins the bench moves it).
-    `time_scale` divides waits (1 with real instruments; the twins' clock speed with twins)."""
+    `time_scale` divides waits (1 with real instruments; the twins' clock speed with twins); `clock` is what the
+    waits sleep on (the wall clock by default; the drivers' and bench's manual clock in a fast, single-threaded
+    test)."""
 
     def __init__(
         self,
@@ -101,12 +104,14 @@ class Station:
         *,
         on_arrive: Callable[[str, str], None] | None = None,
         time_scale: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         self.drivers = dict(drivers)
         self.protocol = list(protocol)
         self.outcomes = {name: Formula(text) for name, text in outcomes.items()}
         self.on_arrive = on_arrive
         self.time_scale = time_scale
+        self.clock: Clock = clock if clock is not None else SYSTEM_CLOCK
         self._reservations = {name: threading.Lock() for name in self.drivers}
         self._runs: dict[str, int] = {}
         self._samples_lock = threading.Lock()
@@ -158,7 +163,7 @@ class Station:
                 if isinstance(step, WaitStep):
                     seconds = float(substitute(step.wait, parameters)) * _UNIT_SECONDS[step.unit]
                     write("wait", {"step": index, "seconds": seconds, "instrument": held})
-                    time.sleep(seconds / self.time_scale)
+                    self.clock.sleep(seconds / self.time_scale)
                     continue
                 if step.instrument != held:
                     self._release(held)

@@ -11,11 +11,25 @@ from typing import Any
 
 import pytest
 
+from instruments.clock import ManualClock
+from instruments.conformance import link_options
+from instruments.contract import Driver
+from instruments.drivers.ika_namur import IkaNamurHotplate
+from instruments.drivers.keithley2000 import Keithley2000
+from instruments.drivers.mettler_sics import MettlerSicsBalance
+from instruments.drivers.newera_pump import NewEraPump
 from instruments.errors import LimitViolation
+from instruments.station import ActionStep, Station, WaitStep
 from orchestrator.campaign.spec import parse_spec
 from orchestrator.errors import SpecError
 from orchestrator.lab.build import build_lab
 from orchestrator.lab.station import InstrumentFailure
+from simulators.twins.bench import Bench
+from simulators.twins.ika_namur import IkaNamurTwin
+from simulators.twins.keithley2000 import Keithley2000Twin
+from simulators.twins.loopback import LoopbackTwin
+from simulators.twins.mettler_sics import MettlerSicsTwin
+from simulators.twins.newera_pump import NewEraPumpTwin
 from tests.instruments.station_specs import EXAMPLE, station_spec, station_yaml
 
 POINT = {"volume": 2.0, "temperature": 100.0, "time": 20.0, "stirring": 400}
@@ -168,3 +182,44 @@ def test_a_bad_station_file_is_refused_naming_the_field(old: str, new: str, fiel
     with pytest.raises(SpecError) as caught:
         build_lab(parse_spec(text.replace(old, new), base_dir=EXAMPLE.parent))
     assert caught.value.field.startswith(field), str(caught.value)
+
+
+def test_a_station_on_in_process_twins_and_one_manual_clock_waits_for_nothing() -> None:
+    """The fast set-up for a station: twins on loopback links, drivers, bench and station on one manual clock. The
+    20-minute hold and the heating ramp pass on that clock, and the measured yield is still the vial's own."""
+    clock = ManualClock()
+    bench = Bench(time_scale=600, seed=0, wall_clock=clock)
+    twins = {
+        "pump": (NewEraPumpTwin(bench, instrument="pump"), NewEraPump),
+        "hotplate": (IkaNamurTwin(bench, instrument="hotplate"), IkaNamurHotplate),
+        "balance": (MettlerSicsTwin(bench, instrument="balance"), MettlerSicsBalance),
+        "photometer": (Keithley2000Twin(bench, instrument="photometer"), Keithley2000),
+    }
+    drivers: dict[str, Driver] = {}
+    for name, (twin, driver_class) in twins.items():
+        served = LoopbackTwin(twin, name=name, clock=clock)
+        drivers[name] = driver_class(served.url, instrument=name, **link_options(served))
+    protocol = [
+        ActionStep("pump", "dispense", {"volume_ml": "{volume}", "rate_ml_min": 10}),
+        ActionStep("hotplate", "set_speed", {"speed_rpm": "{stirring}"}),
+        ActionStep("hotplate", "set_temperature", {"temperature_c": "{temperature}"}),
+        ActionStep("hotplate", "wait_for_temperature", {"temperature_c": "{temperature}", "tolerance_c": 2}),
+        WaitStep("{time}", "min"),
+        ActionStep("hotplate", "heat_off"),
+        ActionStep("balance", "weigh", save={"mass_g": "mass"}),
+        ActionStep("photometer", "measure_voltage", {"samples": 3}, save={"voltage_v": "signal"}),
+    ]
+    # The example station's formula: absorbance from the signal, product from the volume, on 0.5 mmol of B.
+    outcomes = {"yield": "100 * log10(5.0 / (signal - 0.0005)) / 20 * (mass - 11.482) / 0.87 / 0.5"}
+    station = Station(drivers, protocol, outcomes, on_arrive=bench.place, time_scale=600, clock=clock)
+    station.connect()
+    try:
+        result = station.run(POINT, "fast:1")
+    finally:
+        station.close()
+    # 22 -> 100 °C at 10 °C/min is about 8 simulated minutes, the hold 20: at 600x about 2.8 s on the clock.
+    assert clock.now() >= 20 * 60 / 600 + 7 * 60 / 600
+    vessel = bench.vessels["fast:1/1"]
+    truth = 100 * vessel.p_mmol / 0.5
+    assert 5 < truth < 95
+    assert result["yield"] == pytest.approx(truth, abs=1.0)
