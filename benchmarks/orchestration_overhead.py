@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.campaign import runs  # noqa: E402
 from orchestrator.campaign.spec import parse_spec  # noqa: E402
-from orchestrator.cli.app import _quiet_prefect  # noqa: E402
+from orchestrator.cli.campaigns import quiet_prefect as _quiet_prefect  # noqa: E402
 from orchestrator.cycle.context import load_context, open_campaign  # noqa: E402
 from orchestrator.cycle.loop import InlineStages, run_loop  # noqa: E402
 from orchestrator.lab.build import build_lab  # noqa: E402

@@ -9,19 +9,23 @@ import threading
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli import output
+from orchestrator.cli.options import JsonOption
 from orchestrator.errors import SpecError
 
-console = Console(highlight=False)
+commands = typer.Typer()
 
 
+@commands.command("instruments")
 def instruments_command(
     driver: Annotated[str | None, typer.Argument(help="Show one driver's actions in full.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the installed instrument drivers (entry points `peirce.instruments`) and their actions."""
+    # Imported here: discovering drivers loads every installed driver package, which `--help` does not need.
     from instruments.errors import InstrumentError
     from instruments.registry import all_drivers, load_driver
 
@@ -33,14 +37,17 @@ def instruments_command(
     if as_json:
         sys.stdout.write(json.dumps(described, indent=2) + "\n")
         return
+    console = output.console()
     for info in described:
-        table = Table(title=f"{info['name']}: {info['title']}", title_justify="left", caption=info["manual"])
+        title = escape(f"{info['name']}: {info['title']}")
+        table = Table(title=title, title_justify="left", caption=escape(info["manual"]))
         for column in ("action", "arguments", "returns", "re-sent on a lost answer"):
             table.add_column(column)
         for action in info["actions"]:
             arguments = ", ".join(_argument(a) for a in action["arguments"]) or "—"
             returns = ", ".join(f"{k} [{v}]" if v else k for k, v in action["returns"].items()) or "—"
-            table.add_row(action["name"], arguments, returns, "yes" if action["idempotent"] else "never")
+            cells = (action["name"], arguments, returns, "yes" if action["idempotent"] else "never")
+            table.add_row(*(escape(cell) for cell in cells))
         console.print(table)
 
 
@@ -56,6 +63,7 @@ def _argument(argument: dict[str, object]) -> str:
     return text
 
 
+@commands.command("twin")
 def twin_command(
     driver: Annotated[str, typer.Argument(help="Driver whose device twin to serve, e.g. mettler-sics.")],
     tcp: Annotated[int | None, typer.Option("--tcp", help="Serve on this TCP port (0: any free port).")] = None,
@@ -64,6 +72,7 @@ def twin_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Serve one device twin on a pty (default) or TCP until Ctrl-C, for trying a driver or a station by hand."""
+    # Imported here: the twins load the simulators' surrogates, which `--help` does not need.
     from simulators.twins.bench import Bench
     from simulators.twins.registry import load_twin
     from simulators.twins.server import FaultPlan, TwinServer
@@ -79,6 +88,7 @@ def twin_command(
     bench = Bench(time_scale=time_scale, seed=seed)
     server = TwinServer(twin_class(bench), FaultPlan(rate=fault_rate, seed=seed), name=driver)
     url = server.start_tcp(port=tcp) if tcp is not None else server.start_pty()
+    console = output.console()
     console.print(f"{driver} twin serving on {url} (Ctrl-C to stop)")
     sys.stdout.flush()
     done = threading.Event()

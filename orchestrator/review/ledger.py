@@ -4,22 +4,29 @@ The table is what a scientist scans between cycles: what is believed, how strong
 proposed it. Rejected proposals are hidden by default (they were never hypotheses) but counted, so nothing is
 silently dropped; `--all` shows them with the guards' reason. A hypothesis's history shows how its credence moved
 cycle by cycle and which experiments tested it, with what it predicted beside what was measured.
+
+A cycle can hold two credences of one hypothesis: the one it was proposed with (abduction evaluates a new claim
+under the model of the results so far, before the cycle's experiments) and the one after the cycle's results
+(induction). Each history row says which (`stage`: abduce or induce); the row itself does not record it, so it is
+told by time: a credence written before its cycle entered induction is the abduction's.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import SpecError
 from orchestrator.store.models import (
     Cycle,
+    Event,
     Experiment,
     Hypothesis,
     HypothesisCredence,
@@ -39,6 +46,10 @@ STATUS_STYLE = {
     HypothesisStatus.RETIRED: "dim",
     HypothesisStatus.REJECTED: "yellow",
 }
+
+
+# How the history table names the stage that wrote a credence.
+STAGE_LABEL = {"abduce": "when proposed", "induce": "after the results"}
 
 
 def _cycle_indices(session: Session, campaign_id: int) -> dict[int, int]:
@@ -89,9 +100,11 @@ def history_data(db: Database, ref: str, hypothesis_id: int) -> dict[str, Any]:
         if row is None or row.campaign_id != campaign.id:
             raise SpecError("--history", f"campaign '{campaign.name}' has no hypothesis {hypothesis_id}")
         cycles = _cycle_indices(session, campaign.id)
+        induction_began = _induction_starts(session, campaign.id)
         credences = [
             {
                 "cycle": cycles.get(c.cycle_id),
+                "stage": _credence_stage(c, induction_began),
                 "credence": c.credence,
                 "evidence": c.evidence,
                 "observations": c.observations,
@@ -130,6 +143,28 @@ def history_data(db: Database, ref: str, hypothesis_id: int) -> dict[str, Any]:
             "credences": credences,
             "tests": tests,
         }
+
+
+def _induction_starts(session: Session, campaign_id: int) -> dict[int, datetime]:
+    """When each cycle of the campaign entered induction (its `state → inducing` event)."""
+    rows = session.execute(
+        select(Event.entity_id, func.min(Event.at))
+        .where(
+            Event.campaign_id == campaign_id,
+            Event.entity == "cycle",
+            Event.kind == "state",
+            Event.to_state == "inducing",
+        )
+        .group_by(Event.entity_id)
+    ).all()
+    return {cycle_id: began for cycle_id, began in rows if cycle_id is not None}
+
+
+def _credence_stage(credence: HypothesisCredence, induction_began: dict[int, datetime]) -> str:
+    """abduce: the credence a new hypothesis was proposed with, written before its cycle's induction began (or in a
+    cycle that has not reached induction); induce: the credence after the cycle's results."""
+    began = induction_began.get(credence.cycle_id)
+    return "induce" if began is not None and credence.created_at >= began else "abduce"
 
 
 def _measured(session: Session, experiment_id: int, objective: str | None) -> float | None:
@@ -217,10 +252,11 @@ def print_history(console: Console, data: dict[str, Any]) -> None:
             f"({escape(str(origin.get('file', '')))}), where it was {origin.get('status')}"
         )
     if data["credences"]:
-        table = Table("cycle", "credence", "evidence", "observations", title="credence per cycle")
+        table = Table("cycle", "when", "credence", "evidence", "observations", title="credence per cycle")
         for c in data["credences"]:
             table.add_row(
                 "—" if c["cycle"] is None else str(c["cycle"]),
+                STAGE_LABEL.get(c["stage"], c["stage"]),
                 _number(c["credence"]),
                 str(c["evidence"]),
                 str(c["observations"]),

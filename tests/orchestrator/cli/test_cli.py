@@ -1,11 +1,12 @@
-"""The `peirce` command as a user runs it: a subprocess, real files, a real SQLite database."""
+"""The `peirce` command as a user runs it: real files, a real SQLite database. Commands run in this process
+through the CLI's `main` (helpers.invoke); a run that is killed, resumed or stopped from another terminal runs as
+a subprocess."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,16 +16,10 @@ import yaml
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
+from orchestrator.store.database import open_database
 from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, write_spec
-
-PEIRCE = str(Path(sys.executable).with_name("peirce"))
-
-
-def peirce(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("PEIRCE_DB_URL", None)
-    return subprocess.run([PEIRCE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+from tests.orchestrator.cli.helpers import PEIRCE, invoke, one_error, peirce
 
 
 def rows(db_path: Path, model: type) -> list:
@@ -38,51 +33,45 @@ def rows(db_path: Path, model: type) -> list:
 
 
 def test_init_validate_run_status_list_export(tmp_path: Path) -> None:
-    assert peirce("init", "c.yaml", cwd=tmp_path).returncode == 0
+    assert invoke("init", "c.yaml", cwd=tmp_path).returncode == 0
     spec = yaml.safe_load((tmp_path / "c.yaml").read_text())
     assert spec["name"] == "branin_demo"
     assert spec["planner"]["kind"] == "bayesian"
-    checked = peirce("validate", "c.yaml", cwd=tmp_path)
+    checked = invoke("validate", "c.yaml", cwd=tmp_path)
     assert checked.returncode == 0 and "ok branin_demo" in checked.stdout
     assert not (tmp_path / "peirce.db").exists()  # validate writes nothing
 
     # Four cycles of the template's Bayesian planner are enough to exercise it; its full budget is a minute or two.
     spec["budget"]["experiments"] = 12
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    ran = peirce("run", "c.yaml", "--engine", "inline", cwd=tmp_path, timeout=300)
+    ran = invoke("run", "c.yaml", "--engine", "inline", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert "cycle   1" in ran.stdout and "best y =" in ran.stdout
     assert "branin_demo finished" in ran.stdout
     assert (tmp_path / "peirce.db").exists()  # the default database
 
-    status = peirce("status", "branin_demo", cwd=tmp_path)
+    status = invoke("status", "branin_demo", cwd=tmp_path)
     assert status.returncode == 0 and "(completed)" in status.stdout
-    listed = peirce("list", cwd=tmp_path)
+    listed = invoke("list", cwd=tmp_path)
     assert "branin_demo" in listed.stdout and "completed" in listed.stdout
 
-    assert peirce("export", "branin_demo", "--format", "csv", "--out", "r.csv", cwd=tmp_path).returncode == 0
-    assert peirce("export", "branin_demo", "--format", "parquet", "--out", "r.parquet", cwd=tmp_path).returncode == 0
+    assert invoke("export", "branin_demo", "--format", "csv", "--out", "r.csv", cwd=tmp_path).returncode == 0
+    assert invoke("export", "branin_demo", "--format", "parquet", "--out", "r.parquet", cwd=tmp_path).returncode == 0
     csv, parquet = pd.read_csv(tmp_path / "r.csv"), pd.read_parquet(tmp_path / "r.parquet")
     experiments = rows(tmp_path / "peirce.db", Experiment)
     assert len(csv) == len(parquet) == len(experiments)
     assert {"seq", "cycle", "state", "x1", "x2", "y", "y_predicted_mean", "idempotency_key"} <= set(csv.columns)
     assert csv["y"].notna().all()
 
-    again = peirce("run", "c.yaml", "--engine", "inline", cwd=tmp_path)  # same spec: continue, already done
+    again = invoke("run", "c.yaml", "--engine", "inline", cwd=tmp_path)  # same spec: continue, already done
     assert again.returncode == 2 and "already completed" in again.stderr
 
 
 def test_db_option_and_environment_variable(tmp_path: Path) -> None:
     write_spec(tmp_path / "s.yaml", hartmann_spec(budget={"experiments": 4, "batch_size": 2}))
-    ran = peirce("run", "s.yaml", "--engine", "inline", "--db", f"sqlite:///{tmp_path / 'a.db'}", cwd=tmp_path)
+    ran = invoke("run", "s.yaml", "--engine", "inline", "--db", f"sqlite:///{tmp_path / 'a.db'}", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    env_run = subprocess.run(
-        [PEIRCE, "status", "h6"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PEIRCE_DB_URL": f"sqlite:///{tmp_path / 'a.db'}"},
-    )
+    env_run = invoke("status", "h6", cwd=tmp_path, env={"PEIRCE_DB_URL": f"sqlite:///{tmp_path / 'a.db'}"})
     assert env_run.returncode == 0 and "(completed)" in env_run.stdout
 
 
@@ -91,7 +80,7 @@ def test_run_with_prefect_records_every_cycle(tmp_path: Path) -> None:
     spec = yaml.safe_load((EXAMPLES_DIR / "hartmann6_random.yaml").read_text())
     spec["budget"] = {"experiments": 10, "batch_size": 5}
     write_spec(tmp_path / "h6.yaml", spec)
-    ran = peirce("run", "h6.yaml", "--db", f"sqlite:///{tmp_path / 'p.db'}", cwd=tmp_path, timeout=300)
+    ran = invoke("run", "h6.yaml", "--db", f"sqlite:///{tmp_path / 'p.db'}", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert "Traceback" not in ran.stderr
     experiments = rows(tmp_path / "p.db", Experiment)
@@ -133,12 +122,7 @@ BAD_CASES = [
 def test_bad_specs_give_one_line_exit_2_and_no_database(tmp_path: Path, text: str, expected: str) -> None:
     (tmp_path / "bad.yaml").write_text(text)
     for command in (["validate", "bad.yaml"], ["run", "bad.yaml"]):
-        result = peirce(*command, cwd=tmp_path)
-        assert result.returncode == 2, result
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
-        assert "Traceback" not in result.stderr
+        one_error(invoke(*command, cwd=tmp_path), expected)
     assert not (tmp_path / "peirce.db").exists()
 
 
@@ -146,23 +130,23 @@ def test_missing_data_file_is_named(tmp_path: Path) -> None:
     spec = yaml.safe_load((EXAMPLES_DIR / "direct_arylation.yaml").read_text())
     spec["lab"]["table"] = "nowhere/reactions.csv"
     write_spec(tmp_path / "da.yaml", spec)
-    result = peirce("run", "da.yaml", cwd=tmp_path)
+    result = invoke("run", "da.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: lab.table: data file not found:")
     assert not (tmp_path / "peirce.db").exists()
 
 
 def test_unreachable_database_and_unknown_campaign(tmp_path: Path) -> None:
-    result = peirce(
+    result = invoke(
         "run", str(EXAMPLES_DIR / "hartmann6_random.yaml"), "--db", "postgresql://u:pw@127.0.0.1:1/db", cwd=tmp_path
     )
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("error: --db: cannot connect to postgresql://u:***@127.0.0.1:1/db")
-    assert len(result.stderr.strip().splitlines()) == 1
-    missing = peirce("status", "ghost", "--db", f"sqlite:///{tmp_path / 'e.db'}", cwd=tmp_path)
-    assert missing.returncode == 2 and "no campaign 'ghost'" in missing.stderr
-    bad_format = peirce("export", "ghost", "--format", "xlsx", cwd=tmp_path)
-    assert bad_format.returncode == 2 and "--format: 'xlsx' is not one of" in bad_format.stderr
+    one_error(result, "--db: cannot connect to postgresql://u:***@127.0.0.1:1/db")
+    assert result.stderr.startswith("error: --db: cannot connect to postgresql://u:***@127.0.0.1:1/db")
+    open_database(f"sqlite:///{tmp_path / 'e.db'}").dispose()  # a database without that campaign
+    missing = invoke("status", "ghost", "--db", f"sqlite:///{tmp_path / 'e.db'}", cwd=tmp_path)
+    one_error(missing, "no campaign 'ghost'")
+    bad_format = invoke("export", "ghost", "--format", "xlsx", cwd=tmp_path)
+    one_error(bad_format, "--format: 'xlsx' is not one of")
 
 
 def _wait_for(predicate, timeout: float = 120.0) -> None:
@@ -239,7 +223,7 @@ def test_stop_from_another_terminal(tmp_path: Path) -> None:
         text=True,
     )
     _wait_for(lambda: len(_completed(tmp_path / "s.db")) >= 4)
-    stopped = peirce("stop", "h6", "--db", url, cwd=tmp_path)
+    stopped = invoke("stop", "h6", "--db", url, cwd=tmp_path)
     assert stopped.returncode == 0 and "will stop" in stopped.stdout
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err

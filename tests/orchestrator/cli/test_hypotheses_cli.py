@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import yaml
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.cli import app as cli
+from orchestrator.cli.app import main
 from orchestrator.store.models import (
     Campaign,
     Cycle,
@@ -73,14 +74,10 @@ def _write_spec(path: Path, data: dict[str, Any]) -> Path:
 
 
 def _main(*args: str) -> int:
-    old_argv = sys.argv
-    sys.argv = ["peirce", *args]
     try:
-        cli.main()
+        main(list(args))
     except SystemExit as exc:
         return int(exc.code or 0)
-    finally:
-        sys.argv = old_argv
     return 0
 
 
@@ -137,7 +134,7 @@ def peirce(screen_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     # SQLite's backup copies what is still in the write-ahead log too (a plain file copy would miss it).
     with sqlite3.connect(screen_db / "base.db") as source, sqlite3.connect(tmp_path / "peirce.db") as target:
         source.backup(target)
-    monkeypatch.setattr(cli.console, "width", 200)  # tables as on a wide terminal, so statements are not wrapped
+    monkeypatch.delenv("PEIRCE_DB_URL", raising=False)
     yield Peirce(tmp_path, capsys)
 
 
@@ -327,6 +324,43 @@ def test_rejected_are_counted_and_history_shows_credences_and_tests(peirce: Peir
     )
 
 
+def test_history_tells_the_credence_at_proposal_from_the_one_after_the_results(peirce: Peirce) -> None:
+    """Abduction gives a new hypothesis a credence before its cycle's experiments; induction gives it another after
+    them. Both belong to the same cycle, so the history says which is which (it listed the cycle twice, alike)."""
+    assert peirce("hypothesize", "screen", "attainability", "--above", "16")[0] == 0
+    with peirce.session() as session, session.begin():
+        second = session.scalars(select(Cycle).where(Cycle.index == 2)).one()
+        entered_induction = session.scalars(
+            select(Event.at).where(Event.entity == "cycle", Event.entity_id == second.id, Event.to_state == "inducing")
+        ).one()
+        # As the ledger writes them: at abduction (evidence 0, before induction began), then at induction.
+        for credence, evidence, observations, at in (
+            (0.55, 0, 2, entered_induction - timedelta(seconds=1)),
+            (0.8, 2, 4, entered_induction + timedelta(seconds=1)),
+        ):
+            session.add(
+                HypothesisCredence(
+                    hypothesis_id=1,
+                    cycle_id=second.id,
+                    credence=credence,
+                    evidence=evidence,
+                    observations=observations,
+                    created_at=at,
+                )
+            )
+    code, out, err = peirce("hypotheses", "screen", "--history", "1", "--json")
+    assert code == 0, err
+    rows = [(c["cycle"], c["stage"], c["credence"]) for c in json.loads(out)["credences"]]
+    assert rows == [(2, "abduce", 0.55), (2, "induce", 0.8)]
+    code, out, _ = peirce("hypotheses", "screen", "--history", "1")
+    assert code == 0
+    table = [line.split() for line in out.splitlines() if line.startswith("│ 2 ")]
+    assert [row[:9] for row in table] == [
+        ["│", "2", "│", "when", "proposed", "│", "0.550", "│", "0"],
+        ["│", "2", "│", "after", "the", "results", "│", "0.800", "│"],
+    ]
+
+
 # --- knowledge ----------------------------------------------------------------------------------------------------
 
 
@@ -423,9 +457,8 @@ def test_hypothesize_loads_no_torch(peirce: Peirce) -> None:
     """The command checks and writes a claim; it must stay quick, so it never loads the modelling stack."""
     code = (
         "import sys\n"
-        "from orchestrator.cli import app as cli\n"
-        f"sys.argv = ['peirce', 'hypothesize', 'screen', 'attainability', '--above', '16', '--db', {peirce.url!r}]\n"
-        "cli.main()\n"
+        "from orchestrator.cli.app import main\n"
+        f"main(['hypothesize', 'screen', 'attainability', '--above', '16', '--db', {peirce.url!r}])\n"
         "print('torch loaded' if 'torch' in sys.modules else 'no torch')\n"
     )
     result = subprocess.run(

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from orchestrator.campaign import runs
-from orchestrator.cli.report import report_command
+from orchestrator.cli.review import report as report_command
 from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
 from orchestrator.errors import CampaignNotFound

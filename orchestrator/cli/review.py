@@ -1,23 +1,36 @@
-"""`peirce replay CAMPAIGN [--planner SETTINGS]`: the replay table a reviewer reads (`orchestrator.review.replay`)."""
+"""Commands a reviewer uses on a finished (or running) campaign: `replay` (re-derive every decision and compare) and
+`report` (one self-contained HTML file). Both only read the database.
+
+Replay and the report load torch, the planners, pandas and matplotlib; they are imported inside the commands so
+the rest of the CLI starts without them.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli import database, output
+from orchestrator.cli.options import CampaignArg, DbOption, JsonOption
 from orchestrator.errors import SpecError
 
-console = Console(highlight=False)
+if TYPE_CHECKING:
+    from orchestrator.review.replay import ReplayReport
+
+commands = typer.Typer()
 
 
-def replay_command(
-    campaign: Annotated[str, typer.Argument(help="Campaign name (or numeric id).", show_default=False)],
+@commands.command()
+def replay(
+    campaign: CampaignArg,
     planner: Annotated[
         str | None,
         typer.Option(
@@ -26,15 +39,16 @@ def replay_command(
             "'{kind: bayesian, mc_samples: 256}'.",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL.", show_default=False)] = None,
+    as_json: JsonOption = False,
+    db: DbOption = None,
 ) -> None:
-    """Re-derive every decision from its record and say whether it matches (exit 1 if any does not)."""
+    """Re-derive every decision from its record and say whether it matches (exit 1 if any does not). Writes
+    nothing."""
+    # Imported here: replay loads torch and the planners (start-up time).
     from orchestrator.review.replay import replay_campaign
-    from orchestrator.store.database import open_database
 
     override = _parse_planner(planner) if planner is not None else None
-    report = replay_campaign(open_database(db), campaign, override)
+    report = replay_campaign(database.for_reading(db), campaign, override)
     if as_json:
         payload: dict[str, Any] = {
             "campaign": report.campaign,
@@ -47,7 +61,7 @@ def replay_command(
         }
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     else:
-        _print(report)
+        _print_replay(output.console(), report)
     if override is None and not report.all_match():
         raise typer.Exit(1)
 
@@ -62,16 +76,15 @@ def _parse_planner(text: str) -> dict[str, Any]:
     return data
 
 
-def _print(report: Any) -> None:
+def _print_replay(console: Console, report: ReplayReport) -> None:
     if not report.finished:
-        console.print(
-            f"[yellow]campaign '{report.campaign}' is {report.status}: the decisions made so far are replayed[/]"
-        )
-    counterfactual = report.counterfactual is not None
+        shown = f"campaign '{report.campaign}' is {report.status}: the decisions made so far are replayed"
+        console.print(f"[yellow]{escape(shown)}[/]")
+    counterfactual = report.counterfactual
     title = f"replay of {report.campaign}" + (
-        f" — counterfactual planner {report.counterfactual['planner']['kind']}" if counterfactual else ""
+        f" — counterfactual planner {counterfactual['planner']['kind']}" if counterfactual is not None else ""
     )
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     columns = ["cycle", "decision", "stage", "proposals", "result"]
     columns += ["predicted best (run)", "predicted best (other)"] if counterfactual else ["largest difference"]
     for column in [*columns, "note"]:
@@ -82,11 +95,11 @@ def _print(report: Any) -> None:
             cells += [_number(row.recorded_value), _number(row.alternative_value)]
         else:
             cells.append(_number(row.max_difference))
-        table.add_row(*cells, row.note)
+        table.add_row(*cells, escape(row.note))
     console.print(table)
     if report.version_differences:
-        shown = "; ".join(f"{k}: recorded {a}, now {b}" for k, a, b in _triples(report.version_differences))
-        console.print(f"versions that differ from the record (a mismatch can come from these): {shown}")
+        shown = "; ".join(f"{k}: recorded {a}, now {b}" for k, (a, b) in report.version_differences.items())
+        console.print(f"versions that differ from the record (a mismatch can come from these): {shown}", markup=False)
     if counterfactual:
         console.print(
             "predicted best: under a model fitted to the results known at that cycle, the best predicted value of "
@@ -98,9 +111,26 @@ def _print(report: Any) -> None:
         console.print(f"{matched} of {len(derived)} decisions re-derived exactly")
 
 
-def _triples(differences: dict[str, tuple[Any, Any]]) -> list[tuple[str, Any, Any]]:
-    return [(k, a, b) for k, (a, b) in differences.items()]
-
-
 def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.6g}"
+
+
+@commands.command()
+def report(
+    campaign: CampaignArg,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file to write (default: CAMPAIGN-report.html).")
+    ] = None,
+    db: DbOption = None,
+    skip_replay: Annotated[
+        bool, typer.Option("--skip-replay", help="Leave replay out (it re-derives every decision: slow on long runs).")
+    ] = False,
+) -> None:
+    """Write a self-contained HTML review of a campaign: status, spec, plots, hypotheses, instruments, replay.
+    Writes nothing to the database."""
+    # Imported here: the report loads pandas, matplotlib and replay (torch) (start-up time).
+    from orchestrator.review.report import write_report
+
+    opened = database.for_reading(db)
+    path = write_report(opened, campaign, out or Path(f"{campaign}-report.html"), replay=not skip_replay)
+    output.console().print(f"wrote {path}", markup=False)

@@ -1,0 +1,310 @@
+"""Commands for a campaign's life: write and check its file (`init`, `validate`, `schema`), run it (`run`,
+`resume`, `stop`), watch it (`status`, `list`), take its results away (`export`), and bring an older database's
+schema up to date (`upgrade`).
+
+The modules behind them are imported inside each command, not here: the cycle brings torch and Prefect, the
+review pandas, and `peirce --help`, `init` and `validate` should not wait for any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from orchestrator.cli import database, output
+from orchestrator.cli.options import CampaignArg, DbOption, EngineOption
+from orchestrator.errors import PeirceError, SpecError
+
+if TYPE_CHECKING:
+    from orchestrator.campaign.spec import CampaignSpec
+    from orchestrator.cycle.context import CampaignContext
+    from orchestrator.cycle.progress import CycleReport
+    from orchestrator.store.database import Database
+
+commands = typer.Typer()
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "campaign" / "templates" / "campaign.yaml"
+SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="Campaign file (YAML).", show_default=False)]
+
+
+@commands.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example campaign.")] = Path("campaign.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example campaign to start from."""
+    if path.exists() and not force:
+        raise SpecError(str(path), "file exists (use --force to overwrite)")
+    path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    output.console().print(
+        f"wrote {path}; check it with [bold]peirce validate {path}[/], run it with [bold]peirce run {path}[/]"
+    )
+
+
+@commands.command()
+def validate(spec_path: SpecArg) -> None:
+    """Check a campaign file, including its lab (data files, columns, levels). Writes nothing."""
+    # Imported here: the spec schema and the lab builders load pydantic models and the simulators, which `--help`
+    # does not need (they load no torch: `validate` stays quick).
+    from orchestrator.campaign.spec import load_spec
+    from orchestrator.lab.build import build_lab
+
+    spec, _ = load_spec(spec_path)
+    lab = build_lab(spec)
+    space = spec.search_space(lab.candidates)
+    size = f"{space.grid_size} points" if space.is_finite else "continuous"
+    output.console().print(
+        f"[green]ok[/] {spec.name}: {len(spec.space)} parameters ({size}), "
+        f"{len(spec.objectives)} objective(s), budget {spec.budget.experiments} experiments "
+        f"in batches of {spec.budget.batch_size}, planner {spec.planner.kind}, lab {_lab_name(spec)}"
+    )
+
+
+def _lab_name(spec: CampaignSpec) -> str:
+    # Imported here with `load_spec`, which has already loaded it (start-up time, as in `validate`).
+    from orchestrator.campaign.station import StationLab
+
+    lab = spec.lab
+    if isinstance(lab, StationLab):
+        mode = "on device twins" if lab.twins is not None else "on instruments"
+        return f"station {lab.station} ({len(lab.instruments)} instruments, {mode})"
+    return str(lab.simulator)
+
+
+@commands.command()
+def schema(
+    out: Annotated[Path | None, typer.Option("--out", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of campaign files (for editors' YAML language servers)."""
+    # Imported here: the spec schema loads pydantic models that `--help` does not need.
+    from orchestrator.campaign.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        output.console().print(f"wrote {out}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@commands.command()
+def run(spec_path: SpecArg, db: DbOption = None, engine: EngineOption = "prefect") -> None:
+    """Run a campaign to its budget or stop criterion; an existing campaign of the same spec is continued."""
+    # Imported here: the campaign context loads the planners (torch), which `--help` and `validate` do not need.
+    from orchestrator.campaign.spec import load_spec
+    from orchestrator.cycle.context import open_campaign
+    from orchestrator.lab.build import build_lab
+
+    _check_engine(engine)
+    spec, text = load_spec(spec_path)
+    build_lab(spec)  # every check that can fail on input runs before the database is touched
+    opened = database.for_creating(db)
+    campaign_id, how = open_campaign(opened, spec, text)
+    if how == "reopened":
+        output.console().print(f"continuing campaign '{spec.name}' from the database")
+    _drive(opened, campaign_id, engine)
+
+
+@commands.command()
+def resume(campaign: CampaignArg, db: DbOption = None, engine: EngineOption = "prefect") -> None:
+    """Continue a campaign from the database (after a crash, a kill, or a stop)."""
+    # Imported here: the store's queries load SQLAlchemy, which `--help` does not need.
+    from orchestrator.store.records import find_campaign
+
+    _check_engine(engine)
+    opened = database.for_changing(db)
+    with opened.session() as session:
+        campaign_id = find_campaign(session, campaign).id
+    _drive(opened, campaign_id, engine)
+
+
+def quiet_prefect() -> None:
+    # Prefect's own INFO lines and its temporary server's shutdown chatter would bury our progress lines.
+    # Failures reach the person as one line from peirce, and in full in the database's events.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_LOGGING_SERVER_LEVEL", "CRITICAL")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _drive(opened: Database, campaign_id: int, engine: str) -> None:
+    """Run the loop with a progress bar (on a terminal) and one line per cycle; turn a crash into one line."""
+    # Imported here: the cycle loads torch, the planners and the lab, which only running needs.
+    from orchestrator.campaign import runs
+    from orchestrator.cycle.context import load_context
+    from orchestrator.cycle.progress import subscribe
+
+    console = output.console()
+    ctx = load_context(opened, campaign_id)
+    runs.claim(opened, campaign_id)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    bar = progress.add_task(ctx.name, total=ctx.spec.budget.experiments)
+
+    def show(report: CycleReport) -> None:
+        progress.update(bar, completed=report.spent)
+        for line in _cycle_lines(report):
+            progress.console.print(line, highlight=False)
+
+    unsubscribe = subscribe(show)
+    try:
+        with progress:
+            reason = _run_engine(opened, ctx, campaign_id, engine)
+    except KeyboardInterrupt:
+        output.errors().print(f"interrupted; continue with: peirce resume {ctx.name}", markup=False)
+        raise typer.Exit(130) from None
+    except PeirceError:
+        raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        runs.release_after_error(opened, campaign_id, message)
+        raise PeirceError(f"campaign '{ctx.name}' failed: {message}") from exc
+    finally:
+        unsubscribe()
+    console.print(f"[bold]{escape(ctx.name)}[/] finished: {escape(reason)}")
+    _print_status(console, opened, ctx.name)
+
+
+def _run_engine(opened: Database, ctx: CampaignContext, campaign_id: int, engine: str) -> str:
+    if engine == "prefect":
+        quiet_prefect()
+        # Imported here: Prefect takes seconds to load, and `--engine inline` never needs it.
+        from orchestrator.cycle.flow import run_with_prefect
+
+        url = str(opened.engine.url.render_as_string(hide_password=False))
+        return run_with_prefect(url, campaign_id, ctx.name, ctx.lab.max_concurrency)
+    # Imported here with the rest of the cycle (start-up time, as in `_drive`).
+    from orchestrator.cycle.loop import InlineStages, run_loop
+
+    return run_loop(ctx, InlineStages(ctx))
+
+
+def _cycle_lines(report: CycleReport) -> list[str]:
+    """One line for the cycle (spent, failures, best so far), then the planner's warnings and hypothesis news."""
+    best = ", ".join(f"{name} = {b['value']:.4g} (#{b['seq']})" for name, b in report.best.items()) or "none yet"
+    mark = " [green]↑[/]" if report.improved else ""
+    failed = f", {report.failed_in_cycle} failed" if report.failed_in_cycle else ""
+    lines = [f"cycle {report.cycle:>3}  {report.spent:>4}/{report.budget} experiments{failed}  best {best}{mark}"]
+    lines += [f"  [yellow]planner warning:[/] {escape(warning)}" for warning in report.warnings]
+    lines += [f"  [cyan]{escape(news)}[/]" for news in report.hypotheses]
+    return lines
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ("prefect", "inline"):
+        raise SpecError("--engine", f"'{engine}' is not one of: prefect, inline")
+
+
+@commands.command()
+def stop(campaign: CampaignArg, db: DbOption = None) -> None:
+    """Ask a running campaign to stop after the experiments now running; nothing is lost."""
+    # Imported here: the runner lease loads the store (SQLAlchemy), which `--help` does not need.
+    from orchestrator.campaign.runs import request_stop
+
+    output.console().print(request_stop(database.for_changing(db), campaign), markup=False)
+
+
+@commands.command()
+def status(
+    campaign: Annotated[str | None, typer.Argument(help="Campaign (default: all).", show_default=False)] = None,
+    db: DbOption = None,
+) -> None:
+    """Show a campaign's state: experiments by state, cycles, best so far, why it stopped. Writes nothing."""
+    opened = database.for_reading(db)
+    if campaign is None:
+        _print_list(output.console(), opened)
+    else:
+        _print_status(output.console(), opened, campaign)
+
+
+@commands.command(name="list")
+def list_campaigns(db: DbOption = None) -> None:
+    """List the campaigns in the database. Writes nothing."""
+    _print_list(output.console(), database.for_reading(db))
+
+
+@commands.command()
+def export(
+    campaign: CampaignArg,
+    db: DbOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    out: Annotated[Path | None, typer.Option("--out", help="Output file (default: CAMPAIGN.FORMAT).")] = None,
+) -> None:
+    """Export one row per experiment: parameters, measured objectives, predictions, state and times."""
+    # Imported here: the export loads pandas and pyarrow, which only this command needs.
+    from orchestrator.review.export import experiments_frame, write_frame
+
+    if fmt not in ("csv", "parquet"):
+        raise SpecError("--format", f"'{fmt}' is not one of: csv, parquet")
+    frame = experiments_frame(database.for_reading(db), campaign)
+    path = out or Path(f"{campaign}.{fmt}")
+    write_frame(frame, path, fmt)
+    output.console().print(f"wrote {len(frame)} experiments to {path}", markup=False)
+
+
+@commands.command()
+def upgrade(db: DbOption = None) -> None:
+    """Bring a database's schema to this version of peirce (commands that only read never change it)."""
+    opened = database.for_changing(db)  # opening for a change brings the schema up to date
+    output.console().print(f"{opened.url} is up to date", markup=False)
+
+
+def _print_list(console: Console, opened: Database) -> None:
+    # Imported here: the review's queries load pandas, which `--help` does not need.
+    from orchestrator.review.export import campaign_summaries
+
+    rows = campaign_summaries(opened)
+    if not rows:
+        console.print(f"no campaigns in {opened.url}", markup=False)
+        return
+    table = Table("id", "name", "status", "experiments", "best", "created", title=escape(opened.url))
+    for row in rows:
+        cells = (row["id"], row["name"], row["status"], row["experiments"], row["best"], row["created"])
+        table.add_row(*(escape(str(cell)) for cell in cells))
+    console.print(table)
+
+
+def _print_status(console: Console, opened: Database, ref: str) -> None:
+    # Imported here (start-up time, as in `_print_list`).
+    from orchestrator.review.export import campaign_status
+
+    info = campaign_status(opened, ref)
+    console.print(f"[bold]{escape(info['name'])}[/] ({info['status']}) — {escape(info['goal'])}")
+    lines = [
+        f"  experiments: {info['spent']}/{info['budget']} spent; by state: {info['by_state']}",
+        f"  cycles: {info['cycles']}; decisions: {info['decisions']}; events: {info['events']}",
+    ]
+    for name, best in info["best"].items():
+        lines.append(f"  best {name}: {best['value']:.6g} (experiment #{best['seq']}: {best['parameters']})")
+    for name, c in info["calibration"].items():
+        lines.append(
+            f"  calibration of {name}: {c['predictions']} predictions, {100 * c['within_1sd']:.0f} % within 1 sd, "
+            f"{100 * c['within_2sd']:.0f} % within 2 sd of the measured value"
+        )
+    for instrument, counts in sorted(info["instrument_actions"].items()):
+        failures = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if kind != "done")
+        lines.append(f"  {instrument}: {counts.get('done', 0)} actions done; failed: {failures or 'none'}")
+    if info["hypotheses"]:
+        counts = info["hypotheses"]
+        shown = ", ".join(f"{counts[s]} {s}" for s in ("open", "supported", "refuted", "retired") if counts.get(s))
+        rejected = f" ({counts['rejected']} proposals rejected)" if counts.get("rejected") else ""
+        lines.append(f"  hypotheses: {shown or 'none accepted'}{rejected}; see peirce hypotheses {info['name']}")
+    if info["stop_reason"]:
+        lines.append(f"  stop reason: {info['stop_reason']}")
+    for line in lines:
+        console.print(line, markup=False)
