@@ -51,10 +51,10 @@ def recover(ctx: CampaignContext) -> Recovery:
 
     Experiments that were dispatched or running are in doubt: a simulator keeps no log to ask, so they are
     marked abandoned (never fed to the model, not counted in the budget) and re-planned. Experiments that were
-    planned or approved never left the database and run now; failed ones with retries left are retried.
+    planned or approved never left the database and run now; a failed one runs again only if its failure said it
+    would be retried (the retry policy's verdict, recorded when it failed: a refused limit is never sent again).
     Returns the unfinished cycle (if any), whether it still needs planning, and the experiments to run in it.
     """
-    max_attempts = 1 + ctx.spec.budget.max_retries
     with ctx.db.session() as session:
         for experiment in session.scalars(
             select(Experiment).where(
@@ -74,7 +74,7 @@ def recover(ctx: CampaignContext) -> Recovery:
             e.id
             for e in cycle.experiments
             if e.state in (ExperimentState.PLANNED, ExperimentState.APPROVED)
-            or (e.state == ExperimentState.FAILED and e.attempts < max_attempts)
+            or (e.state == ExperimentState.FAILED and _was_to_be_retried(session, e))
         ]
         for experiment in cycle.experiments:
             if experiment.state == ExperimentState.PLANNED:
@@ -83,6 +83,21 @@ def recover(ctx: CampaignContext) -> Recovery:
             session, ctx.campaign_id, "cycle", cycle.id, "resumed", detail={"stage": cycle.stage, "to_run": len(to_run)}
         )
         return Recovery(cycle.id, needs_plan=not cycle.experiments, to_run=to_run)
+
+
+def _was_to_be_retried(session: Any, experiment: Experiment) -> bool:
+    """Whether the failure that left this experiment failed was to be retried, as its failure event recorded."""
+    detail = session.scalar(
+        select(Event.detail)
+        .where(
+            Event.entity == "experiment",
+            Event.entity_id == experiment.id,
+            Event.to_state == ExperimentState.FAILED,
+        )
+        .order_by(Event.id.desc())
+        .limit(1)
+    )
+    return bool((detail or {}).get("will_retry"))
 
 
 def in_doubt(session: Any, experiment: Experiment) -> dict[str, Any]:

@@ -554,6 +554,8 @@ def _evaluate(
 class TestPlan:
     """The part of a batch chosen to test hypotheses, and what is needed to link the rest of the batch."""
 
+    __test__ = False  # not a pytest test class, whatever its name says
+
     proposals: list[Proposal]
     chosen: dict[int, tuple[int, dict[str, Any], float]]  # proposal index -> (hypothesis id, predicted, bits)
     record: dict[str, Any]

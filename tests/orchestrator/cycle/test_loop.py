@@ -15,7 +15,7 @@ from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.experiment import RetryPolicy, run_experiment
 from orchestrator.cycle.loop import InlineStages, run_loop
 from orchestrator.cycle.progress import subscribe
-from orchestrator.cycle.recovery import start_cycle
+from orchestrator.cycle.recovery import recover, start_cycle
 from orchestrator.lab.build import build_lab
 from orchestrator.lab.contract import Lab, LabFailure, LabResult
 from orchestrator.review.export import campaign_status as calibration_summary
@@ -392,3 +392,26 @@ def test_prefect_retries_a_failed_experiment_under_its_key(sqlite_url: str) -> N
         assert failed.detail["will_retry"] is True and failed.detail["error"] == "PumpStalled"
         (measurement,) = experiment.measurements
         assert measurement.attempt == 2
+
+
+class RefusingLab(TestLab):
+    """Refuses every experiment as an instrument refuses a limit: retrying cannot help. Counts calls per key."""
+
+    def __init__(self) -> None:
+        super().__init__(max_concurrency=1)
+        self.calls: list[str] = []
+
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Any = None) -> LabResult:
+        self.calls.append(key)
+        raise LabFailure("volume over the pump's limit", retryable=False, detail={"fault": "limit"})
+
+
+def test_a_refused_experiment_is_not_sent_again_after_a_crash(sqlite_url: str) -> None:
+    lab = RefusingLab()
+    _, ctx = _start(sqlite_url, hartmann_spec(budget={"experiments": 2, "batch_size": 2, "max_retries": 2}), lab=lab)
+    first, second = deduce(ctx, start_cycle(ctx), 2)
+    # The process dies after the first experiment was refused, before the cycle ends.
+    assert run_experiment(ctx, first).state == ExperimentState.FAILED
+    assert lab.calls == [f"{ctx.name}:1"]
+    recovery = recover(ctx)
+    assert recovery.to_run == [second]  # the refused one has retries left by count, but the refusal is final
