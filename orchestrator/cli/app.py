@@ -18,7 +18,7 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from orchestrator import __version__
-from orchestrator.cli import archive, campaigns, instruments, ledger, output, review
+from orchestrator.cli import archive, campaigns, database, instruments, ledger, output, review
 from orchestrator.errors import PeirceError
 
 # Usage errors (an unknown option, a missing argument, a bad value) are exit status 2, as for any bad input.
@@ -58,8 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the command line (`argv`, default `sys.argv[1:]`) and exit with its status, turning
     peirce's errors and click's usage errors into one line on standard error."""
     try:
-        # Not standalone: click would print usage errors its own way (several lines, `Error:`) and exit itself.
-        status = app(args=list(argv) if argv is not None else None, prog_name="peirce", standalone_mode=False)
+        status = _run(argv)
     except PeirceError as exc:
         _fail(str(exc), exc.exit_code)
     except click_exceptions.NoArgsIsHelpError as exc:
@@ -85,6 +84,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(exc.format_message(), exc.exit_code or USAGE_EXIT)
     if isinstance(status, int) and status:  # a command's typer.Exit(code) comes back as its return value
         sys.exit(status)
+
+
+def _run(argv: Sequence[str] | None) -> Any:
+    """The app's result (a command's exit code, or None), with the databases the command opened closed."""
+    try:
+        # Not standalone: click would print usage errors its own way (several lines, `Error:`) and exit itself.
+        return app(args=list(argv) if argv is not None else None, prog_name="peirce", standalone_mode=False)
+    finally:
+        database.close_opened()
 
 
 def _usage_line(exc: Any) -> str:

@@ -94,23 +94,32 @@ def open_database(
     """
     resolved = resolve_url(url)
     must_exist = read_only or not create
-    engine = _create_engine(resolved, must_exist=must_exist, read_only=read_only, defaulted=url is None)
+    # A database that must exist is first looked at read-only: what is there is checked before anything is
+    # written (even the journal mode a writing connection sets, which would turn any SQLite file into one).
+    engine = _create_engine(resolved, must_exist=must_exist, read_only=must_exist, defaulted=url is None)
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-            revision = MigrationContext.configure(connection).get_current_revision()
-    except (OperationalError, SqlDatabaseError) as exc:
-        engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-        raise DatabaseError(f"--db: cannot connect to {safe_url(resolved)}: {reason}") from None
-    try:
+        revision = _current_revision(engine, resolved)
         _check_revision(revision, resolved, must_exist=must_exist, read_only=read_only)
+        if must_exist and not read_only:
+            engine.dispose()
+            engine = _create_engine(resolved)
         if migrate and not read_only:
             upgrade_schema(engine)
     except BaseException:
         engine.dispose()
         raise
     return Database(engine)
+
+
+def _current_revision(engine: Engine, url: str) -> str | None:
+    """The schema's Alembic revision (None: no peirce schema), reading it also checks that the database answers."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            return MigrationContext.configure(connection).get_current_revision()
+    except (OperationalError, SqlDatabaseError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+        raise DatabaseError(f"--db: cannot connect to {safe_url(url)}: {reason}") from None
 
 
 def _check_revision(revision: str | None, url: str, *, must_exist: bool, read_only: bool) -> None:

@@ -190,6 +190,18 @@ def test_each_kind_is_added_checked_and_listed(peirce: Peirce) -> None:
     assert [(e.kind, e.to_state) for e in events] == [("created", "open")] * 5
 
 
+def test_the_ledger_piped_to_a_file_keeps_each_row_on_one_line(peirce: Peirce) -> None:
+    """Piped (as here: not a terminal), the table is as wide as its rows: no statement cut into a narrow column."""
+    where = ["--where", "temperature>=105", "--where", "solvent=DMAc|MeCN"]
+    assert peirce("hypothesize", "screen", "region", *where, "--rationale", "polar solvents when hot")[0] == 0
+    code, out, _ = peirce("hypotheses", "screen")
+    assert code == 0
+    (statement,) = [e["statement"] for e in peirce.ledger()]
+    (row,) = [line for line in out.splitlines() if line.lstrip().startswith("1 ")]
+    assert statement in row and len(row) > 80
+    assert row.split() == ["1", "region", *statement.split(), "person", "—", "open", "0", "2"]
+
+
 REFUSED = [
     (
         ["effect", "--parameter", "pressure", "--from", "1", "--to", "2", "--direction", "raises"],
