@@ -34,3 +34,10 @@ class CampaignConflict(PeirceError):
     """The campaign exists with another spec, or is being run by another process."""
 
     exit_code = 2
+
+
+class RecordError(PeirceError):
+    """A stored record (a decision's JSON columns, an event's detail) is not of its type: one line naming the
+    record and the field at fault."""
+
+    exit_code = 2

@@ -1,4 +1,5 @@
-"""What a decision records: provenance (hashes, seeds, versions) and typed record models.
+"""What a decision records: provenance (hashes, seeds, versions) and typed record models (decisions, event
+details, the archive manifest), all on one strict base (`records.base.StrictModel`).
 
-May import: errors and nothing else of the orchestrator, so every room can describe its records.
+May import: errors and store (its canonical JSON), so every room above can describe and read its records.
 """

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import sys
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from orchestrator.store.artifacts import canonical_bytes
 
 _LIBRARIES = (
     "peirce",
@@ -33,8 +34,9 @@ def derive_seed(base_seed: int, *labels: int | str) -> int:
 
 
 def content_hash(data: Any) -> str:
-    """SHA-256 of the canonical JSON of `data` (sorted keys, no whitespace)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    """SHA-256 of the canonical JSON of `data` (sorted keys, no whitespace): the name the artifact store gives the
+    same data, so a record's hash of its model state is the hash of its artifact."""
+    return hashlib.sha256(canonical_bytes(data)).hexdigest()
 
 
 @cache

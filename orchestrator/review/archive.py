@@ -12,10 +12,12 @@ non-finite floats as JSON's `NaN`/`Infinity` extension), and `artifacts/<sha256>
 
 Import inserts the rows in one transaction with new primary keys and remaps every reference to them: foreign
 keys (read from the schema, so a new one is remapped without a change here), the experiment ids in
-`decisions.observation_ids` and `pending_ids`, `events.entity_id` according to `events.entity`, and the ids our own
-text names (`tests hypothesis 3 (…)` in a decision's proposals; `duplicate of hypothesis 3 (…)` in a rejected
-hypothesis's reason and in its event's detail). What an LLM was sent and answered (`decisions.exchange`, LLM
-rationales) is the record of an exchange and is kept verbatim, ids and all. A decision's `data_hash` covers the
+`decisions.observation_ids` and `pending_ids`, `events.entity_id` according to `events.entity`, the hypothesis a
+planned proposal tests (its `tests_hypothesis`, read from the rationale in archives older than that field, and
+the rationale's mention of that hypothesis with it), and the ids a guard's reason names (`duplicate of hypothesis
+3 (…)` in a rejected hypothesis's reason and in its event's detail: the guards give them as text only). What
+an LLM was sent and answered (`decisions.exchange`, LLM rationales) is the record of an exchange and is kept
+verbatim, ids and all. A decision's `data_hash` covers the
 ids of the results it saw; it is checked against the archived rows with the archive's ids and, where it holds,
 re-computed over the new ids, so replay verifies it in the target database as it did in the source (one that did
 not hold is kept as it was, and replay reports it). The runner's lease is cleared; the status is kept. One
@@ -28,6 +30,7 @@ says.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -39,24 +42,24 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
-import typer
-from rich.console import Console
+from alembic.runtime.migration import MigrationContext
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import JSON, DateTime, Table, insert, null, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from orchestrator.errors import CampaignConflict, PeirceError
+from orchestrator.records.decisions import AbductionState, DeductionState, PlannedProposal
+from orchestrator.records.events import Entity, EventKind, ImportedDetail
+from orchestrator.records.manifest import ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ArchiveManifest
 from orchestrator.records.provenance import abduction_data_hash, library_versions, planning_data_hash
+from orchestrator.store.artifacts import ArtifactError, ArtifactStore
+from orchestrator.store.database import Database
+from orchestrator.store.models import Base, Campaign, ExperimentState
+from orchestrator.store.records import add_event, find_campaign
 
-# SQLAlchemy and the schema load when a function needs them, not on import: the CLI imports this module to
-# register its commands, and `peirce --help` should not wait for a database layer it does not use.
-if TYPE_CHECKING:
-    from sqlalchemy import Table
-    from sqlalchemy.orm import Session
-
-    from orchestrator.store.database import Database
-
-FORMAT = "peirce-campaign-archive"
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SPEC_TEXT = "spec.yaml"
 SPEC_JSON = "spec.json"
@@ -75,11 +78,11 @@ TABLES = (
 )
 # `events.entity` -> the table its `entity_id` points into.
 ENTITY_TABLES = {
-    "campaign": "campaigns",
-    "cycle": "cycles",
-    "experiment": "experiments",
-    "decision": "decisions",
-    "hypothesis": "hypotheses",
+    Entity.CAMPAIGN: "campaigns",
+    Entity.CYCLE: "cycles",
+    Entity.EXPERIMENT: "experiments",
+    Entity.DECISION: "decisions",
+    Entity.HYPOTHESIS: "hypotheses",
 }
 # Singular names for error messages ("event 12 names experiment 99 …").
 _SINGULAR = {
@@ -95,19 +98,15 @@ _SINGULAR = {
 }
 # Columns of JSON lists of experiment ids.
 _EXPERIMENT_ID_LISTS = (("decisions", "observation_ids"), ("decisions", "pending_ids"))
-# The ids peirce's own text names (ledger plan_tests, planners/hypotheses/guards.py). A negative
-# id (a draft of the same abduction, never a row) matches nothing and stays.
-_HYPOTHESIS_MENTION = re.compile(r"\b(tests hypothesis|duplicate of hypothesis|same question as hypothesis) (\d+) \(")
+# The ids a guard's reason names (planners/hypotheses/guards.py), its only record of them. A negative id (a draft
+# of the same abduction, never a row) matches nothing and stays.
+_GUARD_MENTION = re.compile(r"\b(duplicate of hypothesis|same question as hypothesis) (\d+) \(")
+_PLANNED = TypeAdapter(list[PlannedProposal])
 _ARTIFACT_MEMBER = re.compile(r"artifacts/([0-9a-f]{64})\.json")
 _MANIFEST_LIMIT = 64 * 1024 * 1024  # bytes: a manifest lists hashes; anything larger is not one of ours
 
-console = Console(highlight=False)
-_DB_HELP = "Database URL (default: $PEIRCE_DB_URL, else sqlite:///peirce.db)."
-
 
 def _schema() -> dict[str, Table]:
-    from orchestrator.store.models import Base
-
     return dict(Base.metadata.tables)
 
 
@@ -122,7 +121,7 @@ class ArchiveError(PeirceError):
 class Archive:
     """A verified archive's contents: the manifest, the spec, each table's rows (archive ids) and the artifacts."""
 
-    manifest: dict[str, Any]
+    manifest: ArchiveManifest
     spec_text: str
     spec: dict[str, Any]
     tables: dict[str, list[dict[str, Any]]]
@@ -130,7 +129,7 @@ class Archive:
 
     @property
     def name(self) -> str:
-        return str(self.manifest["campaign"])
+        return self.manifest.campaign
 
     def counts(self) -> dict[str, int]:
         return {**{table: len(rows) for table, rows in self.tables.items()}, "artifacts": len(self.artifacts)}
@@ -166,8 +165,6 @@ def export_archive(db: Database, ref: str | int, out: Path) -> Path:
 
 
 def _export(db: Database, ref: str | int, out: Path | None) -> ExportResult:
-    from orchestrator.store.records import find_campaign
-
     with db.session() as session:
         _snapshot(session)
         campaign = find_campaign(session, ref)
@@ -190,18 +187,20 @@ def _export(db: Database, ref: str | int, out: Path | None) -> ExportResult:
     versions = library_versions()
     counts = {**{table: len(rows) for table, rows in tables.items()}, "artifacts": len(artifacts)}
     exported_at = datetime.now(UTC)
-    manifest = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "campaign": name,
-        "exported_at": exported_at.isoformat(),
-        "peirce_version": versions.get("peirce"),
-        "versions": versions,
-        "schema_revision": schema,
-        "counts": counts,
-        "members": {m: {"sha256": hashes[m], "size": len(members[m])} for m in sorted(members)},
-        "members_sha256": members_digest(hashes.values()),
-    }
+    manifest = ArchiveManifest.model_validate(
+        {
+            "format": ARCHIVE_FORMAT,
+            "format_version": ARCHIVE_FORMAT_VERSION,
+            "campaign": name,
+            "exported_at": exported_at.isoformat(),
+            "peirce_version": versions.get("peirce"),
+            "versions": versions,
+            "schema_revision": schema,
+            "counts": counts,
+            "members": {m: {"sha256": hashes[m], "size": len(members[m])} for m in sorted(members)},
+            "members_sha256": members_digest(hashes.values()),
+        }
+    )
     size = _write_zip(out, manifest, members, exported_at)
     return ExportResult(out, name, counts, size)
 
@@ -226,14 +225,10 @@ def _snapshot(session: Session) -> None:
 
 
 def _schema_revision(session: Session) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(session.connection()).get_current_revision()
 
 
 def _read_tables(session: Session, campaign_id: int) -> dict[str, list[dict[str, Any]]]:
-    from sqlalchemy import select
-
     meta = _schema()
     experiments = select(meta["experiments"].c.id).where(meta["experiments"].c.campaign_id == campaign_id)
     hypotheses = select(meta["hypotheses"].c.id).where(meta["hypotheses"].c.campaign_id == campaign_id)
@@ -261,8 +256,6 @@ def _plain(value: Any) -> Any:
 
 
 def _read_artifacts(db: Database, decisions: list[dict[str, Any]]) -> dict[str, bytes]:
-    from orchestrator.store.artifacts import ArtifactError
-
     store = db.artifacts
     found: dict[str, bytes] = {}
     for decision in decisions:
@@ -285,13 +278,13 @@ def _table_bytes(table: str, rows: list[dict[str, Any]]) -> bytes:
     return _json_bytes({"table": table, "columns": columns, "rows": rows})
 
 
-def _write_zip(out: Path, manifest: dict[str, Any], members: dict[str, bytes], when: datetime) -> int:
+def _write_zip(out: Path, manifest: ArchiveManifest, members: dict[str, bytes], when: datetime) -> int:
     stamp = when.timetuple()[:6]
     handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as raw:
             with zipfile.ZipFile(raw, "w") as archive:
-                for name, data in [(MANIFEST, _json_bytes(manifest)), *sorted(members.items())]:
+                for name, data in [(MANIFEST, _json_bytes(manifest.model_dump(mode="json"))), *sorted(members.items())]:
                     info = zipfile.ZipInfo(name, date_time=stamp)
                     info.compress_type = zipfile.ZIP_DEFLATED
                     info.external_attr = 0o644 << 16
@@ -326,7 +319,7 @@ def read_archive(path: Path) -> Archive:
         if MANIFEST not in names:
             raise ArchiveError(f"archive: {MANIFEST}: missing (not a peirce campaign archive)")
         manifest = _read_manifest(_read_member(archive, MANIFEST, _MANIFEST_LIMIT))
-        listed: dict[str, dict[str, Any]] = manifest["members"]
+        listed = manifest.members
         present = set(names) - {MANIFEST}
         extra, missing = sorted(present - set(listed)), sorted(set(listed) - present)
         if extra:
@@ -336,16 +329,15 @@ def read_archive(path: Path) -> Archive:
         data: dict[str, bytes] = {}
         for name, entry in sorted(listed.items()):
             info = archive.getinfo(name)
-            if info.file_size != entry["size"]:
+            if info.file_size != entry.size:
                 raise ArchiveError(
-                    f"archive: {name}: {info.file_size} bytes, the manifest says {entry['size']} "
-                    "(tampered or corrupted)"
+                    f"archive: {name}: {info.file_size} bytes, the manifest says {entry.size} (tampered or corrupted)"
                 )
-            raw = _read_member(archive, name, entry["size"])
-            if hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+            raw = _read_member(archive, name, entry.size)
+            if hashlib.sha256(raw).hexdigest() != entry.sha256:
                 raise ArchiveError(f"archive: {name}: SHA-256 mismatch (tampered or corrupted)")
             data[name] = raw
-    if members_digest(entry["sha256"] for entry in listed.values()) != manifest["members_sha256"]:
+    if members_digest(entry.sha256 for entry in listed.values()) != manifest.members_sha256:
         raise ArchiveError(f"archive: {MANIFEST}: members_sha256 does not match the members' hashes (edited?)")
     result = _parse_members(manifest, data)
     _check_references(result)
@@ -363,30 +355,28 @@ def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
     return raw
 
 
-def _read_manifest(raw: bytes) -> dict[str, Any]:
+def _read_manifest(raw: bytes) -> ArchiveManifest:
     where = f"archive: {MANIFEST}"
     try:
-        manifest = json.loads(raw)
+        data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ArchiveError(f"{where}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ArchiveError(f"{where}: not a peirce campaign archive (format is not '{FORMAT}')")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ArchiveError(f"{where}: format version {version!r} is not supported (this peirce reads {FORMAT_VERSION})")
-    if not isinstance(manifest.get("campaign"), str) or not manifest["campaign"]:
-        raise ArchiveError(f"{where}: names no campaign")
-    members = manifest.get("members")
-    if not isinstance(members, dict) or not isinstance(manifest.get("members_sha256"), str):
-        raise ArchiveError(f"{where}: lists no members")
-    for name, entry in members.items():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("sha256"), str)
-            and isinstance(entry.get("size"), int)
-            and entry["size"] >= 0
-        ):
-            raise ArchiveError(f"{where}: the entry of {name} needs a sha256 and a size")
+    # The format and its version first: another file's or another version's manifest is named as such, not by
+    # whichever of its fields this version's model happens to trip on.
+    if not isinstance(data, dict) or data.get("format") != ARCHIVE_FORMAT:
+        raise ArchiveError(f"{where}: not a peirce campaign archive (format is not '{ARCHIVE_FORMAT}')")
+    version = data.get("format_version")
+    if version != ARCHIVE_FORMAT_VERSION:
+        raise ArchiveError(
+            f"{where}: format version {version!r} is not supported (this peirce reads {ARCHIVE_FORMAT_VERSION})"
+        )
+    try:
+        manifest = ArchiveManifest.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ArchiveError(f"{where}: {field}: {first['msg']}") from None
+    members = manifest.members
     expected = {SPEC_TEXT, SPEC_JSON, *(f"{table}.json" for table in TABLES)}
     unlisted = sorted(expected - set(members))
     if unlisted:
@@ -397,7 +387,7 @@ def _read_manifest(raw: bytes) -> dict[str, Any]:
     return manifest
 
 
-def _parse_members(manifest: dict[str, Any], data: dict[str, bytes]) -> Archive:
+def _parse_members(manifest: ArchiveManifest, data: dict[str, bytes]) -> Archive:
     def parsed(name: str) -> Any:
         try:
             return json.loads(data[name])
@@ -478,11 +468,17 @@ def _check_references(archive: Archive) -> None:
             for value in row[column]:
                 resolve(table, row, f"{column} experiment", "experiments", value)
     for row in archive.tables["events"]:
-        target = ENTITY_TABLES.get(row["entity"])
-        if target is None:
+        entity_table = ENTITY_TABLES.get(row["entity"])
+        if entity_table is None:
             raise ArchiveError(f"archive: events.json: event {row['id']} is about an unknown entity {row['entity']!r}")
-        resolve("events", row, row["entity"], target, row["entity_id"])
+        resolve("events", row, row["entity"], entity_table, row["entity_id"])
     for row in archive.tables["decisions"]:
+        if row["stage"] == "deduce":
+            for proposal in _planned(row):
+                resolve("decisions", row, "tested hypothesis", "hypotheses", proposal.tests_hypothesis)
+        for named in _recorded_inputs(row):
+            for hypothesis in named:
+                resolve("decisions", row, "hypothesis (in its recorded inputs)", "hypotheses", hypothesis)
         for label, sha in (row["artifacts"] or {}).items():
             if sha not in archive.artifacts:
                 raise ArchiveError(
@@ -513,8 +509,6 @@ def import_archive(db: Database, path: Path) -> str:
 
 
 def _import(db: Database, archive: Archive, path: Path) -> ImportResult:
-    from sqlalchemy.exc import SQLAlchemyError
-
     with db.session() as session:
         _refuse_clash(session, db, archive.name)
     # Content-addressed and idempotent, the artifacts go first: a row never names an artifact that is not there.
@@ -524,7 +518,7 @@ def _import(db: Database, archive: Archive, path: Path) -> ImportResult:
     try:
         with db.session() as session:
             _refuse_clash(session, db, archive.name)
-            return _insert(session, archive, path)
+            return _insert(session, archive, path, store)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ArchiveError(
@@ -533,19 +527,13 @@ def _import(db: Database, archive: Archive, path: Path) -> ImportResult:
 
 
 def _refuse_clash(session: Session, db: Database, name: str) -> None:
-    from sqlalchemy import select
-
-    from orchestrator.store.models import Campaign
-
     if session.scalar(select(Campaign.id).where(Campaign.name == name)) is not None:
         raise CampaignConflict(
             f"archive: campaign '{name}' already exists in {db.url}; import the archive into another database (--db)"
         )
 
 
-def _insert(session: Session, archive: Archive, path: Path) -> ImportResult:
-    from orchestrator.store.records import add_event
-
+def _insert(session: Session, archive: Archive, path: Path, store: ArtifactStore) -> ImportResult:
     meta = _schema()
     keys: dict[str, dict[str, str]] = {}
     for table, column, target in foreign_keys():
@@ -563,7 +551,7 @@ def _insert(session: Session, archive: Archive, path: Path) -> ImportResult:
         ids[table] = _insert_rows(session, meta[table], values)
     hypothesis_ids = ids["hypotheses"]
     for row in archive.tables["hypotheses"]:
-        reason = _remap_mentions(row["reason"], hypothesis_ids)
+        reason = _remap_guard_mentions(row["reason"], hypothesis_ids)
         if reason != row["reason"]:
             _update(session, meta["hypotheses"], hypothesis_ids[row["id"]], row, reason=reason)
     rehash = _Rehash(archive)
@@ -572,7 +560,14 @@ def _insert(session: Session, archive: Archive, path: Path) -> ImportResult:
         changes: dict[str, Any] = {
             column: [ids["experiments"][i] for i in row[column]] for _, column in _EXPERIMENT_ID_LISTS
         }
-        changes["proposals"] = _remap_proposals(row["proposals"], hypothesis_ids)
+        if row["stage"] == "deduce":
+            changes["proposals"] = _remap_tests(row, hypothesis_ids)
+        model_state = _remap_inputs(row, hypothesis_ids)
+        if model_state != row["model_state"]:
+            changes["model_state"] = model_state
+            if "model_state" in (row["artifacts"] or {}):
+                # The artifact is the model_state, content-addressed: the remapped one is stored under its own hash.
+                changes["artifacts"] = {**row["artifacts"], "model_state": store.put(model_state)}
         digest = rehash.over_new_ids(row, ids["experiments"])
         if digest is None:
             unverified.append(row["id"])
@@ -590,26 +585,27 @@ def _insert(session: Session, archive: Archive, path: Path) -> ImportResult:
     ]
     ids["events"] = _insert_rows(session, meta["events"], events)
     campaign_id = ids["campaigns"][archive.tables["campaigns"][0]["id"]]
+    detail = ImportedDetail(
+        archive=path.name,
+        members_sha256=archive.manifest.members_sha256,
+        exported_at=archive.manifest.exported_at,
+        peirce_version=archive.manifest.peirce_version,
+        rehashed_decisions=len(archive.tables["decisions"]) - len(unverified),
+        unverified_decisions=unverified,
+        # Which id here was which id in the source database (events' own ids are named by nothing).
+        ids={
+            _SINGULAR[table]: {str(old): new for old, new in ids[table].items()}
+            for table in ("campaigns", "cycles", "decisions", "experiments", "hypotheses")
+        },
+    )
     add_event(
         session,
         campaign_id,
-        "campaign",
+        Entity.CAMPAIGN,
         campaign_id,
-        "imported",
+        EventKind.IMPORTED,
         to_state=archive.tables["campaigns"][0]["status"],
-        detail={
-            "archive": path.name,
-            "members_sha256": archive.manifest["members_sha256"],
-            "exported_at": archive.manifest.get("exported_at"),
-            "peirce_version": archive.manifest.get("peirce_version"),
-            "rehashed_decisions": len(archive.tables["decisions"]) - len(unverified),
-            "unverified_decisions": unverified,
-            # Which id here was which id in the source database (events' own ids are named by nothing).
-            "ids": {
-                _SINGULAR[table]: {str(old): new for old, new in ids[table].items()}
-                for table in ("campaigns", "cycles", "decisions", "experiments", "hypotheses")
-            },
-        },
+        detail=detail.model_dump(mode="json"),
     )
     session.flush()
     return ImportResult(
@@ -624,8 +620,6 @@ def _insert(session: Session, archive: Archive, path: Path) -> ImportResult:
 
 def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> dict[int, int]:
     """Insert `rows` (archive values, references already remapped) with new ids; returns archive id -> new id."""
-    from sqlalchemy import insert
-
     if not rows:
         return {}
     values = [{c.name: _db_value(c, row[c.name]) for c in table.columns if c.name != "id"} for row in rows]
@@ -635,8 +629,6 @@ def _insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
 
 
 def _update(session: Session, table: Table, row_id: int, row: dict[str, Any], **changes: Any) -> None:
-    from sqlalchemy import update
-
     # An `onupdate` column (updated_at) keeps the archived value: the import changes no fact about the row.
     kept = {c.name: _db_value(c, row[c.name]) for c in table.columns if c.onupdate is not None}
     values = {name: _db_value(table.c[name], value) for name, value in changes.items()}
@@ -644,8 +636,6 @@ def _update(session: Session, table: Table, row_id: int, row: dict[str, Any], **
 
 
 def _db_value(column: Any, value: Any) -> Any:
-    from sqlalchemy import JSON, DateTime, null
-
     if value is None:
         # SQL NULL, not JSON `null`: `Cycle.best IS NOT NULL` means "this cycle has a best" (records.latest_best).
         return null() if isinstance(column.type, JSON) else None
@@ -655,7 +645,7 @@ def _db_value(column: Any, value: Any) -> Any:
     return value
 
 
-def _remap_mentions(text: Any, hypothesis_ids: dict[int, int]) -> Any:
+def _remap_guard_mentions(text: Any, hypothesis_ids: dict[int, int]) -> Any:
     if not isinstance(text, str):
         return text
 
@@ -663,25 +653,84 @@ def _remap_mentions(text: Any, hypothesis_ids: dict[int, int]) -> Any:
         old = int(match.group(2))
         return f"{match.group(1)} {hypothesis_ids[old]} (" if old in hypothesis_ids else match.group(0)
 
-    return _HYPOTHESIS_MENTION.sub(swap, text)
+    return _GUARD_MENTION.sub(swap, text)
 
 
 def _remap_detail(detail: Any, hypothesis_ids: dict[int, int]) -> Any:
     """An event's detail; a hypothesis's creation event repeats its reason (`duplicate of hypothesis 3 (…)`)."""
     if not isinstance(detail, dict) or not isinstance(detail.get("reason"), str):
         return detail
-    return {**detail, "reason": _remap_mentions(detail["reason"], hypothesis_ids)}
+    return {**detail, "reason": _remap_guard_mentions(detail["reason"], hypothesis_ids)}
 
 
-def _remap_proposals(proposals: Any, hypothesis_ids: dict[int, int]) -> Any:
-    if not isinstance(proposals, list):
-        return proposals
-    return [
-        {**p, "rationale": _remap_mentions(p["rationale"], hypothesis_ids)}
-        if isinstance(p, dict) and "rationale" in p
-        else p
-        for p in proposals
-    ]
+def _remap_tests(row: dict[str, Any], hypothesis_ids: dict[int, int]) -> list[dict[str, Any]]:
+    """A deduction's proposals with the hypothesis each test names given its id here: the `tests_hypothesis` field
+    (kept absent in a record older than it, whose link is read from the rationale), and the rationale's mention of
+    that same hypothesis (`tests hypothesis 3 (…)`), so the text a reader sees names the row it means."""
+    out = []
+    for stored, proposal in zip(row["proposals"], _planned(row), strict=True):
+        old = proposal.tests_hypothesis
+        if old is None:
+            out.append(stored)
+            continue
+        new = hypothesis_ids[old]
+        remapped = {**stored, "rationale": _renamed_test(proposal.rationale, old, new)}
+        if "tests_hypothesis" in stored:
+            remapped["tests_hypothesis"] = new
+        out.append(remapped)
+    return out
+
+
+def _remap_inputs(row: dict[str, Any], hypothesis_ids: dict[int, int]) -> Any:
+    """A decision's model_state with the hypothesis ids its inputs name given their ids here: the open claims a
+    test selection weighed (`hypothesis_tests.inputs.open`, at the top of either shape of a deduction's state) and
+    the ledger an abduction saw (`inputs.ledger`). Parsed first (`_recorded_inputs`), so the paths exist."""
+    state = row["model_state"]
+    open_ids, ledger_ids = _recorded_inputs(row)
+    if not open_ids and not ledger_ids:
+        return state
+    state = copy.deepcopy(state)
+    if open_ids:
+        for entry in state["hypothesis_tests"]["inputs"]["open"]:
+            entry["id"] = hypothesis_ids[entry["id"]]
+    if ledger_ids:
+        for entry in state["inputs"]["ledger"]:
+            entry["id"] = hypothesis_ids[entry["id"]]
+    return state
+
+
+def _recorded_inputs(row: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The hypothesis ids a decision's recorded inputs name: (open claims of its test selection, its ledger)."""
+    try:
+        if row["stage"] == "deduce":
+            selection = DeductionState.model_validate(row["model_state"]).hypothesis_tests
+            inputs = selection.inputs if selection is not None else None
+            return ([claim.id for claim in inputs.open] if inputs is not None else []), []
+        abduction = AbductionState.model_validate(row["model_state"]).inputs
+        return [], [entry.id for entry in abduction.ledger] if abduction is not None else []
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ArchiveError(
+            f"archive: decisions.json: decision {row['id']}: model_state.{where}: {first['msg']}"
+        ) from None
+
+
+def _planned(row: dict[str, Any]) -> list[PlannedProposal]:
+    """A deduction's proposals as records; one that is not is named (decision and field)."""
+    try:
+        return _PLANNED.validate_python(row["proposals"])
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ArchiveError(
+            f"archive: decisions.json: decision {row['id']}: proposals.{where}: {first['msg']}"
+        ) from None
+
+
+def _renamed_test(rationale: str, old: int, new: int) -> str:
+    mention = f"tests hypothesis {old} ("
+    return f"tests hypothesis {new} (" + rationale[len(mention) :] if rationale.startswith(mention) else rationale
 
 
 class _Rehash:
@@ -701,7 +750,7 @@ class _Rehash:
         self.experiments = experiments
         self.seen: dict[int, tuple[dict[str, Any], dict[str, float], bool]] = {}
         for i, row in experiments.items():
-            if row["state"] == "infeasible":
+            if row["state"] == ExperimentState.INFEASIBLE:
                 self.seen[i] = (row["parameters"], {}, False)
             else:
                 values = latest.get(i, {})
@@ -722,49 +771,3 @@ class _Rehash:
             if digest == row["data_hash"]:
                 return self._formulas(row, experiment_ids.__getitem__)[formula]
         return None
-
-
-# --- commands (wired into `peirce archive` by the CLI) ------------------------------------------------------------
-
-
-def archive_export_command(
-    campaign: Annotated[str, typer.Argument(help="Campaign name (or numeric id).", show_default=False)],
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Archive file to write (default: CAMPAIGN.archive.zip).")
-    ] = None,
-    db: Annotated[str | None, typer.Option("--db", help=_DB_HELP, show_default=False)] = None,
-) -> None:
-    """Write one campaign (all its rows, its spec and its decisions' artifacts) to a zip file, to review or replay
-    it in another database (`peirce archive import`)."""
-    from orchestrator.store.database import open_database
-
-    result = _export(open_database(db), campaign, out)
-    console.print(
-        f"wrote {result.path}: campaign '{result.name}', {_counts(result.counts)} ({result.size:,} bytes)",
-        markup=False,
-        soft_wrap=True,
-    )
-
-
-def archive_import_command(
-    path: Annotated[Path, typer.Argument(metavar="ARCHIVE", help="A file written by `peirce archive export`.")],
-    db: Annotated[str | None, typer.Option("--db", help=_DB_HELP, show_default=False)] = None,
-) -> None:
-    """Verify an archive (every member's hash) and import its campaign under new ids; a campaign of the same
-    name already there is refused."""
-    from orchestrator.store.database import open_database
-
-    archive = read_archive(path)  # verified before the database is opened: a bad file creates no database either
-    database = open_database(db)
-    result = _import(database, archive, path)
-    console.print(
-        f"imported campaign '{result.name}' from {path} into {database.url} as id {result.campaign_id}: "
-        f"{_counts(result.counts)}",
-        markup=False,
-        soft_wrap=True,
-    )
-
-
-def _counts(counts: dict[str, int]) -> str:
-    shown = ("cycles", "decisions", "experiments", "measurements", "hypotheses", "events", "artifacts")
-    return ", ".join(f"{counts.get(name, 0)} {name}" for name in shown)

@@ -8,16 +8,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
+from orchestrator.records.events import ActionDetail, EventKind
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, Cycle, Decision, Event, Hypothesis
-from orchestrator.store.records import (
-    best_with_parameters,
-    count_by_state,
-    find_campaign,
-    latest_best,
-    prediction_errors,
-    spent_count,
-)
+from orchestrator.store.queries import best_with_parameters, calibration, count_by_state, latest_best, spent_count
+from orchestrator.store.records import find_campaign
 
 
 def campaign_summaries(db: Database) -> list[dict[str, str]]:
@@ -60,7 +55,7 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
             "decisions": session.scalar(select(func.count()).where(Decision.campaign_id == campaign.id)),
             "events": session.scalar(select(func.count()).where(Event.campaign_id == campaign.id)),
             "best": best,
-            "calibration": calibration(session, campaign.id),
+            "calibration": {name: c.as_dict() for name, c in calibration(session, campaign.id).items()},
             "instrument_actions": instrument_actions(session, campaign.id),
             "hypotheses": dict(
                 session.execute(
@@ -77,26 +72,13 @@ def instrument_actions(session: Any, campaign_id: int) -> dict[str, dict[str, in
     out: dict[str, dict[str, int]] = {}
     for kind, detail in session.execute(
         select(Event.kind, Event.detail).where(
-            Event.campaign_id == campaign_id, Event.kind.in_(("action-done", "action-failed"))
+            Event.campaign_id == campaign_id, Event.kind.in_((EventKind.ACTION_DONE, EventKind.ACTION_FAILED))
         )
     ):
-        counts = out.setdefault(str(detail.get("instrument")), {})
-        label = "done" if kind == "action-done" else str(detail.get("error"))
+        action = ActionDetail.model_validate(detail or {})
+        counts = out.setdefault(str(action.instrument), {})
+        label = "done" if kind == EventKind.ACTION_DONE else str(action.error)
         counts[label] = counts.get(label, 0) + 1
-    return out
-
-
-def calibration(session: Any, campaign_id: int) -> dict[str, dict[str, float]]:
-    """Per objective: how many measured values had a prediction, and the share within 1 and 2 predicted standard
-    deviations (about 68 % and 95 % for a calibrated Gaussian model)."""
-    out: dict[str, dict[str, float]] = {}
-    for name, errors in sorted(prediction_errors(session, campaign_id).items()):
-        z = [abs(e) for e in errors]
-        out[name] = {
-            "predictions": len(z),
-            "within_1sd": sum(v <= 1 for v in z) / len(z),
-            "within_2sd": sum(v <= 2 for v in z) / len(z),
-        }
     return out
 
 

@@ -21,16 +21,27 @@ experiments actually run. It cannot run the experiments; it shows what the model
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from orchestrator.campaign.spec import CampaignSpec
-from orchestrator.cycle.stages import data_hash, observation_of, without_forbidden
-from orchestrator.errors import CampaignConflict, SpecError
+from orchestrator.cycle.deduce import plan_batch
+from orchestrator.cycle.observations import data_hash, observation_of
+from orchestrator.errors import CampaignConflict, RecordError, SpecError
 from orchestrator.lab.build import build_lab
+from orchestrator.ledger.hypotheses import model_settings, select_tests
+from orchestrator.records.decisions import (
+    AbductionState,
+    DeductionState,
+    LedgerEntryRecord,
+    PlannedProposal,
+    ProposedClaim,
+    TestSelection,
+)
 from orchestrator.records.provenance import (
     abduction_data_hash,
     content_hash,
@@ -41,9 +52,15 @@ from orchestrator.store.artifacts import ArtifactError
 from orchestrator.store.database import Database
 from orchestrator.store.models import CampaignStatus, Cycle, Decision, Experiment
 from orchestrator.store.records import find_campaign
-from planners.base import Observation, Plan, PlanningProblem
+from planners.base import Observation, Plan, PlanningProblem, Proposal
+from planners.hypotheses.base import AbductionRequest, LedgerEntry
+from planners.hypotheses.claims import parse_claim
 from planners.registry import build_planner
 from planners.settings import PlannerSettings
+
+_T = TypeVar("_T")
+_PLANNED = TypeAdapter(list[PlannedProposal])
+_CLAIMED = TypeAdapter(list[ProposedClaim])
 
 # Versions whose difference can change a re-derived decision (the rest are recorded for the reader).
 _NUMERIC = ("torch", "botorch", "gpytorch", "numpy", "scipy", "rdkit", "peirce", "torch_threads", "device", "platform")
@@ -82,12 +99,23 @@ class ReplayReport:
         return [asdict(row) for row in self.rows]
 
 
-def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = None) -> ReplayReport:
-    """Re-derive (or, with `planner`, ask another planner about) every decision of campaign `ref`, in order."""
+class CandidateSource(Protocol):
+    """What replay needs of a lab: the only points it can run (None: any point of the space)."""
+
+    @property
+    def candidates(self) -> list[dict[str, Any]] | None: ...
+
+
+def replay_campaign(
+    db: Database, ref: str, planner: dict[str, Any] | None = None, *, lab: CandidateSource | None = None
+) -> ReplayReport:
+    """Re-derive (or, with `planner`, ask another planner about) every decision of campaign `ref`, in order.
+
+    `lab`: where the candidates come from; by default the lab the stored spec describes (a lookup campaign needs
+    its table where the spec names it; elsewhere, pass a lab built from a spec that names the table here)."""
     with db.session() as session:
         campaign = find_campaign(session, ref)
         spec = CampaignSpec.model_validate(campaign.spec)
-        campaign_spec = campaign.spec
         decisions = session.scalars(
             select(Decision).where(Decision.campaign_id == campaign.id).order_by(Decision.id)
         ).all()
@@ -102,44 +130,56 @@ def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = Non
         raise CampaignConflict(f"CAMPAIGN: '{name}' has no decisions to replay yet")
     finished = status in (CampaignStatus.COMPLETED, CampaignStatus.STOPPED, CampaignStatus.FAILED)
     settings = _planner_settings(spec, planner)
-    problem = spec.problem(candidates=build_lab(spec).candidates)
+    problem = spec.problem(candidates=(lab if lab is not None else build_lab(spec)).candidates)
     chosen_planner = build_planner(settings)
     store = db.artifacts
+    objectives = [o.name for o in spec.objectives]
     rows: list[ReplayRow] = []
-    previous_state: dict[str, Any] | None = None
+    warm_start: dict[str, Any] | None = None  # the previous deduction's planner state
     recorded_versions: dict[str, Any] = {}
     for decision in decisions:
         cycle = cycles.get(decision.cycle_id, 0)
         if decision.stage != "deduce":
             if planner is None:
-                rows.append(_abduction(cycle, decision, spec, problem, experiments, campaign_spec["objectives"]))
+                rows.append(_abduction(cycle, decision, spec, problem, experiments, objectives))
             else:
                 rows.append(_row(cycle, decision, "not re-derived", None, "abduction: only planners are asked"))
             continue
         recorded_versions = decision.versions or recorded_versions
-        checked = _check_record(decision, experiments, store, campaign_spec["objectives"])
+        state = _parsed(decision, "model_state", DeductionState.model_validate, decision.model_state)
+        proposals = _parsed(decision, "proposals", _PLANNED.validate_python, decision.proposals)
+        checked = _check_record(decision, experiments, store, objectives)
         if isinstance(checked, str):
             rows.append(_row(cycle, decision, "mismatch", None, checked))
-            previous_state = decision.model_state
+            warm_start = state.planner
             continue
         observed, pending = checked
-        tests = int(((decision.model_state or {}).get("hypothesis_tests") or {}).get("tests", 0))
-        recorded = [p["parameters"] for p in decision.proposals]
-        test_points, own = recorded[:tests], recorded[tests:]
-        test_note = _rederive_tests(decision, spec, problem, observed, pending, test_points) if tests else None
+        tests = state.tests
+        test_records, own_records = proposals[:tests], proposals[tests:]
+        own = [p.parameters for p in own_records]
+        test_points = [p.parameters for p in test_records]
+        selection = state.hypothesis_tests
+        test_note = (
+            _rederive_tests(decision, selection, spec, problem, observed, pending, test_records)
+            if tests and selection is not None
+            else None
+        )
+        observations = [o for _, o in observed]
+        recorded_tests = [Proposal(parameters=p) for p in test_points]
         if planner is None:
-            plan = chosen_planner.propose(
-                problem, [o for _, o in observed], pending + test_points, len(own), decision.seed,
-                warm_start=previous_state,
+            # The stage's own pure step: the planner fills the batch around the recorded tests from its warm start.
+            batch = plan_batch(
+                problem, chosen_planner, observations, pending, recorded_tests, tests + len(own), decision.seed,
+                warm_start,
             )  # fmt: skip
-            plan = without_forbidden(problem.space, plan)
-            rows.append(_compare(cycle, decision, own, plan, tests, test_note))
+            rows.append(_compare(cycle, decision, own_records, batch.planned, tests, test_note))
         else:
-            plan = chosen_planner.propose(
-                problem, [o for _, o in observed], pending + test_points, max(1, len(own)), decision.seed
-            )
-            rows.append(_counterfactual(cycle, decision, problem, spec, observed, own, plan))
-        previous_state = decision.model_state
+            batch = plan_batch(
+                problem, chosen_planner, observations, pending, recorded_tests, tests + max(1, len(own)),
+                decision.seed, None,
+            )  # fmt: skip
+            rows.append(_counterfactual(cycle, decision, problem, spec, observed, own, batch.planned))
+        warm_start = state.planner
     now = {**library_versions(), **runtime_settings()}
     differences = {
         key: (recorded_versions.get(key), now.get(key))
@@ -150,6 +190,16 @@ def replay_campaign(db: Database, ref: str, planner: dict[str, Any] | None = Non
         differences["device"] = (recorded_versions["device"], _device_now(settings))
     counterfactual = None if planner is None else {"planner": settings.model_dump(mode="json")}
     return ReplayReport(name, status, finished, rows, differences, counterfactual)
+
+
+def _parsed(decision: Decision, column: str, parse: Callable[[Any], _T], value: Any) -> _T:
+    """A decision's JSON column as its record type; a record that is not one is named (decision and column)."""
+    try:
+        return parse(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise RecordError(f"decision {decision.id}: {column}{'.' + where if where else ''}: {first['msg']}") from None
 
 
 # --- inputs ---------------------------------------------------------------------------------------------------
@@ -168,13 +218,12 @@ def _planner_settings(spec: CampaignSpec, override: dict[str, Any] | None) -> An
 
 
 def _check_record(
-    decision: Decision, experiments: dict[int, Experiment], store: Any, objective_specs: list[dict[str, Any]]
+    decision: Decision, experiments: dict[int, Experiment], store: Any, objectives: list[str]
 ) -> tuple[list[tuple[int, Observation]], list[dict[str, Any]]] | str:
     """The decision's inputs rebuilt from the database, or why they cannot be (named)."""
     missing = [i for i in [*decision.observation_ids, *decision.pending_ids] if i not in experiments]
     if missing:
         return f"experiments {missing} named by the record are not in the database"
-    objectives = [o["name"] for o in objective_specs]
     observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
     pending_rows = [experiments[i] for i in decision.pending_ids]
     digest = data_hash(observed, pending_rows)
@@ -215,69 +264,70 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 def _rederive_tests(
     decision: Decision,
+    selection: TestSelection,
     spec: CampaignSpec,
     problem: PlanningProblem,
     observed: list[tuple[int, Observation]],
     pending: list[dict[str, Any]],
-    recorded: list[dict[str, Any]],
+    recorded: list[PlannedProposal],
 ) -> str | None:
     """Choose the batch's hypothesis tests again from the record's inputs; None if they match, else why not."""
-    inputs = ((decision.model_state or {}).get("hypothesis_tests") or {}).get("inputs")
+    inputs = selection.inputs
     if inputs is None:
         return "hypothesis tests recorded before their inputs were kept: taken from the record"
-    from orchestrator.ledger.hypotheses import model_settings, select_tests
-    from planners.bo.posterior import fit_surrogate
-    from planners.hypotheses.claims import parse_claim
+    from planners.bo.posterior import fit_surrogate  # torch and BoTorch load only when a record needs a model
 
     observations = [o for _, o in observed]
-    fit = inputs["surrogate"]
-    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit["warm_start"], fit["seed"])
-    claims = {int(entry["id"]): parse_claim(entry["claim"]) for entry in inputs["open"]}
+    fit = inputs.surrogate
+    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit.warm_start, fit.seed)
+    claims = {entry.id: parse_claim(entry.claim) for entry in inputs.open}
     plan = select_tests(
-        spec.hypotheses, problem, observations, pending, surrogate, claims, inputs["widening"], inputs["n_tests"],
+        spec.hypotheses, problem, observations, pending, surrogate, claims, inputs.widening, inputs.n_tests,
         decision.seed,
     )  # fmt: skip
     again = [dict(p.parameters) for p in plan.proposals]
-    if again == recorded:
-        return None
-    return f"hypothesis tests differ: {len(again)} re-derived, {len(recorded)} recorded"
+    if again != [p.parameters for p in recorded]:
+        return f"hypothesis tests differ: {len(again)} re-derived, {len(recorded)} recorded"
+    tested = [plan.chosen[k][0] for k in range(len(again))]
+    linked = [p.tests_hypothesis for p in recorded]
+    if any(h is not None and h != t for h, t in zip(linked, tested, strict=True)):
+        return f"hypothesis tests differ: re-derived to test hypotheses {tested}, recorded as testing {linked}"
+    return None
 
 
 def _compare(
     cycle: int,
     decision: Decision,
-    own: list[dict[str, Any]],
+    own: list[PlannedProposal],
     plan: Plan,
     tests: int,
     test_note: str | None = None,
 ) -> ReplayRow:
+    recorded = [p.parameters for p in own]
     again = [dict(p.parameters) for p in plan.proposals]
-    if len(again) != len(own):
-        return _row(
-            cycle, decision, "mismatch", None, f"{len(again)} proposals re-derived, {len(own)} recorded", own, again
-        )
-    worst = max((_difference(a, b) for a, b in zip(own, again, strict=True)), default=0.0)
-    recorded_means = [
-        v["mean"] for p in decision.proposals[tests:] for v in (p.get("predicted") or {}).values() if "mean" in v
-    ]
+    if len(again) != len(recorded):
+        note = f"{len(again)} proposals re-derived, {len(own)} recorded"
+        return _row(cycle, decision, "mismatch", None, note, recorded, again)
+    worst = max((_difference(a, b) for a, b in zip(recorded, again, strict=True)), default=0.0)
+    recorded_means = [v.mean for p in own for v in p.predicted.values()]
     again_means = [v.mean for p in plan.proposals for v in p.predicted.values()]
     if len(recorded_means) == len(again_means):
         worst = max(worst, max((abs(a - b) for a, b in zip(recorded_means, again_means, strict=True)), default=0.0))
     if test_note is not None:
         if test_note.startswith("hypothesis tests differ"):
-            return _row(cycle, decision, "mismatch", None, test_note, own, again)
+            return _row(cycle, decision, "mismatch", None, test_note, recorded, again)
         note = f"{test_note}; "
     else:
         note = f"{tests} hypothesis test(s) chosen again; " if tests else ""
     if worst == 0.0:
-        return _row(cycle, decision, "match", 0.0, note + "identical", own, again)
+        return _row(cycle, decision, "match", 0.0, note + "identical", recorded, again)
     return _row(
         cycle,
         decision,
         "mismatch",
         worst,
         note + "re-derived proposals differ (floating point of another version, device or thread count can)",
-        own,
+        recorded,
         again,
     )
 
@@ -291,14 +341,12 @@ def _counterfactual(
     own: list[dict[str, Any]],
     plan: Plan,
 ) -> ReplayRow:
-    from orchestrator.ledger.hypotheses import model_settings
-
     alternative = [dict(p.parameters) for p in plan.proposals]
     objective = spec.objectives[0]
     recorded_value = alternative_value = None
     note = ""
     try:
-        from planners.bo.posterior import fit_surrogate
+        from planners.bo.posterior import fit_surrogate  # torch and BoTorch load only when a model is needed
 
         surrogate = fit_surrogate(problem, [o for _, o in observed], model_settings(spec.planner), seed=decision.seed)
     except Exception as exc:  # a model that cannot be fitted on this history is reported, not fatal
@@ -333,47 +381,49 @@ def _abduction(
     spec: CampaignSpec,
     problem: PlanningProblem,
     experiments: dict[int, Experiment],
-    objective_specs: list[dict[str, Any]],
+    objectives: list[str],
 ) -> ReplayRow:
     """Derive a model abduction again: the same results, the same surrogate (same warm start and seed), the ledger
     and widening it saw (from its record), the same abductor. An LLM's answer cannot be derived again: its prompt
     and answer are in the record, and the row says so."""
-    recorded = [p["claim"] for p in decision.proposals]
+    claims = _parsed(decision, "proposals", _CLAIMED.validate_python, decision.proposals)
+    recorded = [p.claim for p in claims]
     if decision.planner != "abductor:model":
         return _row(cycle, decision, "not re-derived", None, "abduction by an LLM: prompt and answer in the record")
-    inputs = (decision.model_state or {}).get("inputs")
+    inputs = _parsed(decision, "model_state", AbductionState.model_validate, decision.model_state).inputs
     if inputs is None:
         return _row(cycle, decision, "not re-derived", None, "recorded before abductions kept their inputs")
     missing = [i for i in decision.observation_ids if i not in experiments]
     if missing:
         return _row(cycle, decision, "mismatch", None, f"experiments {missing} named by the record are missing")
-    objectives = [o["name"] for o in objective_specs]
     observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
     if abduction_data_hash([(i, o.parameters, o.values) for i, o in observed]) != decision.data_hash:
         return _row(cycle, decision, "mismatch", None, "the results are not those the abduction saw (data hash)")
-    if inputs["surrogate"] is None:
+    if inputs.surrogate is None:
         return _row(cycle, decision, "match" if not recorded else "mismatch", 0.0, "no model yet: nothing proposed")
-    from orchestrator.ledger.hypotheses import model_settings
+    # torch and BoTorch load only when a record needs a model (the model abductor reads the fitted surrogate).
     from planners.bo.posterior import fit_surrogate
-    from planners.hypotheses.base import AbductionRequest, LedgerEntry
-    from planners.hypotheses.claims import parse_claim
     from planners.hypotheses.model_abductor import ModelAbductor
 
     observations = [o for _, o in observed]
-    fit = inputs["surrogate"]
-    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit["warm_start"], fit["seed"])
-    ledger = [
-        LedgerEntry(e["id"], parse_claim(e["claim"]), e["statement"], e["source"], e["status"], e["credence"],
-                    e["evidence"])
-        for e in inputs["ledger"]
-    ]  # fmt: skip
-    request = AbductionRequest(problem, spec.goal, observations, ledger, inputs["max_new"], decision.seed)
+    fit = inputs.surrogate
+    surrogate = fit_surrogate(problem, observations, model_settings(spec.planner), fit.warm_start, fit.seed)
+    if surrogate is None:
+        return _row(cycle, decision, "mismatch", None, "no model could be fitted again on the results it saw")
+    ledger = [_ledger_entry(entry) for entry in inputs.ledger]
+    request = AbductionRequest(problem, spec.goal, observations, ledger, inputs.max_new, decision.seed)
     abductor = ModelAbductor(n_samples=spec.hypotheses.posterior_samples, safety=spec.safety)
-    again = [d.claim.model_dump(mode="json") for d in abductor.propose(request, surrogate, inputs["widening"]).drafts]
+    again = [d.claim.model_dump(mode="json") for d in abductor.propose(request, surrogate, inputs.widening).drafts]
     if again == recorded:
         return _row(cycle, decision, "match", 0.0, f"{len(recorded)} claim(s) proposed; identical")
     return _row(
         cycle, decision, "mismatch", None, f"{len(again)} claim(s) re-derived, {len(recorded)} recorded, differing"
+    )
+
+
+def _ledger_entry(entry: LedgerEntryRecord) -> LedgerEntry:
+    return LedgerEntry(
+        entry.id, parse_claim(entry.claim), entry.statement, entry.source, entry.status, entry.credence, entry.evidence
     )
 
 

@@ -24,22 +24,31 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy import func, select
 
+from orchestrator.records.events import ACTION_KINDS, ActionDetail, Entity, EventKind
+from orchestrator.review import replay
 from orchestrator.store.database import Database
 from orchestrator.store.models import (
     Cycle,
     Decision,
     Event,
     Experiment,
-    ExperimentState,
     Hypothesis,
     HypothesisCredence,
     HypothesisStatus,
     Measurement,
 )
-from orchestrator.store.records import best_with_parameters, count_by_state, find_campaign, spent_count
+from orchestrator.store.queries import (
+    best_steps,
+    best_with_parameters,
+    calibration_of,
+    count_by_state,
+    results,
+    spent_count,
+)
+from orchestrator.store.records import find_campaign
+from planners.space import Objective
 
 NUMERIC_TYPES = frozenset({"continuous", "integer", "discrete"})
-ACTION_KINDS = ("action-started", "action-done", "action-failed")
 
 BEST_COLUMNS = ["objective", "direction", "unit", "n", "seq", "value", "best", "best_seq", "improved"]
 INFLUENCE_COLUMNS = [
@@ -212,25 +221,6 @@ def _lab_summary(spec: dict[str, Any]) -> str:
 # --- results ----------------------------------------------------------------------------------------------------
 
 
-def _results(session: Any, campaign_id: int) -> list[tuple[int, dict[str, Any], dict[str, float]]]:
-    """(seq, parameters, {objective: value}) of each completed experiment, in seq order, from its final attempt
-    (the same values the loop's best-so-far and the planner were given; earlier failed attempts are not results)."""
-    rows = session.execute(
-        select(Experiment.seq, Experiment.parameters, Measurement.name, Measurement.value)
-        .join(Measurement, Measurement.experiment_id == Experiment.id)
-        .where(
-            Experiment.campaign_id == campaign_id,
-            Experiment.state == ExperimentState.COMPLETED,
-            Measurement.attempt == Experiment.attempts,
-        )
-        .order_by(Experiment.seq, Measurement.id)
-    ).all()
-    out: dict[int, tuple[dict[str, Any], dict[str, float]]] = {}
-    for seq, parameters, name, value in rows:
-        out.setdefault(seq, (dict(parameters), {}))[1][name] = float(value)
-    return [(seq, parameters, values) for seq, (parameters, values) in out.items()]
-
-
 def best_so_far(db: Database, ref: str | int) -> pd.DataFrame:
     """Best so far per objective, by the number of results: one row per objective and completed experiment.
 
@@ -242,36 +232,13 @@ def best_so_far(db: Database, ref: str | int) -> pd.DataFrame:
     """
     with db.session() as session:
         campaign = find_campaign(session, ref)
-        objectives = campaign.spec["objectives"]
-        results = _results(session, campaign.id)
-    rows = []
-    for objective in objectives:
-        name, direction = objective["name"], objective["direction"]
-        better = (lambda a, b: a > b) if direction == "maximize" else (lambda a, b: a < b)
-        best: float | None = None
-        best_seq: int | None = None
-        n = 0
-        for seq, _, values in results:
-            value = values.get(name)
-            if value is None or not math.isfinite(value):
-                continue
-            n += 1
-            improved = best is None or better(value, best)
-            if improved:
-                best, best_seq = value, seq
-            rows.append(
-                {
-                    "objective": name,
-                    "direction": direction,
-                    "unit": objective.get("unit", ""),
-                    "n": n,
-                    "seq": seq,
-                    "value": value,
-                    "best": best,
-                    "best_seq": best_seq,
-                    "improved": improved,
-                }
-            )
+        objectives = [Objective.model_validate(o) for o in campaign.spec["objectives"]]
+        found = results(session, campaign.id)
+    rows = [
+        {"objective": objective.name, "direction": objective.direction, "unit": objective.unit, **asdict(step)}
+        for objective in objectives
+        for step in best_steps(found, objective)
+    ]
     return pd.DataFrame(rows, columns=BEST_COLUMNS)
 
 
@@ -297,15 +264,17 @@ def parameter_influence(db: Database, ref: str | int) -> pd.DataFrame:
     with db.session() as session:
         campaign = find_campaign(session, ref)
         spec = campaign.spec
-        results = _results(session, campaign.id)
+        found = results(session, campaign.id)
     rows = []
     for objective in spec["objectives"]:
         name = objective["name"]
         for parameter in spec["space"]:
             pairs = [
-                (params.get(parameter["name"]), values[name])
-                for _, params, values in results
-                if name in values and math.isfinite(values[name]) and params.get(parameter["name"]) is not None
+                (r.parameters[parameter["name"]], r.values[name])
+                for r in found
+                if name in r.values
+                and math.isfinite(r.values[name])
+                and r.parameters.get(parameter["name"]) is not None
             ]
             row: dict[str, Any] = {
                 "objective": name,
@@ -388,7 +357,7 @@ def predictions(db: Database, ref: str | int) -> pd.DataFrame:
         ).all()
     out = []
     for name, seq, attempt, value, mean, std in rows:
-        z = (value - mean) / std if std is not None and std > 0 else None
+        z = (value - mean) / std if mean is not None and std is not None and std > 0 else None
         out.append(
             {
                 "objective": name,
@@ -413,19 +382,16 @@ def calibration(points: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name, group in points.groupby("objective", sort=True):
         usable = group[group["z"].notna()]
-        if usable.empty:
-            continue
-        z = usable["z"].astype(float)
-        rows.append(
-            {
-                "objective": name,
-                "predictions": len(usable),
-                "within_1sd": float((z.abs() <= 1).mean()),
-                "within_2sd": float((z.abs() <= 2).mean()),
-                "mean_z": float(z.mean()),
-                "rmse": float(np.sqrt(((usable["observed"] - usable["predicted_mean"]) ** 2).mean())),
-            }
+        summary = calibration_of(
+            zip(
+                usable["observed"].astype(float),
+                usable["predicted_mean"].astype(float),
+                usable["predicted_std"],
+                strict=True,
+            )
         )
+        if summary is not None:
+            rows.append({"objective": name, **summary.as_dict()})
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
@@ -535,39 +501,40 @@ def instrument_timeline(db: Database, ref: str | int) -> pd.DataFrame:
         )
         events = session.execute(
             select(Event.entity_id, Event.kind, Event.at, Event.detail)
-            .where(Event.campaign_id == campaign.id, Event.entity == "experiment", Event.kind.in_(ACTION_KINDS))
+            .where(Event.campaign_id == campaign.id, Event.entity == Entity.EXPERIMENT, Event.kind.in_(ACTION_KINDS))
             .order_by(Event.id)
         ).all()
     rows: list[dict[str, Any]] = []
     started: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for experiment_id, kind, at, detail in events:
-        detail = detail or {}
-        key = (experiment_id, detail.get("attempt"), detail.get("step"), detail.get("instrument"))
-        opened = {
-            "instrument": detail.get("instrument"),
-            "action": detail.get("action"),
+    for experiment_id, kind, at, stored in events:
+        detail = ActionDetail.model_validate(stored or {})
+        key = (experiment_id, detail.attempt, detail.step, detail.instrument)
+        opened: dict[str, Any] = {
+            "instrument": detail.instrument,
+            "action": detail.action,
             "seq": seqs.get(experiment_id),
-            "attempt": detail.get("attempt"),
-            "step": detail.get("step"),
+            "attempt": detail.attempt,
+            "step": detail.step,
             "start": _utc(at),
         }
-        if kind == "action-started":
+        if kind == EventKind.ACTION_STARTED:
             row = {**opened, "end": None, "seconds": None, "failed": False}
             row.update(error="no outcome recorded", message=None)
             started[key] = row
             rows.append(row)
             continue
-        row = started.pop(key, None)
-        if row is None:  # an outcome without its start (never written so by the station): shown, not dropped
+        if key in started:
+            row = started.pop(key)
+        else:  # an outcome without its start (never written so by the station): shown, not dropped
             row = opened
             rows.append(row)
         row.update(
             {
                 "end": _utc(at),
-                "seconds": detail.get("seconds"),
-                "failed": kind == "action-failed",
-                "error": detail.get("error") if kind == "action-failed" else None,
-                "message": detail.get("message") if kind == "action-failed" else None,
+                "seconds": detail.seconds,
+                "failed": kind == EventKind.ACTION_FAILED,
+                "error": detail.error if kind == EventKind.ACTION_FAILED else None,
+                "message": detail.message if kind == EventKind.ACTION_FAILED else None,
             }
         )
     frame = pd.DataFrame(rows, columns=[c for c in TIMELINE_COLUMNS if c not in ("start_s", "end_s")])
@@ -598,22 +565,18 @@ def replay_table(db: Database, ref: str | int, planner: dict[str, Any] | None = 
 
     One row per replay row, with the columns of `ReplayRow`. `attrs` carries the report's campaign-wide answers:
     `status`, `finished` and `version_differences` (name -> [recorded, now]). If replay itself fails (a missing
-    artifact, a planner that cannot be rebuilt, no replay module), the table is one row with status "error" and the
-    error in `note`, and `attrs["error"]` holds it, so a review never fails for want of a replay.
+    artifact, a planner that cannot be rebuilt, a record that is not of its type), the table is one row with status
+    "error" and the error in `note`, and `attrs["error"]` holds it, so a review never fails for want of a replay.
     """
     with db.session() as session:
         find_campaign(session, ref)  # an unknown campaign is the caller's error, not replay's
     try:
-        from orchestrator.review.replay import replay_campaign
-
-        report = replay_campaign(db, str(ref), planner=planner)
+        report = replay.replay_campaign(db, str(ref), planner=planner)
         rows = [_replay_row(row) for row in report.rows]
         frame = pd.DataFrame(rows, columns=REPLAY_COLUMNS)
-        frame.attrs["status"] = getattr(report, "status", None)
-        frame.attrs["finished"] = bool(getattr(report, "finished", False))
-        frame.attrs["version_differences"] = {
-            name: list(pair) for name, pair in (getattr(report, "version_differences", None) or {}).items()
-        }
+        frame.attrs["status"] = report.status
+        frame.attrs["finished"] = report.finished
+        frame.attrs["version_differences"] = {name: list(pair) for name, pair in report.version_differences.items()}
         frame.attrs["error"] = None
         return frame
     except Exception as exc:  # any failure of replay becomes the table's one row

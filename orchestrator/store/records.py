@@ -1,4 +1,5 @@
-"""The few writes every stage shares: events, experiment state moves, campaign status, look-ups by name.
+"""The few writes every stage shares: events, experiment state moves, campaign status; and the look-up of a
+campaign by name that every command starts from. Read-only questions are in `orchestrator.store.queries`.
 
 Each move of an experiment is written together with its Event in the caller's transaction; stages commit that
 transaction before the act the row describes (write-ahead).
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import CampaignNotFound
-from orchestrator.store.models import Campaign, Cycle, Event, Experiment, ExperimentState, Measurement
+from orchestrator.store.models import Campaign, Event, Experiment, ExperimentState
 
 
 class IllegalTransition(RuntimeError):
@@ -105,52 +106,3 @@ def find_campaign(session: Session, ref: str | int) -> Campaign:
         known = f" (campaigns here: {', '.join(names)})" if names else " (this database has no campaigns)"
         raise CampaignNotFound(f"CAMPAIGN: no campaign '{ref}'{known}")
     return campaign
-
-
-def count_by_state(session: Session, campaign_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(Experiment.state, func.count()).where(Experiment.campaign_id == campaign_id).group_by(Experiment.state)
-    ).all()
-    return {state: n for state, n in rows}
-
-
-def latest_best(session: Session, campaign_id: int, before_cycle: int | None = None) -> dict[str, Any]:
-    """Best so far (objective -> {value, seq}) as recorded by the newest finished cycle, or {} if none."""
-    query = select(Cycle.best).where(Cycle.campaign_id == campaign_id, Cycle.best.is_not(None))
-    if before_cycle is not None:
-        query = query.where(Cycle.index < before_cycle)
-    return session.scalar(query.order_by(Cycle.index.desc()).limit(1)) or {}
-
-
-def spent_count(states: dict[str, int]) -> int:
-    """Experiments that used the lab, from `count_by_state`'s result."""
-    return sum(states.get(s, 0) for s in ExperimentState.SPENT)
-
-
-def prediction_errors(session: Session, campaign_id: int) -> dict[str, list[float]]:
-    """Per objective, the standardised errors (measured − predicted mean) / predicted sd of every measured value
-    that had a prediction: the model's track record on experiments it had not yet seen."""
-    rows = session.execute(
-        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std)
-        .join(Experiment, Measurement.experiment_id == Experiment.id)
-        .where(
-            Experiment.campaign_id == campaign_id,
-            Measurement.predicted_std.is_not(None),
-            Measurement.predicted_std > 0,
-        )
-    ).all()
-    errors: dict[str, list[float]] = {}
-    for name, value, mean, std in rows:
-        errors.setdefault(name, []).append((value - mean) / std)
-    return errors
-
-
-def best_with_parameters(session: Session, campaign_id: int) -> dict[str, dict[str, Any]]:
-    """Best so far per objective (as `latest_best`) with the parameters of the experiment that reached it."""
-    best = {}
-    for name, entry in latest_best(session, campaign_id).items():
-        experiment = session.scalar(
-            select(Experiment).where(Experiment.campaign_id == campaign_id, Experiment.seq == entry["seq"])
-        )
-        best[name] = {**entry, "parameters": dict(experiment.parameters) if experiment else {}}
-    return best

@@ -4,6 +4,7 @@ refuse damaged, changed or foreign archives (and name clashes) by name without w
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -20,17 +21,16 @@ import yaml
 from sqlalchemy import func, select
 
 from orchestrator.campaign import runs
-from orchestrator.cycle.context import open_campaign
+from orchestrator.cli.archive import archive_export, archive_import
+from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
-from orchestrator.cycle.stages import load_context
 from orchestrator.errors import CampaignConflict
+from orchestrator.records.decisions import AbductionState, DeductionState, PlannedProposal
 from orchestrator.records.provenance import content_hash
 from orchestrator.review.archive import (
     ENTITY_TABLES,
     TABLES,
     ArchiveError,
-    archive_export_command,
-    archive_import_command,
     export_archive,
     import_archive,
     members_digest,
@@ -201,14 +201,36 @@ def _canonical(db: Database, name: str) -> tuple[dict[str, list[dict[str, Any]]]
             if table == "decisions":
                 item["observation_ids"] = [position["experiments"][i] for i in row["observation_ids"]]
                 item["pending_ids"] = [position["experiments"][i] for i in row["pending_ids"]]
-                item["proposals"] = [{**p, "rationale": mention(p.get("rationale"))} for p in row["proposals"]]
+                item["proposals"] = [_canonical_proposal(p, position["hypotheses"], mention) for p in row["proposals"]]
                 item["data_hash"] = _data_hash_check(row, rows, objectives)
+                item["model_state"] = _canonical_inputs(row["model_state"], position["hypotheses"])
+                item["artifacts"] = sorted(row["artifacts"] or {})  # their content: _assert_artifacts_here
             if table == "hypotheses":
                 item["reason"] = mention(row["reason"])
             if table == "events" and isinstance(row["detail"], dict) and "reason" in row["detail"]:
                 item["detail"] = {**row["detail"], "reason": mention(row["detail"]["reason"])}
             out[table].append(item)
     return out, imported
+
+
+def _canonical_proposal(proposal: dict[str, Any], hypotheses: dict[int, int], mention: Callable[[Any], Any]) -> Any:
+    out = {**proposal, "rationale": mention(proposal.get("rationale"))}
+    if proposal.get("tests_hypothesis") is not None:
+        out["tests_hypothesis"] = hypotheses.get(proposal["tests_hypothesis"], "outside")
+    return out
+
+
+def _canonical_inputs(model_state: Any, hypotheses: dict[int, int]) -> Any:
+    """A decision's model_state with the hypothesis ids its recorded inputs name replaced by positions."""
+    if not isinstance(model_state, dict):
+        return model_state
+    state = copy.deepcopy(model_state)
+    selection = state.get("hypothesis_tests") or {}
+    for entry in (selection.get("inputs") or {}).get("open", []):
+        entry["id"] = hypotheses.get(entry["id"], "outside")
+    for entry in (state.get("inputs") or {}).get("ledger", []):
+        entry["id"] = hypotheses.get(entry["id"], "outside")
+    return state
 
 
 def _assert_same_campaign(source: Source, target: Database, imports: int = 1) -> None:
@@ -228,11 +250,19 @@ def _assert_same_campaign(source: Source, target: Database, imports: int = 1) ->
 
 
 def _assert_artifacts_here(source: Source, target: Database) -> None:
-    rows = _rows(target, source.name)["decisions"]
-    named = {sha for row in rows for sha in (row["artifacts"] or {}).values()}
-    assert named, "the decisions name artifacts"
-    for sha in named:
-        assert target.artifacts.get_bytes(sha) == source.db.artifacts.get_bytes(sha)
+    """Every artifact a decision names is in the target: the source's, byte for byte, or — where the import gave
+    the hypothesis ids of the decision's recorded inputs their ids here — the model_state as the row now holds it."""
+    before = _rows(source.db, source.name)["decisions"]
+    after = _rows(target, source.name)["decisions"]
+    assert any(row["artifacts"] for row in after), "the decisions name artifacts"
+    for old, new in zip(before, after, strict=True):
+        assert sorted(new["artifacts"] or {}) == sorted(old["artifacts"] or {})
+        for label, sha in (new["artifacts"] or {}).items():
+            stored = target.artifacts.get_bytes(sha)
+            if new["model_state"] == old["model_state"]:
+                assert sha == old["artifacts"][label] and stored == source.db.artifacts.get_bytes(sha)
+            else:
+                assert label == "model_state" and content_hash(json.loads(stored)) == content_hash(new["model_state"])
 
 
 # --- round trips ---------------------------------------------------------------------------------------------
@@ -280,6 +310,29 @@ def test_a_campaign_with_a_hypothesis_ledger_keeps_every_reference(
         for m in HYPOTHESIS_MENTION.finditer(p.get("rationale") or "")
     }
     assert mentioned and mentioned <= hypothesis_ids  # "tests hypothesis N (…)" names the rows here
+    # ... and so do the structured links: each test's hypothesis, and the ids the recorded inputs name.
+    links = {
+        PlannedProposal.model_validate(p).tests_hypothesis for d in rows["decisions"] if d["stage"] == "deduce"
+        for p in d["proposals"]
+    } - {None}  # fmt: skip
+    assert links == mentioned
+    named = {
+        claim.id
+        for d in rows["decisions"]
+        if d["stage"] == "deduce"
+        for selection in [DeductionState.model_validate(d["model_state"]).hypothesis_tests]
+        if selection is not None and selection.inputs is not None
+        for claim in selection.inputs.open
+    } | {
+        entry.id
+        for d in rows["decisions"]
+        if d["stage"] == "abduce"
+        for inputs in [AbductionState.model_validate(d["model_state"]).inputs]
+        if inputs is not None
+        for entry in inputs.ledger
+    }
+    assert named and named <= hypothesis_ids
+    _assert_artifacts_here(ledger_campaign, target)
     with target.session() as session:
         event = session.scalars(select(Event).where(Event.kind == "imported")).one()
     assert event.detail["archive"] == ledger_campaign.archive.name
@@ -335,8 +388,8 @@ def test_ids_named_in_peirce_text_are_remapped_and_llm_text_is_not(ledger_campai
 
 
 def test_the_commands_print_one_line_each(bayesian: Source, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    archive_export_command(bayesian.name, tmp_path / "cli.zip", db=str(bayesian.db.engine.url))
-    archive_import_command(tmp_path / "cli.zip", db=f"sqlite:///{tmp_path / 'cli.db'}")
+    archive_export(bayesian.name, tmp_path / "cli.zip", db=str(bayesian.db.engine.url))
+    archive_import(tmp_path / "cli.zip", db=f"sqlite:///{tmp_path / 'cli.db'}")
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2
     assert lines[0].startswith(f"wrote {tmp_path / 'cli.zip'}: campaign '{bayesian.name}', 3 cycles, 3 decisions")

@@ -30,7 +30,6 @@ from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
 from orchestrator.errors import CampaignNotFound
 from orchestrator.review import tables as review
-from orchestrator.review.export import calibration as status_calibration
 from orchestrator.review.plots import (
     ReviewFigure,
     best_so_far_figure,
@@ -52,6 +51,7 @@ from orchestrator.store.models import (
     HypothesisCredence,
     Measurement,
 )
+from orchestrator.store.queries import calibration as status_calibration
 from orchestrator.store.records import add_event
 from tests.campaigns import hartmann_spec, to_spec
 from tests.conftest import REPO
@@ -246,7 +246,7 @@ def test_predictions_and_calibration_match_the_measurements(campaigns: Campaigns
             .where(Experiment.campaign_id == campaign_id, Measurement.predicted_mean.is_not(None))
             .order_by(Experiment.seq)
         ).all()
-        expected_summary = status_calibration(session, campaign_id)
+        expected_summary = {name: c.as_dict() for name, c in status_calibration(session, campaign_id).items()}
     assert len(points) == len(rows) == 10  # the first batch (cycle 1) was planned without a model
     assert list(
         zip(points["seq"], points["observed"], points["predicted_mean"], points["predicted_std"], strict=True)
