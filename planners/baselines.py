@@ -49,7 +49,9 @@ class RandomPlanner:
                 raise PlanningError(_exhausted_message(space))
             chosen = rng.choice(len(candidates), size=min(batch_size, len(candidates)), replace=False)
             return Plan([Proposal(parameters=candidates[i]) for i in chosen])
-        draws = (space.from_unit(rng.random(len(space.parameters))) for _ in range(batch_size * DRAWS_PER_POINT))
+        draws = (
+            space.from_unit(rng.random(len(space.parameters)).tolist()) for _ in range(batch_size * DRAWS_PER_POINT)
+        )
         return Plan(_take_new(draws, space, seen, batch_size))
 
 

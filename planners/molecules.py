@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 from rdkit.Chem import Descriptors, rdFingerprintGenerator
 
 # RDKit prints parse failures to stderr; we report them ourselves, once, with the field that holds them.
-RDLogger.DisableLog("rdApp.*")
+rdBase.DisableLog("rdApp.*")
 
 FINGERPRINT_BITS = 2048
 # Share of the descriptors' variance the PCA keeps; the rest is mostly noise between near-identical molecules.

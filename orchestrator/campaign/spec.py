@@ -26,7 +26,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
+from instruments.formula import Formula, FormulaError
+from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.station import STATION_MODELS, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
@@ -301,21 +304,17 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
 
 def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], objective_names: list[str]) -> None:
     """What can be checked of a station without its drivers: names, placeholders, outcomes, limits vs the space."""
-    from instruments.formula import Formula, FormulaError
-    from instruments.station import placeholders
-
     for name, instrument in lab.instruments.items():
         if lab.twins is None and not instrument.port:
             raise SpecError(f"lab.instruments.{name}.port", "required without twins (e.g. /dev/ttyUSB0)")
     saved: set[str] = set()
     for i, step in enumerate(lab.protocol):
-        is_wait = isinstance(step, WaitStepSpec)
-        values = [step.wait] if is_wait else list(step.args.values())
+        values = [step.wait] if isinstance(step, WaitStepSpec) else list(step.args.values())
         for value in values:
             for name in placeholders(value):
                 if name not in index:
                     raise SpecError(f"lab.protocol[{i}]", f"'{{{name}}}' is not a parameter")
-        if is_wait:
+        if isinstance(step, WaitStepSpec):
             if isinstance(step.wait, str) and not placeholders(step.wait):
                 raise SpecError(f"lab.protocol[{i}].wait", f"'{step.wait}' is neither a number nor '{{parameter}}'")
             continue
@@ -351,7 +350,6 @@ def _check_limit_covers_space(
 ) -> None:
     """A parameter wired straight to a limited argument must not range past the limit: such experiments would be
     planned and then refused one by one at the instrument. Better to say so before the campaign starts."""
-    from instruments.station import whole_placeholder
 
     name = whole_placeholder(value)
     if limit is None or name not in index:
@@ -436,28 +434,25 @@ def _field_path(loc: tuple[Any, ...], data: Any) -> str:
 
 def _is_field_of_any_model(name: str) -> bool:
     # A missing required key is in the location but not in the data; keep it. Tags are never field names.
-    known = {
-        field
-        for model in (
-            CampaignSpec,
-            Budget,
-            StopCriteria,
-            FunctionLab,
-            LookupLab,
-            LinearConstraint,
-            Objective,
-            OutcomeConstraint,
-            HypothesisSettings,
-            SafetyRules,
-            *STATION_MODELS,
-        )
-        for field in model.model_fields
-    }
+    models: tuple[type[BaseModel], ...] = (
+        CampaignSpec,
+        Budget,
+        StopCriteria,
+        FunctionLab,
+        LookupLab,
+        LinearConstraint,
+        Objective,
+        OutcomeConstraint,
+        HypothesisSettings,
+        SafetyRules,
+        *STATION_MODELS,
+    )
+    known = {field for model in models for field in model.model_fields}
     known |= {"name", "type", "bounds", "values", "levels", "smiles", "unit", "kind", "seed"}
     return name in known
 
 
-def _unknown_tag_message(error: dict[str, Any]) -> str:
+def _unknown_tag_message(error: ErrorDetails) -> str:
     ctx = error.get("ctx", {})
     tag, expected = ctx.get("tag"), ctx.get("expected_tags", "")
     discriminator = str(ctx.get("discriminator", "")).strip("'")

@@ -14,7 +14,7 @@ lab:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -81,11 +81,13 @@ StepSpec = Annotated[
 ]
 
 
+FaultKind = Literal["no_answer", "late_answer", "garbled", "device_error", "disconnect"]
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+
+
 class FaultSpec(_Strict):
     rate: float = Field(default=0.0, ge=0, le=1, description="Probability that a request meets a fault.")
-    kinds: list[Literal["no_answer", "late_answer", "garbled", "device_error", "disconnect"]] = Field(
-        default_factory=lambda: ["no_answer", "late_answer", "garbled", "device_error", "disconnect"]
-    )
+    kinds: list[FaultKind] = Field(default_factory=lambda: list(FAULT_KINDS))
 
 
 class TwinSettings(_Strict):

@@ -50,6 +50,11 @@ class OutputConstraint:
         return constraint
 
 
+def _first_output(Z: Tensor, X: Tensor | None = None) -> Tensor:
+    """The objective when the model has extra outputs (feasibility): output 0 only (`... x m` -> `...`)."""
+    return Z[..., 0]
+
+
 def build_acquisition(
     model: Model,
     X_baseline: Tensor,
@@ -69,9 +74,8 @@ def build_acquisition(
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
     callables = [c.callable() for c in constraints] or None
     if n_objectives == 1:
-        # With extra outputs (feasibility), the objective is output 0 only.
-        objective = GenericMCObjective(lambda Z, X=None: Z[..., 0]) if model.num_outputs > 1 else None
-        acqf = qLogNoisyExpectedImprovement(
+        objective = GenericMCObjective(_first_output) if model.num_outputs > 1 else None
+        single = qLogNoisyExpectedImprovement(
             model=model,
             X_baseline=X_baseline,
             sampler=sampler,
@@ -81,7 +85,7 @@ def build_acquisition(
             prune_baseline=True,
             cache_root=True,
         )
-        return acqf, "qLogNEI"
+        return single, "qLogNEI"
     if reference_point is None:
         assert Y_baseline is not None
         front = Y_baseline[is_non_dominated(Y_baseline)]

@@ -48,7 +48,10 @@ def optimize_infinite(
 ) -> Tensor:
     """Best batch of `q` points of a space with at least one continuous parameter."""
     constraints = encoding.inequality_constraints() or None
-    options = {"maxiter": settings.max_iterations, "batch_limit": settings.num_restarts}
+    options: dict[str, bool | float | int | str] = {
+        "maxiter": settings.max_iterations,
+        "batch_limit": settings.num_restarts,
+    }
     if not encoding.discrete_dims and not encoding.cat_dims:
         X, _ = optimize_acqf(
             acqf,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -130,7 +130,8 @@ def fit_surrogate(
     )
     return Surrogate(
         encoding=encoding,
-        models=dict(zip(names, model.models, strict=True)),
+        # fit_models builds one SingleTaskGP per objective; the ModelListGP holds them in an untyped ModuleList.
+        models=dict(zip(names, cast(list[SingleTaskGP], list(model.models)), strict=True)),
         signs=signs,
         hyperparameters={"hyperparameters": hyper},
         observations=len(valued),

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from planners.base import Observation
 from planners.bo.posterior import Surrogate
 from planners.hypotheses.claims import AttainabilityClaim, Claim, ContrastClaim, EffectClaim, RegionClaim
+from planners.sampling import sobol_points
 from planners.space import Point, Space
 
 # Points that stand for the space when deciding region and attainability claims (the best points by posterior
@@ -77,8 +78,7 @@ class ReferenceSet:
         if space.is_finite and space.grid_size <= 200_000:
             self.all = list(space.grid())
         else:
-            sampler = qmc.Sobol(d=len(space.parameters), scramble=True, seed=rng)
-            drawn = (space.from_unit(u) for u in sampler.random(4 * MAX_REFERENCE_POINTS))
+            drawn = (space.from_unit(u) for u in sobol_points(len(space.parameters), 4 * MAX_REFERENCE_POINTS, rng))
             self.all = [p for p in drawn if space.feasible(p)][: 2 * MAX_REFERENCE_POINTS]
         self._best: dict[str, list[Point]] = {}
         self._contexts: dict[tuple, list[Point]] = {}
@@ -152,9 +152,9 @@ def evaluate_claims(
         index: dict[tuple, int] = {}
         union: list[Point] = []
         for point in [p for plan in mine.values() for p in plan.points] + list(extra_points):
-            key = tuple(point[name] for name in names)  # points here come from the space's own values
-            if key not in index:
-                index[key] = len(union)
+            coordinates = tuple(point[name] for name in names)  # points here come from the space's own values
+            if coordinates not in index:
+                index[coordinates] = len(union)
                 union.append(point)
         factor = min(3.0, max(surrogate.calibration(objective), (widen or {}).get(objective, 1.0)))
         samples = surrogate.sample(objective, union, n_samples, seed, widen=factor)
@@ -204,6 +204,8 @@ def _plan(claim: Claim, space: Space, reference: ReferenceSet) -> _Plan:
 
 
 def _paired_plan(claim: EffectClaim | ContrastClaim, space: Space, reference: ReferenceSet) -> _Plan:
+    first: float | str
+    second: float | str
     if isinstance(claim, EffectClaim):
         first, second = claim.to_value, claim.from_value
         # "raises": y(to) > y(from); "lowers": y(to) < y(from).
@@ -237,7 +239,7 @@ def _attained(claim: AttainabilityClaim, observations: Sequence[Observation]) ->
     return False
 
 
-def bears_on(claim: Claim, point: Mapping[str, object], space: Space) -> bool:
+def bears_on(claim: Claim, point: Mapping[str, Any], space: Space) -> bool:
     """Whether a result at `point` speaks to the claim directly, without a model: a contrast's levels, an effect's
     two settings (within 1 % of the parameter's range), a point inside a region; every result for attainability."""
     if isinstance(claim, AttainabilityClaim):
@@ -254,7 +256,7 @@ def bears_on(claim: Claim, point: Mapping[str, object], space: Space) -> bool:
     )
 
 
-def _same(space: Space, name: str, a: object, b: object) -> bool:
+def _same(space: Space, name: str, a: float | str, b: float | str) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     p = space.parameter(name)
