@@ -13,7 +13,10 @@ ramp costs no wall time, and every run is the same to the byte.
         driver = IkaNamurHotplate(twin.url, opener=twin.open_link, clock=twin.clock)
 
 What it leaves out, on purpose: line settings (baud rate, parity) and the operating system's part of a line
-(buffers, a pty's hang-up, a TCP reset). Those are tested over real ptys and sockets (`TwinServer`).
+(buffers, a pty's hang-up, a TCP reset). Those are tested over real ptys and sockets (`TwinServer`). And time a
+twin spends inside `handle` (a balance waiting for stability, a meter integrating) passes before the driver starts
+waiting for the answer, so a timeout that must cover the device's own processing time is tested over a real pty.
+A manual clock is shared by everything that sleeps on it: use it where one thread drives the twins.
 """
 
 from __future__ import annotations
