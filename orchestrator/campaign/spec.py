@@ -260,6 +260,12 @@ def check_consistency(spec: CampaignSpec) -> None:
                 f"outcome_constraints[{i}].outcome",
                 f"'{outcome_constraint.outcome}' is not an objective (objectives: {', '.join(seen_objectives)})",
             )
+    # The default (true) stops at targets when there are any; said explicitly with none, it would never fire.
+    said = "target_reached" in spec.stop.model_fields_set and spec.stop.target_reached
+    if said and all(objective.target is None for objective in spec.objectives):
+        raise SpecError(
+            "stop.target_reached", "true, but no objective has a target (give one a `target`, or drop this rule)"
+        )
     for i, region in enumerate(spec.safety.forbidden_regions):
         for j, condition in enumerate(region.where):
             if condition.parameter not in first_index:

@@ -22,7 +22,10 @@ from planners.space import (
 
 REPO = Path(__file__).resolve().parents[3]
 DIRECT_ARYLATION = REPO / "simulators" / "data" / "direct_arylation" / "reactions.csv"
-COMMITTED_SPECS = [*sorted((REPO / "examples").glob("*.yaml")), REPO / "orchestrator" / "campaign" / "templates" / "campaign.yaml"]
+COMMITTED_SPECS = [
+    *sorted((REPO / "examples").glob("*.yaml")),
+    REPO / "orchestrator" / "campaign" / "templates" / "campaign.yaml",
+]
 
 
 def branin(**overrides: Any) -> dict[str, Any]:
@@ -584,3 +587,20 @@ def test_direct_arylation_example_builds_its_lab() -> None:
     lab = build_lab(spec)
     assert len(lab.candidates) == 1728
     assert lab.run(lab.candidates[0], "k").values["yield"] >= 0
+
+
+# --- stop rules ----------------------------------------------------------------------------------------------
+
+
+def test_target_reached_said_without_any_target_is_an_error_at_its_field() -> None:
+    message = spec_error(branin(stop={"target_reached": True}), "stop.target_reached")
+    assert "no objective has a target" in message
+
+
+def test_target_reached_with_a_target_or_left_to_its_default_is_accepted() -> None:
+    with_target = parse(
+        branin(objectives=[{"name": "y", "direction": "minimize", "target": 0.45}], stop={"target_reached": True})
+    )
+    assert with_target.stop.target_reached is True
+    assert parse(branin()).stop.target_reached is True  # the default says nothing, so it is no error
+    assert parse(branin(stop={"target_reached": False})).stop.target_reached is False
