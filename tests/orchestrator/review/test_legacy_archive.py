@@ -7,15 +7,19 @@ test proposal naming its hypothesis only in its rationale), so this is the test 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from orchestrator.campaign.spec import CampaignSpec, LookupLab
+from orchestrator.errors import RecordError
 from orchestrator.lab.build import build_lab
 from orchestrator.records.decisions import AbductionState, DeductionState, PlannedProposal
-from orchestrator.review.archive import import_archive, read_archive
+from orchestrator.review.archive import ArchiveError, import_archive, members_digest, read_archive
 from orchestrator.review.replay import replay_campaign
 from orchestrator.store.database import Database, open_database
 from orchestrator.store.models import Campaign, Decision, Event, Hypothesis
@@ -109,3 +113,45 @@ def test_every_decision_replays_exactly(imported: Database) -> None:
         "2 hypothesis test(s) chosen again; identical",
         "2 hypothesis test(s) chosen again; identical",
     ]
+
+
+def test_a_record_that_is_not_of_its_type_is_named_by_decision_and_field(tmp_path: Path) -> None:
+    db = _target(tmp_path)
+    import_archive(db, LEGACY)
+    with db.session() as session:
+        decision = session.scalars(select(Decision).where(Decision.stage == "deduce").order_by(Decision.id)).all()[1]
+        broken = {
+            **decision.model_state,
+            "hypothesis_tests": {**decision.model_state["hypothesis_tests"], "tests": "two"},
+        }
+        session.execute(update(Decision).where(Decision.id == decision.id).values(model_state=broken))
+        decision_id = decision.id
+    with pytest.raises(RecordError, match=rf"^decision {decision_id}: model_state\.hypothesis_tests\.tests: "):
+        replay_campaign(db, NAME, lab=_lab_here(db))
+
+
+def test_an_archive_whose_test_names_a_hypothesis_it_lacks_is_refused(tmp_path: Path) -> None:
+    """The structured link is a reference like any other: it must resolve inside the archive."""
+    with zipfile.ZipFile(LEGACY) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    decisions = json.loads(members["decisions.json"])
+    row = next(
+        r for r in decisions["rows"] if r["stage"] == "deduce" and "tests hypothesis" in r["proposals"][0]["rationale"]
+    )
+    row["proposals"][0]["tests_hypothesis"] = 999
+    members["decisions.json"] = json.dumps(decisions).encode()
+    manifest = json.loads(members["manifest.json"])
+    for name, raw in members.items():
+        if name != "manifest.json":
+            manifest["members"][name] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+    manifest["members_sha256"] = members_digest(entry["sha256"] for entry in manifest["members"].values())
+    members["manifest.json"] = json.dumps(manifest).encode()
+    changed = tmp_path / "changed.zip"
+    with zipfile.ZipFile(changed, "w") as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+    message = (
+        rf"^archive: decisions\.json: decision {row['id']} names tested hypothesis 999, which is not in the archive$"
+    )
+    with pytest.raises(ArchiveError, match=message):
+        read_archive(changed)
