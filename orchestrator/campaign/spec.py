@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -33,17 +32,13 @@ from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.station import STATION_MODELS, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
+from orchestrator.records.base import StrictModel as _Strict
 from planners.base import PlanningProblem
 from planners.hypotheses.guards import SafetyRules
 from planners.hypotheses.settings import HypothesisSettings
 from planners.settings import BayesianSettings, PlannerSettings
 from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
 from simulators.functions import TEST_FUNCTIONS
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
