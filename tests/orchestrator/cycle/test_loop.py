@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -34,12 +35,12 @@ from orchestrator.store.records import move_experiment
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec
 
 
-def _start(db_url: str, data: dict[str, Any], base_dir: Any = None, lab: Lab | None = None):
+def _start(db_url: str, data: dict[str, Any], base_dir: Any = None, lab: Lab | None = None, clock: Any = None):
     db = open_database(db_url)
     spec, text = to_spec(data, base_dir or EXAMPLES_DIR)
     campaign_id, _ = open_campaign(db, spec, text)
     runs.claim(db, campaign_id)
-    return db, load_context(db, campaign_id, lab=lab)
+    return db, load_context(db, campaign_id, lab=lab, clock=clock)
 
 
 class TestLab:
@@ -231,11 +232,29 @@ def test_no_improvement_stops(db_url: str) -> None:
     assert improved[-2:] == [False, False]
 
 
-def test_wall_clock_limit_stops(sqlite_url: str) -> None:
-    data = hartmann_spec(budget={"experiments": 100, "batch_size": 2, "wall_clock": 0.2})
-    data["lab"] = {**data["lab"], "delay_s": 0.05}
-    _, ctx = _start(sqlite_url, data)
-    assert run_loop(ctx, InlineStages(ctx)) == "wall-clock limit of 0.2 s reached"
+class SteppingClock:
+    """A clock that moves a fixed step each time it is read, from a fixed start: time passes without waiting."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = datetime(2030, 1, 1, tzinfo=UTC)
+        self.step = timedelta(seconds=step_s)
+
+    def __call__(self) -> datetime:
+        self.now += self.step
+        return self.now
+
+
+def test_wall_clock_limit_stops_on_the_campaigns_clock(sqlite_url: str) -> None:
+    data = hartmann_spec(budget={"experiments": 100, "batch_size": 2, "wall_clock": "5m"})
+    db, ctx = _start(sqlite_url, data, clock=SteppingClock(step_s=60.0))
+    assert run_loop(ctx, InlineStages(ctx)) == "wall-clock limit of 300 s reached"
+    with db.session() as session:
+        campaign = session.get_one(Campaign, ctx.campaign_id)
+        assert campaign.active_seconds >= 300
+        assert session.scalar(select(func.count()).select_from(Experiment)) < 100  # stopped by the clock alone
+        cycles = session.scalars(select(Cycle).order_by(Cycle.index)).all()
+        # Heartbeats and cycle ends are the campaign's clock's times, not the machine's.
+        assert all(c.finished_at.year == 2030 for c in cycles)
 
 
 def test_lookup_campaign_only_plans_points_the_table_holds(sqlite_url: str) -> None:
