@@ -1,7 +1,7 @@
 """The database schema: every campaign's state lives here, and nowhere else.
 
 Tables (one class each): Campaign, Cycle, Experiment, Measurement, Hypothesis, HypothesisCredence, HypothesisTest,
-Decision, Event.
+Decision, Event, Artifact.
 `Event` is append-only (enforced in the database by triggers created in the first migration) and records every
 state change; the other tables hold the current state that the events explain.
 """
@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -126,6 +138,21 @@ class Decision(Base):
     # Content hashes of the artifacts this record points to ({"model_state": sha256}); see store/artifacts.py.
     artifacts: Mapped[dict[str, Any] | None]
     wall_time_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Artifact(Base):
+    """The bytes of a content-addressed artifact (a decision's fitted model state), named by their SHA-256.
+
+    In the database rather than in a folder, so every host and working folder that reaches the database finds them.
+    Written once and never changed: the same content has the same name (see store/artifacts.py).
+    """
+
+    __tablename__ = "artifacts"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import func, select, update
 
+from orchestrator.store.artifacts import ENV as ARTIFACTS_ENV
+from orchestrator.store.artifacts import ArtifactError
+from orchestrator.store.database import open_database
+from orchestrator.store.models import Artifact
 from tests.campaigns import hartmann_spec, write_spec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,3 +75,105 @@ def test_model_hypotheses_on_a_continuous_space_leave_no_sobol_warning_on_stderr
     replayed = subprocess.run([peirce, "replay", "h6", "--db", db], capture_output=True, text=True, timeout=600)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert SOBOL_WARNING not in replayed.stderr
+
+
+# --- artifacts: found from any folder that reaches the database ------------------------------------------------
+
+
+def _state(n: int) -> dict[str, Any]:
+    return {"hyperparameters": {"lengthscale": [0.5, n]}, "encoding": "unit"}
+
+
+def test_an_artifact_put_from_one_folder_is_read_from_another(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ARTIFACTS_ENV, raising=False)  # where every command looks, not a folder named for the test
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    db = open_database(db_url)
+    try:
+        digest = db.artifacts.put(_state(1))
+    finally:
+        db.dispose()
+    monkeypatch.chdir(tmp_path / "b")
+    db = open_database(db_url, read_only=True)
+    try:
+        assert db.artifacts.get(digest) == _state(1)
+    finally:
+        db.dispose()
+    assert not (tmp_path / "a" / "peirce-artifacts").exists()
+
+
+def test_with_the_callers_session_an_artifact_is_a_row_committed_with_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ARTIFACTS_ENV, raising=False)
+    db = open_database(db_url)
+    try:
+        with db.session() as session:
+            digest = db.artifacts.put(_state(2), session)
+            assert db.artifacts.put(_state(2), session) == digest  # the same content once
+        with db.session() as session:
+            row = session.get(Artifact, digest)
+            assert row is not None and row.size == len(row.content)
+        assert db.artifacts.get(digest) == _state(2)
+        assert not db.artifacts.path(digest).exists()
+        with pytest.raises(ArtifactError, match=r"is missing"), db.session() as session:
+            db.artifacts.put(_state(3), session)
+            raise ArtifactError("artifact rolled back with its session is missing")
+        with db.session() as session:
+            assert session.scalar(select(func.count()).select_from(Artifact)) == 1
+    finally:
+        db.dispose()
+
+
+def test_a_changed_row_is_refused_by_name(sqlite_url: str) -> None:
+    db = open_database(sqlite_url)
+    try:
+        with db.session() as session:
+            digest = db.artifacts.put(_state(4), session)
+        with db.engine.begin() as connection:
+            connection.execute(update(Artifact).values(content=b'{"changed":1}'))
+        with pytest.raises(ArtifactError, match=rf"artifact {digest} has been changed: .*\(the database\)"):
+            db.artifacts.get(digest)
+    finally:
+        db.dispose()
+
+
+def test_artifacts_an_older_peirce_wrote_beside_a_sqlite_file_are_still_read(tmp_path: Path) -> None:
+    raw = b'{"encoding":"unit","hyperparameters":{"lengthscale":[0.5,5]}}'
+    digest = hashlib.sha256(raw).hexdigest()
+    legacy = tmp_path / "old.db.artifacts" / digest[:2] / f"{digest}.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(raw)
+    db = open_database(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        assert db.artifacts.get(digest) == _state(5)
+        legacy.write_bytes(raw.replace(b"5", b"6"))
+        with pytest.raises(ArtifactError, match=rf"artifact {digest} has been changed"):
+            db.artifacts.get(digest)
+        legacy.unlink()
+        with pytest.raises(ArtifactError, match=rf"artifact {digest} is missing \(looked in the database and in "):
+            db.artifacts.get(digest)
+    finally:
+        db.dispose()
+
+
+@pytest.mark.slow
+def test_a_campaign_run_in_one_folder_replays_from_another(db_url: str, tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    spec = write_spec(tmp_path / "a" / "h6.yaml", hartmann_spec(planner={"kind": "bayesian", "seed": 7}))
+    env = {key: value for key, value in os.environ.items() if key != ARTIFACTS_ENV}
+    peirce = str(BIN / "peirce")
+    ran = subprocess.run(
+        [peirce, "run", "h6.yaml", "--db", db_url], cwd=tmp_path / "a", env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    replayed = subprocess.run(
+        [peirce, "replay", "h6", "--db", db_url], cwd=tmp_path / "b", env=env, capture_output=True, text=True
+    )
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "is missing" not in replayed.stdout + replayed.stderr
+    assert spec.exists()
