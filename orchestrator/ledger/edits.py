@@ -213,6 +213,7 @@ def parse_where(items: Sequence[str], problem: PlanningProblem) -> list[dict[str
             raise SpecError("--where", f"'{item}' is not of the form p>=x, p<=x, p=LEVEL or p=L1|L2")
         name, operator, text = match.groups()
         condition = conditions.setdefault(name, {"parameter": name})
+        bounds: dict[str, Any]
         numeric = _numeric(name, problem)
         if operator == "=":
             value = _number(text) if numeric is not False else None
