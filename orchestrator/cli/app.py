@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
 
 import typer
+
+# Typer (0.2x on) bundles its own copy of click and raises that copy's exceptions, which it does not re-export.
 from typer._click import exceptions as click_exceptions
 
 from orchestrator import __version__
