@@ -15,6 +15,7 @@ import textwrap
 from typing import Any
 
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -271,7 +272,7 @@ def timeline_figure(timeline: pd.DataFrame) -> ReviewFigure:
     axes.set_xlabel("wall-clock time since the first action [s]")
     axes.set_ylabel("instrument")
     axes.grid(axis="x", alpha=0.3)
-    handles = [Patch(color=colour, label=f"#{seq}") for seq, colour in list(colours.items())[:20]]
+    handles: list[Artist] = [Patch(color=colour, label=f"#{seq}") for seq, colour in list(colours.items())[:20]]
     handles.append(Line2D([], [], marker="x", color=FAILED_COLOUR, linestyle="none", mew=2, label="failed"))
     figure.legend(handles=handles, loc="outside right upper", fontsize="small", title="experiment")
     return figure
