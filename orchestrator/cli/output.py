@@ -18,7 +18,8 @@ PIPED_WIDTH = 10_000
 
 
 def _console_for(stream: TextIO) -> Console:
-    if stream.isatty():
+    isatty = getattr(stream, "isatty", None)  # a stream put in sys.stdout by a host program may not have it
+    if isatty is not None and isatty():
         return Console(file=stream, highlight=False)
     return Console(file=stream, highlight=False, width=PIPED_WIDTH, soft_wrap=True, color_system=None)
 
