@@ -9,8 +9,6 @@ Loading goes in three steps, each of which can reject the file with one `SpecErr
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +30,7 @@ from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.station import STATION_MODELS, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
+from orchestrator.records import provenance
 from orchestrator.records.base import StrictModel as _Strict
 from planners.base import PlanningProblem
 from planners.hypotheses.guards import SafetyRules
@@ -171,11 +170,9 @@ class CampaignSpec(_Strict):
             outcome_constraints=tuple(self.outcome_constraints),
         )
 
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
     def content_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """SHA-256 of the spec's canonical JSON (the one formula of `records.provenance`)."""
+        return provenance.content_hash(self.model_dump(mode="json"))
 
 
 def json_schema() -> dict[str, Any]:
