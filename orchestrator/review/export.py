@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from orchestrator.records.events import ActionDetail, EventKind
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, Cycle, Decision, Event, Hypothesis
-from orchestrator.store.queries import best_with_parameters, calibration, count_by_state, latest_best, spent_count
+from orchestrator.store.queries import best_with_parameters, calibration, count_by_state, spent_count
 from orchestrator.store.records import find_campaign
 
 
@@ -20,7 +20,7 @@ def campaign_summaries(db: Database) -> list[dict[str, str]]:
         rows = []
         for campaign in session.scalars(select(Campaign).order_by(Campaign.id)):
             states = count_by_state(session, campaign.id)
-            best = ", ".join(f"{k}={v['value']:.4g}" for k, v in latest_best(session, campaign.id).items())
+            best = ", ".join(f"{k}={v['value']:.4g}" for k, v in best_with_parameters(session, campaign.id).items())
             spent = spent_count(states)
             rows.append(
                 {

@@ -143,11 +143,14 @@ def latest_best(session: Session, campaign_id: int, before_cycle: int | None = N
 
 
 def best_with_parameters(session: Session, campaign_id: int) -> dict[str, dict[str, Any]]:
-    """Best so far per objective (as `latest_best`) with the parameters of the experiment that reached it, in the
-    order the campaign's spec declares them (a JSONB column on PostgreSQL keeps its keys in its own order)."""
-    declared = [p["name"] for p in session.get_one(Campaign, campaign_id).spec["space"]]
+    """Best so far per objective (as `latest_best`) with the parameters of the experiment that reached it; both the
+    objectives and the parameters in the order the campaign's spec declares them (a JSONB column on PostgreSQL
+    keeps its keys in an order of its own)."""
+    spec = session.get_one(Campaign, campaign_id).spec
+    declared = [p["name"] for p in spec["space"]]
+    recorded = declared_order(latest_best(session, campaign_id), [o["name"] for o in spec["objectives"]])
     best = {}
-    for name, entry in latest_best(session, campaign_id).items():
+    for name, entry in recorded.items():
         experiment = session.scalar(
             select(Experiment).where(Experiment.campaign_id == campaign_id, Experiment.seq == entry["seq"])
         )
@@ -156,10 +159,11 @@ def best_with_parameters(session: Session, campaign_id: int) -> dict[str, dict[s
     return best
 
 
-def declared_order(parameters: dict[str, Any], declared: Sequence[str]) -> dict[str, Any]:
-    """A point's values in the spec's order of its parameters (any the spec does not name after them, as stored)."""
-    ordered = {name: parameters[name] for name in declared if name in parameters}
-    ordered.update((name, value) for name, value in parameters.items() if name not in ordered)
+def declared_order(values: dict[str, Any], declared: Sequence[str]) -> dict[str, Any]:
+    """A mapping by name (a point's parameters, a best per objective) in the spec's order of those names; any the
+    spec does not name come after them, as stored."""
+    ordered = {name: values[name] for name in declared if name in values}
+    ordered.update((name, value) for name, value in values.items() if name not in ordered)
     return ordered
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from orchestrator.review.export import campaign_status
+from orchestrator.review.export import campaign_status, campaign_summaries
 from orchestrator.review.tables import overview
 from orchestrator.store.database import Database, open_database
 from orchestrator.store.models import Campaign, Cycle, Experiment, ExperimentState, Measurement
@@ -48,7 +48,12 @@ def _campaign(db: Database) -> int:
         campaign = Campaign(name="screen", spec=SPEC, spec_text="", spec_hash="0" * 64)
         session.add(campaign)
         session.flush()
-        cycle = Cycle(campaign_id=campaign.id, index=1, stage="done", best={"yield": {"value": 71.0, "seq": 3}})
+        cycle = Cycle(
+            campaign_id=campaign.id,
+            index=1,
+            stage="done",
+            best={"cost": {"value": 2.0, "seq": 4}, "yield": {"value": 71.0, "seq": 3}},
+        )
         session.add(cycle)
         session.flush()
         rows = [
@@ -89,6 +94,7 @@ def test_the_best_experiments_parameters_come_in_declared_order(db_url: str) -> 
     campaign_id = _campaign(db)
     with db.session() as session:
         best = best_with_parameters(session, campaign_id)
+    assert list(best) == ["yield", "cost"]  # the objectives in declared order too
     assert list(best["yield"]["parameters"]) == DECLARED
     assert best["yield"] == {
         "value": 71.0,
@@ -98,6 +104,7 @@ def test_the_best_experiments_parameters_come_in_declared_order(db_url: str) -> 
     status = campaign_status(db, "screen")
     assert status["best"]["yield"]["parameters"] == "temperature=93, ligand=L3, concentration=0.3, base=KOAc"
     assert list(overview(db, "screen")["best"]["yield"]["parameters"]) == DECLARED
+    assert campaign_summaries(db)[0]["best"] == "yield=71, cost=2"
 
 
 def test_declared_order_keeps_names_the_spec_does_not_declare_at_the_end() -> None:
