@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import qmc
 
 
 def sobol_points(d: int, n: int, seed: int | np.random.Generator, scramble: bool = True) -> np.ndarray:
     """The first `n` points (`n x d`, in [0, 1)^d) of a scrambled Sobol sequence seeded by `seed`."""
     if n <= 0:
         return np.empty((0, d))
+    # Loaded here, not at the top: scipy.stats costs commands that import the ledger (and never draw) a third of a
+    # second of start-up.
+    from scipy.stats import qmc
+
     sampler = qmc.Sobol(d=d, scramble=scramble, seed=seed)
     return sampler.random_base2(math.ceil(math.log2(n)))[:n]
