@@ -509,15 +509,13 @@ def import_archive(db: Database, path: Path) -> str:
 
 
 def _import(db: Database, archive: Archive, path: Path) -> ImportResult:
-    with db.session() as session:
-        _refuse_clash(session, db, archive.name)
-    # Content-addressed and idempotent, the artifacts go first: a row never names an artifact that is not there.
     store = db.artifacts
-    for sha, raw in sorted(archive.artifacts.items()):
-        store.put_bytes(sha, raw)
     try:
         with db.session() as session:
             _refuse_clash(session, db, archive.name)
+            # In the transaction of the rows that name them: all of the campaign is imported, or nothing.
+            for sha, raw in sorted(archive.artifacts.items()):
+                store.put_bytes(sha, raw, session)
             return _insert(session, archive, path, store)
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
@@ -567,7 +565,7 @@ def _insert(session: Session, archive: Archive, path: Path, store: ArtifactStore
             changes["model_state"] = model_state
             if "model_state" in (row["artifacts"] or {}):
                 # The artifact is the model_state, content-addressed: the remapped one is stored under its own hash.
-                changes["artifacts"] = {**row["artifacts"], "model_state": store.put(model_state)}
+                changes["artifacts"] = {**row["artifacts"], "model_state": store.put(model_state, session)}
         digest = rehash.over_new_ids(row, ids["experiments"])
         if digest is None:
             unverified.append(row["id"])
