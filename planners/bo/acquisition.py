@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+from botorch.acquisition.multi_objective import logei as multi_objective_logei
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
@@ -31,6 +32,12 @@ from torch import Tensor
 
 # Outputs of a feasibility model above this are called feasible (labels: 1 feasible, 0 infeasible).
 FEASIBLE_LEVEL = 0.5
+
+# qLogNEHVI would otherwise compile a C++ kernel (-march=native) with torch's JIT on its first use: minutes on a
+# small machine, a lock file that wedges every later process if the compiling one is killed, and numbers that depend
+# on whether a compiler was there. The pure-PyTorch path gives the same decisions on every host, so replay matches.
+if hasattr(multi_objective_logei, "_load_attempted"):
+    multi_objective_logei._load_attempted = True
 
 
 @dataclass(frozen=True)
