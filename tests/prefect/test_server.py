@@ -108,9 +108,7 @@ def test_a_flow_run_against_the_server_is_listed_by_the_cli(prefect_env: dict[st
     run_id, result = ran.stdout.split()[-2:]
     assert result == "42"
 
-    listed = subprocess.run(
-        [PREFECT, "flow-run", "ls"], env=prefect_env, capture_output=True, text=True, timeout=120
-    )
+    listed = subprocess.run([PREFECT, "flow-run", "ls"], env=prefect_env, capture_output=True, text=True, timeout=120)
     assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
     assert run_id in listed.stdout
     assert "COMPLETED" in listed.stdout
