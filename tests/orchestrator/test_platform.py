@@ -7,10 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
+from setuptools.config.pyprojecttoml import apply_configuration
+from setuptools.dist import Distribution
 from sqlalchemy import func, select, update
 
 from orchestrator.store.artifacts import ENV as ARTIFACTS_ENV
@@ -22,6 +25,15 @@ from tests.campaigns import hartmann_spec, write_spec
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SOBOL_WARNING = "balance properties of Sobol"
+
+
+def test_setuptools_reads_the_project_table_without_a_deprecation() -> None:
+    # The table form `license = { text = "MIT" }` made every install print a deprecation, twice.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dist = apply_configuration(Distribution(), REPO / "pyproject.toml")
+    assert [str(w.message).splitlines()[0] for w in caught] == []
+    assert dist.metadata.license_expression == "MIT"
 
 
 def _documented_commands() -> list[tuple[str, str]]:
