@@ -114,6 +114,41 @@ def test_a_flow_run_against_the_server_is_listed_by_the_cli(prefect_env: dict[st
     assert "COMPLETED" in listed.stdout
 
 
+DEPLOY_SCRIPT = """
+import sys
+from prefect import flow
+
+deployment_id = flow.from_source(source=sys.argv[1], entrypoint="check.py:check").deploy(
+    name="peirce-check", work_pool_name="peirce-pool", print_next_steps=False
+)
+print(deployment_id)
+"""
+
+
+def test_a_flow_is_deployed_to_a_work_pool_and_listed(prefect_env: dict[str, str], tmp_path: Path) -> None:
+    # flow.deploy() was the other call the old server refused with HTTP 422.
+    (tmp_path / "check.py").write_text(FLOW_SCRIPT.split("state =")[0])
+    pool = subprocess.run(
+        [PREFECT, "work-pool", "create", "peirce-pool", "--type", "process"],
+        env=prefect_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pool.returncode == 0, pool.stdout[-3000:] + pool.stderr[-3000:]
+    deployed = subprocess.run(
+        [sys.executable, "-c", DEPLOY_SCRIPT, str(tmp_path)],
+        env=prefect_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    listed = subprocess.run([PREFECT, "deployment", "ls"], env=prefect_env, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stdout[-3000:] + listed.stderr[-3000:]
+    assert "peirce-server-check/peirce-check" in listed.stdout
+
+
 @pytest.mark.parametrize("command", [["flow", "ls"], ["deployment", "ls"], ["work-pool", "ls"]])
 def test_the_other_list_commands_answer(prefect_env: dict[str, str], command: list[str]) -> None:
     listed = subprocess.run([PREFECT, *command], env=prefect_env, capture_output=True, text=True, timeout=120)
