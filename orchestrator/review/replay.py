@@ -242,7 +242,7 @@ def _check_record(
 def _device_now(settings: Any) -> str:
     if getattr(settings, "kind", "") != "bayesian":
         return "cpu"
-    from planners.bo.device import resolve_device
+    from planners.bo.device import resolve_device  # torch loads only when the planner is Bayesian
 
     return str(resolve_device(settings.device))
 
