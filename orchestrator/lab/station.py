@@ -22,6 +22,9 @@ from instruments.station import ActionStep, Journal, ProtocolStepError, Station,
 from orchestrator.campaign.station import StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
 from orchestrator.lab.contract import LabFailure, LabResult
+from simulators.twins.bench import Bench
+from simulators.twins.registry import load_twin
+from simulators.twins.server import FaultPlan, TwinServer
 
 
 class InstrumentFailure(LabFailure):
@@ -63,8 +66,6 @@ class StationRuntime:
         except InstrumentError as exc:
             raise SpecError("lab.protocol", exc.message) from None
         if lab.twins is not None:
-            from simulators.twins.registry import load_twin
-
             for name, instrument in lab.instruments.items():
                 try:
                     load_twin(instrument.driver)
@@ -119,9 +120,6 @@ class StationRuntime:
             return self.station
 
     def _start_twins(self) -> tuple[dict[str, str], Any, float]:
-        from simulators.twins.bench import Bench
-        from simulators.twins.registry import load_twin
-        from simulators.twins.server import FaultPlan, TwinServer
 
         settings = self.spec.twins
         assert settings is not None

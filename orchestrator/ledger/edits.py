@@ -21,14 +21,16 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.campaign.spec import CampaignSpec
 from orchestrator.errors import PeirceError, SpecError
+from orchestrator.lab.build import build_lab
 from orchestrator.ledger.hypotheses import ledger, log_hypothesis, new_hypothesis_row
 from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Hypothesis, HypothesisStatus
 from orchestrator.store.records import add_event, find_campaign
 from planners.hypotheses.claims import CLAIM_KINDS, Claim, first_problem, parse_claim
+from planners.hypotheses.guards import GuardError, check_claim
 
 if TYPE_CHECKING:
-    from orchestrator.campaign.spec import CampaignSpec
     from orchestrator.store.database import Database
     from planners.base import PlanningProblem
 
@@ -44,7 +46,6 @@ class ClaimRefused(PeirceError):
 
 def stored_spec(campaign: Campaign) -> CampaignSpec:
     """The campaign's spec as stored when it was created (paths already resolved)."""
-    from orchestrator.campaign.spec import CampaignSpec
 
     try:
         return CampaignSpec.model_validate(campaign.spec)
@@ -57,7 +58,6 @@ def stored_spec(campaign: Campaign) -> CampaignSpec:
 def campaign_problem(spec: CampaignSpec) -> PlanningProblem:
     """The planning problem the guards check claims against: the space (a lookup lab's rows as candidates, so a
     region must contain a point the lab can run), the objectives and the safety exclusions."""
-    from orchestrator.lab.build import build_lab
 
     return spec.problem(candidates=build_lab(spec).candidates)
 
@@ -285,7 +285,6 @@ def add_hypothesis(
     `claim_data` is either the command-line options or one claim as plain data (from `--from-json`). A refused
     claim raises SpecError (malformed) or ClaimRefused (the guards' reason) and the transaction writes nothing.
     """
-    from planners.hypotheses.guards import GuardError, check_claim
 
     with db.session() as session:
         campaign = find_campaign(session, ref)

@@ -42,7 +42,9 @@ from orchestrator.store.records import add_event
 from planners.base import Observation, PlanningProblem, Prediction, Proposal
 from planners.hypotheses.base import Abduction, AbductionRequest, Draft, LedgerEntry, Rejected
 from planners.hypotheses.claims import Claim, parse_claim
+from planners.hypotheses.guards import GuardError, check_claim, contradiction_reason
 from planners.hypotheses.settings import HypothesisSettings
+from planners.sampling import sobol_points
 from planners.settings import BayesianSettings
 from planners.space import Point, point_key
 
@@ -143,7 +145,6 @@ class CampaignLedger:
         self, session: Session, *, cycle_id: int, cycle_index: int, observed: Sequence[tuple[int, Observation]]
     ) -> list[int]:
         """Ask the configured abductor for new hypotheses; store accepted and rejected ones. Returns new open ids."""
-        from planners.hypotheses.guards import GuardError, check_claim, contradiction_reason
 
         current = ledger(session, self.campaign_id)
         open_now = sum(entry.status == HypothesisStatus.OPEN for entry in current)
@@ -315,6 +316,7 @@ class CampaignLedger:
         chosen: dict[int, tuple[int, dict[str, Any], float]],
     ) -> None:
         """Record, for every experiment of the batch, which open hypotheses it bears on and what each predicted."""
+        # lazy: torch and BoTorch load only when a campaign's ledger evaluates claims
         from planners.hypotheses.deduction import information_bits
 
         open_rows = _open_rows(session, self.campaign_id)
@@ -441,11 +443,13 @@ def _entry_record(entry: LedgerEntry) -> dict[str, Any]:
 def _run_abductors(
     settings: HypothesisSettings, request: AbductionRequest, surrogate: Any, safety: Any, widen: dict[str, float]
 ) -> tuple[Abduction, str]:
+    # lazy: torch and BoTorch load only when a campaign's ledger evaluates claims
     from planners.hypotheses.model_abductor import ModelAbductor
 
     model_abductor = ModelAbductor(n_samples=settings.posterior_samples, safety=safety)
     if settings.source == "model":
         return (model_abductor.propose(request, surrogate, widen) if surrogate else Abduction()), "model"
+    # lazy: the HTTP client loads only for an LLM campaign
     from planners.hypotheses.llm_abductor import LLMAbductor
 
     assert settings.llm is not None  # the settings' validator requires it for source llm
@@ -539,6 +543,7 @@ def _evaluate(
 ) -> Any:
     if surrogate is None or not claims:
         return {} if not extra_points else ({}, {})
+    # lazy: torch and BoTorch load only when a campaign's ledger evaluates claims
     from planners.hypotheses.credence import evaluate_claims
 
     evaluations, extra = evaluate_claims(
@@ -573,6 +578,7 @@ def select_tests(
     seed: int,
 ) -> TestPlan:
     """The experiments that best discriminate these claims under this surrogate (no database: replay calls it)."""
+    # lazy: torch and BoTorch load only when a campaign's ledger evaluates claims
     from planners.hypotheses.deduction import choose_tests
 
     candidates = _test_candidates(problem, observations, pending, seed)
@@ -611,8 +617,6 @@ def _test_candidates(
     problem: PlanningProblem, observations: Sequence[Observation], pending: Sequence[Point], seed: int
 ) -> list[Point]:
     """Untried points that could be run: a random draw of a finite space's rest, or Sobol points otherwise."""
-    from scipy.stats import qmc  # loaded here: the ledger's CLI commands import this module and must start fast
-
     space = problem.space
     rng = np.random.default_rng(seed)
     seen = {point_key(o.parameters) for o in observations} | {point_key(p) for p in pending}
@@ -621,8 +625,7 @@ def _test_candidates(
         if len(left) > TEST_CANDIDATES:
             left = [left[i] for i in sorted(rng.choice(len(left), TEST_CANDIDATES, replace=False))]
         return left
-    sampler = qmc.Sobol(d=len(space.parameters), scramble=True, seed=rng)
-    drawn = (space.from_unit(u) for u in sampler.random(4 * TEST_CANDIDATES))
+    drawn = (space.from_unit(u) for u in sobol_points(len(space.parameters), 4 * TEST_CANDIDATES, rng))
     return [p for p in drawn if space.feasible(p) and point_key(p) not in seen][:TEST_CANDIDATES]
 
 
@@ -637,6 +640,7 @@ def _open_rows(session: Session, campaign_id: int) -> list[Hypothesis]:
 
 
 def _entropy(p: float) -> float:
+    # lazy: torch and BoTorch load only when a campaign's ledger evaluates claims
     from planners.hypotheses.credence import binary_entropy
 
     return float(binary_entropy(p))
@@ -677,6 +681,7 @@ def _evidence(
 ) -> dict[int, int]:
     """Completed results that bore on each hypothesis: those planned as bearing on it (HypothesisTest rows), and
     those whose point the claim speaks about directly (e.g. either level of a contrast)."""
+    # lazy: torch and BoTorch load only when a campaign's ledger evaluates claims
     from planners.hypotheses.credence import bears_on
 
     finished = {experiment_id for experiment_id, o in observed if o.feasible}
