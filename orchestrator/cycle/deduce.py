@@ -146,8 +146,8 @@ def _record_decision(
         hypothesis_tests=TestSelection.model_validate(tests.record) if tests.record else None,
     ).stored()
     proposals = [_proposal_record(p, tests.chosen.get(i)) for i, p in enumerate(batch.proposals)]
-    # The fitted state goes to the content-addressed store before the row that names it is committed.
-    artifacts = {"model_state": ctx.db.artifacts.put(model_state)} if model_state else None
+    # The fitted state is stored in the same transaction as the row that names it: both or neither.
+    artifacts = {"model_state": ctx.db.artifacts.put(model_state, session)} if model_state else None
     decision = Decision(
         campaign_id=ctx.campaign_id,
         cycle_id=cycle.id,

@@ -4,18 +4,17 @@ another planner can be asked what it would have done."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from orchestrator.errors import CampaignNotFound
 from orchestrator.review.replay import replay_campaign
-from orchestrator.store.models import Campaign, CampaignStatus, Decision
+from orchestrator.store.models import Artifact, Campaign, CampaignStatus, Decision
 from tests.campaigns import hartmann_spec
-from tests.orchestrator.cli.test_cli import peirce
+from tests.orchestrator.cli.helpers import invoke
 from tests.orchestrator.ledger.test_hypotheses import _run, _screen_spec
 
 BAYES = {"kind": "bayesian", "seed": 3, "num_restarts": 2, "raw_samples": 64, "mc_samples": 64}
@@ -59,11 +58,13 @@ def test_a_missing_or_changed_artifact_is_named(hartmann: Any) -> None:
     with hartmann.session() as session:
         decision = session.scalars(select(Decision).order_by(Decision.id.desc())).first()
         sha = decision.artifacts["model_state"]
-    path = hartmann.artifacts.path(sha)
-    original = path.read_bytes()
-    path.write_bytes(original.replace(b"}", b" }", 1))
+    assert not hartmann.artifacts.path(sha).exists()  # in the database, not in a folder beside it
+    with hartmann.session() as session:
+        row = session.get_one(Artifact, sha)
+        row.content = row.content.replace(b"}", b" }", 1)
     assert f"artifact {sha} has been changed" in replay_campaign(hartmann, "h6").rows[-1].note
-    path.unlink()
+    with hartmann.session() as session:
+        session.delete(session.get_one(Artifact, sha))
     assert f"artifact {sha} is missing" in replay_campaign(hartmann, "h6").rows[-1].note
 
 
@@ -88,20 +89,23 @@ def test_an_unknown_campaign_is_refused(hartmann: Any) -> None:
         replay_campaign(hartmann, "nope")
 
 
-@pytest.mark.slow
 def test_the_cli_prints_the_table_and_exits_by_the_result(hartmann: Any, tmp_path: Path) -> None:
     url = str(hartmann.engine.url)
-    ok = peirce("replay", "h6", "--db", url, cwd=tmp_path)
+    ok = invoke("replay", "h6", "--db", url, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     assert "3 of 3 decisions re-derived exactly" in ok.stdout
-    listed = json.loads(peirce("replay", "h6", "--db", url, "--json", cwd=tmp_path).stdout)
+    listed = json.loads(invoke("replay", "h6", "--db", url, "--json", cwd=tmp_path).stdout)
     assert listed["all_match"] and len(listed["rows"]) == 3
-    other = peirce("replay", "h6", "--db", url, "--planner", "kind: sobol", cwd=tmp_path)
+    other = invoke("replay", "h6", "--db", url, "--planner", "kind: sobol", cwd=tmp_path)
     assert other.returncode == 0 and "counterfactual planner sobol" in other.stdout
-    bad = peirce("replay", "h6", "--db", url, "--planner", "kind: nope", cwd=tmp_path)
+    bad = invoke("replay", "h6", "--db", url, "--planner", "kind: nope", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.startswith("error: --planner")
     with hartmann.engine.begin() as connection:
         connection.execute(text("UPDATE measurements SET value = value + 1 WHERE id = 1"))
-    changed = peirce("replay", "h6", "--db", url, cwd=tmp_path)
+    changed = invoke("replay", "h6", "--db", url, cwd=tmp_path)
     assert changed.returncode == 1 and "1 of 3 decisions re-derived exactly" in changed.stdout
-    assert os.path.isdir(str(hartmann.artifacts.root))
+    # The model states replay started from were read from the database, run from another folder: no folder of
+    # artifacts was ever written beside the database.
+    assert not hartmann.artifacts.root.exists()
+    with hartmann.session() as session:
+        assert session.scalar(select(func.count()).select_from(Artifact)) == 3
