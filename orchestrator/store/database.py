@@ -16,6 +16,7 @@ Three ways to open, chosen by the caller (`open_database(url, create=..., read_o
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -235,14 +236,57 @@ def _alembic_config() -> Config:
 
 
 def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to the newest revision, one process at a time.
+
+    Two processes opening a new database at once would both see no schema and both create it (the second fails on
+    "table campaigns already exists"). So the migration runs under a lock that spans processes, and the revision is
+    read again once the lock is held: the second finds the first's work done. SQLite: an exclusive `flock` on
+    `<file>.migrate.lock` beside the database (SQLite's own locks cannot be held across Alembic's transactions);
+    PostgreSQL: a session-level advisory lock, released when its connection closes, even if the process dies.
+    """
     config = _alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect() as connection:
-        if MigrationContext.configure(connection).get_current_revision() == head:
+    if _revision(engine) == head:
+        return
+    with _migration_lock(engine):
+        if _revision(engine) == head:
             return
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+
+# Any constant unique to peirce: the key of PostgreSQL's advisory lock that serialises migrations.
+_MIGRATION_LOCK_KEY = 0x7065697263650001
+
+
+def _revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                connection.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield  # an in-memory database has one user; a `file:` URI is left to SQLite's own locking
+        return
+    lock_path = Path(database).expanduser().resolve().with_name(Path(database).name + ".migrate.lock")
+    with open(lock_path, "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def downgrade_schema(engine: Engine, revision: str = "base") -> None:
