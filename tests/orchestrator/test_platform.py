@@ -119,10 +119,15 @@ def test_the_demo_run_afresh_removes_the_old_artifacts_with_the_old_database(tmp
 
 @pytest.mark.slow
 def test_model_hypotheses_on_a_continuous_space_leave_no_sobol_warning_on_stderr(tmp_path: Path) -> None:
-    spec = write_spec(tmp_path / "h6.yaml", hartmann_spec(planner={"kind": "bayesian", "seed": 7}, hypotheses="model"))
+    # Three cycles of three: the smallest campaign whose hypothesis tests drew Sobol points the old way (checked
+    # against the code before the fix, where this run printed the warning once).
+    budget = {"experiments": 9, "batch_size": 3}
+    data = hartmann_spec(planner={"kind": "bayesian", "seed": 7}, hypotheses="model", budget=budget)
+    spec = write_spec(tmp_path / "h6.yaml", data)
     db = f"sqlite:///{tmp_path / 'h6.db'}"
     peirce = str(BIN / "peirce")
-    ran = subprocess.run([peirce, "run", str(spec), "--db", db], capture_output=True, text=True, timeout=600)
+    run = [peirce, "run", str(spec), "--db", db, "--engine", "inline"]
+    ran = subprocess.run(run, capture_output=True, text=True, timeout=600)
     assert ran.returncode == 0, ran.stderr
     assert SOBOL_WARNING not in ran.stderr
     replayed = subprocess.run([peirce, "replay", "h6", "--db", db], capture_output=True, text=True, timeout=600)
@@ -217,11 +222,16 @@ def test_artifacts_an_older_peirce_wrote_beside_a_sqlite_file_are_still_read(tmp
 def test_a_campaign_run_in_one_folder_replays_from_another(db_url: str, tmp_path: Path) -> None:
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-    spec = write_spec(tmp_path / "a" / "h6.yaml", hartmann_spec(planner={"kind": "bayesian", "seed": 7}))
+    budget = {"experiments": 6, "batch_size": 3}
+    spec = write_spec(tmp_path / "a" / "h6.yaml", hartmann_spec(planner={"kind": "bayesian", "seed": 7}, budget=budget))
     env = {key: value for key, value in os.environ.items() if key != ARTIFACTS_ENV}
     peirce = str(BIN / "peirce")
     ran = subprocess.run(
-        [peirce, "run", "h6.yaml", "--db", db_url], cwd=tmp_path / "a", env=env, capture_output=True, text=True
+        [peirce, "run", "h6.yaml", "--db", db_url, "--engine", "inline"],
+        cwd=tmp_path / "a",
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert ran.returncode == 0, ran.stderr
     replayed = subprocess.run(
