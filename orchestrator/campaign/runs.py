@@ -3,27 +3,54 @@
 Only one process runs a campaign at a time. It writes its identity (`host:pid`) and a heartbeat on the campaign;
 another `peirce run` or `resume` is refused while that process lives (same host) or its heartbeat is fresh
 (another host). A runner killed outright leaves a lease nobody holds, which the next `resume` takes over.
+
+Three guards keep it to one runner:
+- the claim is a compare-and-swap on the campaign's `lease_epoch` (see `claim`), so of two simultaneous claims
+  exactly one wins;
+- a heartbeat thread keeps the lease fresh through any step, however long (`Lease`), and stale detection never
+  takes over a lease whose process is alive;
+- every write that starts an act (a cycle, a decision, a dispatch, the campaign's end) first fences: a conditional
+  update of the heartbeat that matches only while this process still holds the lease (`hold`). A runner that lost
+  its lease stops with one line (`LeaseLost`) instead of acting.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Literal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, Update, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from orchestrator.campaign.spec import CampaignSpec
-from orchestrator.errors import CampaignConflict
+from orchestrator.errors import CampaignConflict, PeirceError
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, CampaignStatus, utcnow
 from orchestrator.store.records import add_event, find_campaign, set_campaign_status
 
-HEARTBEAT_STALE_AFTER = timedelta(minutes=10)
+HEARTBEAT_INTERVAL_S = 30.0
+# Ten heartbeats missed: a runner on another host whose heartbeat is this old has died or lost the database.
+HEARTBEAT_STALE_AFTER = timedelta(minutes=5)
 FINISHED = (CampaignStatus.COMPLETED, CampaignStatus.STOPPED, CampaignStatus.FAILED)
+STOPPED_BY_REQUEST = "stopped by request"
+
+Clock = Callable[[], datetime]
+
+
+class LeaseLost(PeirceError):
+    """Another process took this campaign's lease: this runner stops before its next act, and leaves the campaign
+    to the runner that holds it (it neither finishes nor fails it)."""
+
+    exit_code = 1
 
 
 def runner_identity() -> str:
@@ -40,7 +67,18 @@ def create_or_reopen(
 
     `seed_ledger` writes what a new campaign starts knowing (knowledge files) in the same transaction; the ledger
     room supplies it (`orchestrator.cycle.context.open_campaign`), since the campaign room sits below the ledger.
+    Two `peirce run` of the same new spec at once both try to create it: the one whose insert the unique name
+    refuses reopens the other's row.
     """
+    try:
+        return _create_or_reopen(db, spec, spec_text, seed_ledger)
+    except IntegrityError:
+        return _create_or_reopen(db, spec, spec_text, seed_ledger)
+
+
+def _create_or_reopen(
+    db: Database, spec: CampaignSpec, spec_text: str, seed_ledger: SeedLedger | None
+) -> tuple[int, Literal["created", "reopened"]]:
     with db.session() as session:
         existing = session.scalar(select(Campaign).where(Campaign.name == spec.name))
         if existing is not None:
@@ -75,20 +113,44 @@ def create_or_reopen(
         return campaign.id, "created"
 
 
-def claim(db: Database, campaign_id: int) -> None:
-    """Take the runner lease and mark the campaign running; refuse if another live process holds it."""
+def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTERVAL_S, clock: Clock = utcnow) -> Lease:
+    """Take the runner lease and mark the campaign running; refuse if another live process holds it.
+
+    Returns the lease, whose heartbeat is not yet beating: `Lease.start` (or `with lease:`) starts it.
+
+    Why a compare-and-swap and `BEGIN IMMEDIATE` both: the claim reads the lease, decides, and writes. SQLite
+    ignores `SELECT … FOR UPDATE`, and pysqlite starts a transaction only at the first write, so two processes
+    could both read the lease as free. `BEGIN IMMEDIATE` takes SQLite's write lock before the read, so claims on
+    one file are serialised and the second reads what the first wrote. PostgreSQL has no `BEGIN IMMEDIATE`; there
+    the row lock of `FOR UPDATE` serialises. Under both, the write itself is conditional on the epoch that was read
+    (`UPDATE … WHERE lease_epoch = :seen`) and its row count decides, so the claim stays correct whatever the
+    isolation the connection runs at: a claim that lost the race matches no row and is refused.
+    """
     me = runner_identity()
+    now = clock()
     with db.session() as session:
+        _serialise_writers(session)
         campaign = session.get_one(Campaign, campaign_id, with_for_update=True)
         # A stopped or failed campaign may go on (after a person's stop, or once the cause of a failure is fixed).
         if campaign.status == CampaignStatus.COMPLETED:
             raise CampaignConflict(
                 f"CAMPAIGN: '{campaign.name}' is already completed ({campaign.stop_reason}); nothing to resume"
             )
-        if campaign.runner and campaign.runner != me and _lease_alive(campaign):
+        if campaign.runner and campaign.runner != me and lease_alive(campaign.runner, campaign.heartbeat_at, now):
             raise CampaignConflict(f"CAMPAIGN: '{campaign.name}' is being run by {campaign.runner}")
+        seen_epoch = campaign.lease_epoch
         taken_over = campaign.runner if campaign.runner and campaign.runner != me else None
-        campaign.runner, campaign.heartbeat_at = me, utcnow()
+        won = _rows_updated(
+            session,
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.lease_epoch == seen_epoch)
+            .values(runner=me, heartbeat_at=now, lease_epoch=seen_epoch + 1),
+        )
+        if won != 1:
+            session.rollback()
+            holder = session.scalar(select(Campaign.runner).where(Campaign.id == campaign_id))
+            raise CampaignConflict(f"CAMPAIGN: '{campaign.name}' is being run by {holder or 'another process'}")
+        session.refresh(campaign)
         if campaign.status != CampaignStatus.RUNNING:
             campaign.stop_reason = None
             set_campaign_status(
@@ -106,12 +168,161 @@ def claim(db: Database, campaign_id: int) -> None:
                 "runner-replaced",
                 detail={"runner": me, "took_over_from": taken_over},
             )
+        epoch = campaign.lease_epoch
+    return Lease(db, campaign_id, me, epoch, interval_s=interval_s, clock=clock)
 
 
-def release_after_error(db: Database, campaign_id: int, message: str) -> None:
-    """The loop raised: record why, mark the campaign failed, and free the lease."""
+def _serialise_writers(session: Session) -> None:
+    """On SQLite, take the write lock now, before the transaction reads anything (see `claim`)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def hold(session: Session, campaign_id: int, runner: str, now: datetime | None = None) -> None:
+    """The fence: in the caller's transaction, refresh the heartbeat if `runner` still holds the lease, else raise
+    `LeaseLost`. Called first in every transaction that starts an act, so the act and the proof that this process
+    may act commit together (a conditional update: its row count, not an earlier read, decides)."""
+    held = _rows_updated(
+        session,
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.runner == runner)
+        .values(heartbeat_at=now or utcnow()),
+    )
+    if held != 1:
+        holder = session.scalar(select(Campaign.runner).where(Campaign.id == campaign_id))
+        raise lease_lost(holder)
+
+
+def _rows_updated(session: Session, statement: Update) -> int:
+    """Run a conditional UPDATE; the number of rows it matched is the answer (1: the condition held)."""
+    result = cast(CursorResult[Any], session.execute(statement.execution_options(synchronize_session=False)))
+    return result.rowcount
+
+
+def lease_lost(holder: str | None) -> LeaseLost:
+    return LeaseLost(f"lease lost to {holder or 'no runner (the campaign was closed)'}; stopping")
+
+
+class Lease:
+    """This process's hold on a campaign: a daemon thread writes the heartbeat every `interval_s` seconds (with its
+    own database sessions), so a step of any length (a furnace ramp, a wait for a person) keeps the lease fresh.
+
+    The thread also carries a stop asked for by a signal into the database (`request_stop`): a signal handler
+    must not write to the database itself, since the main thread may be inside a transaction at that moment."""
+
+    def __init__(
+        self,
+        db: Database,
+        campaign_id: int,
+        runner: str,
+        epoch: int,
+        *,
+        interval_s: float = HEARTBEAT_INTERVAL_S,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.campaign_id = campaign_id
+        self.runner = runner
+        self.epoch = epoch
+        self.interval_s = interval_s
+        self.clock = clock
+        self.lost_to: str | None = None  # set once a heartbeat found the lease in another's hands
+        self.beats = 0
+        self._stop_reason: str | None = None
+        self._stop_written = False
+        self._wake = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self.lost_to is not None
+
+    def start(self) -> Lease:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat_until_done, name="peirce-heartbeat", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the heartbeat (at release: the loop has finished, failed or lost the lease)."""
+        self._done.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, 2 * self.interval_s))
+            self._thread = None
+
+    def __enter__(self) -> Lease:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the campaign to stop at its next safe point; the heartbeat thread writes it at once."""
+        self._stop_reason = reason
+        self._wake.set()
+
+    def beat(self) -> bool:
+        """One heartbeat (and a pending stop, if any); False once the lease is lost. A database that cannot be
+        written for a moment costs one beat, not the lease: the next beat tries again."""
+        try:
+            with self.db.session() as session:
+                hold(session, self.campaign_id, self.runner, self.clock())
+                if self._stop_reason is not None and not self._stop_written:
+                    campaign = session.get_one(Campaign, self.campaign_id)
+                    if campaign.status == CampaignStatus.RUNNING:
+                        set_campaign_status(session, campaign, CampaignStatus.STOPPING, reason=self._stop_reason)
+                    self._stop_written = True
+        except LeaseLost as exc:
+            self.lost_to = str(exc)
+            return False
+        except SQLAlchemyError:
+            return True
+        self.beats += 1
+        return True
+
+    def _beat_until_done(self) -> None:
+        while not self._done.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._done.is_set() or not self.beat():
+                return
+
+    @contextmanager
+    def stop_on_signals(self, announce: Callable[[str], None]) -> Iterator[None]:
+        """While inside, SIGTERM and SIGINT stop the campaign at its next safe point, as `peirce stop` does
+        (experiments now running finish), and `announce` says so in one line; a second SIGINT interrupts at once.
+
+        Call from the main thread (Python runs signal handlers there). The Prefect engine installs its own SIGTERM
+        handler while a flow runs: the flow enters this again inside itself to keep ours."""
+        received: list[str] = []
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if received and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            if not received:
+                announce(f"{name} received: stopping after the experiments now running")
+            received.append(name)
+            self.request_stop(f"stopped by signal {name}")
+
+        previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def release_after_error(db: Database, campaign_id: int, message: str, runner: str | None = None) -> None:
+    """The loop raised: record why, mark the campaign failed, and free the lease. With `runner` given, only while
+    that runner still holds it: a runner that lost its lease leaves the campaign to the one that holds it."""
     with db.session() as session:
         campaign = session.get_one(Campaign, campaign_id)
+        if runner is not None and campaign.runner != runner:
+            return
         set_campaign_status(session, campaign, CampaignStatus.FAILED, reason=message)
         campaign.runner = None
 
@@ -122,16 +333,37 @@ def request_stop(db: Database, ref: str) -> str:
         campaign = find_campaign(session, ref)
         if campaign.status in FINISHED:
             return f"'{campaign.name}' is already {campaign.status}"
-        if campaign.status == CampaignStatus.CREATED or not (campaign.runner and _lease_alive(campaign)):
-            set_campaign_status(session, campaign, CampaignStatus.STOPPED, reason="stopped by request")
+        if campaign.status == CampaignStatus.CREATED or not (
+            campaign.runner and lease_alive(campaign.runner, campaign.heartbeat_at)
+        ):
+            set_campaign_status(session, campaign, CampaignStatus.STOPPED, reason=STOPPED_BY_REQUEST)
             campaign.runner = None
             return f"'{campaign.name}' stopped (no runner was active)"
-        set_campaign_status(session, campaign, CampaignStatus.STOPPING, reason="stopped by request")
+        set_campaign_status(session, campaign, CampaignStatus.STOPPING, reason=STOPPED_BY_REQUEST)
         return f"'{campaign.name}' will stop after the experiments now running (runner {campaign.runner})"
 
 
-def _lease_alive(campaign: Campaign) -> bool:
-    host, _, pid = (campaign.runner or "").rpartition(":")
+@dataclass(frozen=True)
+class RunnerState:
+    """Who holds a campaign's lease, when it last said so, and whether it is alive (for `peirce status`)."""
+
+    runner: str | None
+    heartbeat_at: datetime | None
+    alive: bool
+
+
+def runner_state(session: Session, campaign: Campaign, now: datetime | None = None) -> RunnerState:
+    runner, heartbeat = campaign.runner, _aware(campaign.heartbeat_at)
+    return RunnerState(runner, heartbeat, bool(runner) and lease_alive(runner, heartbeat, now))
+
+
+def lease_alive(runner: str | None, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
+    """Whether the process holding a lease may still be running the campaign.
+
+    On this host the process table answers: a live pid is a live runner however old its heartbeat (it may be in a
+    long step), a dead one is gone however fresh. On another host only the heartbeat can answer: fresh is live.
+    """
+    host, _, pid = (runner or "").rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
@@ -140,11 +372,12 @@ def _lease_alive(campaign: Campaign) -> bool:
         except PermissionError:
             return True
         return True
-    heartbeat = campaign.heartbeat_at
+    heartbeat = _aware(heartbeat_at)
     if heartbeat is None:
         return False
-    if heartbeat.tzinfo is None:  # SQLite returns naive datetimes; we always write UTC
-        from datetime import UTC
+    return (now or utcnow()) - heartbeat < HEARTBEAT_STALE_AFTER
 
-        heartbeat = heartbeat.replace(tzinfo=UTC)
-    return utcnow() - heartbeat < HEARTBEAT_STALE_AFTER
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; we always write UTC.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -136,7 +137,10 @@ def quiet_prefect() -> None:
 
 
 def _drive(opened: Database, campaign_id: int, engine: str) -> None:
-    """Run the loop with a progress bar (on a terminal) and one line per cycle; turn a crash into one line."""
+    """Run the loop with a progress bar (on a terminal) and one line per cycle; turn a crash into one line.
+
+    The runner's lease is held for the whole run, its heartbeat beating on a thread of its own; SIGTERM and Ctrl-C
+    stop at the next safe point, as `peirce stop` does (a second Ctrl-C interrupts at once)."""
     # Imported here: the cycle loads torch, the planners and the lab, which only running needs.
     from orchestrator.campaign import runs
     from orchestrator.cycle.context import load_context
@@ -144,7 +148,8 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
 
     console = output.console()
     ctx = load_context(opened, campaign_id)
-    runs.claim(opened, campaign_id)
+    lease = runs.claim(opened, campaign_id)
+    ctx = replace(ctx, runner=lease.runner)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -161,18 +166,21 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
         for line in _cycle_lines(report):
             progress.console.print(line, highlight=False)
 
+    def announce(line: str) -> None:
+        output.errors().print(line, markup=False)
+
     unsubscribe = subscribe(show)
     try:
-        with progress:
+        with lease, lease.stop_on_signals(announce), progress:
             reason = _run_engine(opened, ctx, campaign_id, engine)
     except KeyboardInterrupt:
         output.errors().print(f"interrupted; continue with: peirce resume {ctx.name}", markup=False)
         raise typer.Exit(130) from None
     except PeirceError:
-        raise
+        raise  # a lost lease among them: the campaign is the other runner's now, neither failed nor finished
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        runs.release_after_error(opened, campaign_id, message)
+        runs.release_after_error(opened, campaign_id, message, runner=lease.runner)
         raise PeirceError(f"campaign '{ctx.name}' failed: {message}") from exc
     finally:
         unsubscribe()
@@ -284,8 +292,11 @@ def _print_status(console: Console, opened: Database, ref: str) -> None:
     from orchestrator.review.export import campaign_status
 
     info = campaign_status(opened, ref)
-    console.print(f"[bold]{escape(info['name'])}[/] ({info['status']}) — {escape(info['goal'])}")
-    lines = [
+    gone = _runner_gone(opened, ref) if info["status"] in ("running", "stopping") else None
+    shown_status = f"{info['status']}, runner gone" if gone else info["status"]
+    console.print(f"[bold]{escape(info['name'])}[/] ({shown_status}) — {escape(info['goal'])}")
+    lines = [gone] if gone else []
+    lines += [
         f"  experiments: {info['spent']}/{info['budget']} spent; by state: {info['by_state']}",
         f"  cycles: {info['cycles']}; decisions: {info['decisions']}; events: {info['events']}",
     ]
@@ -308,3 +319,22 @@ def _print_status(console: Console, opened: Database, ref: str) -> None:
         lines.append(f"  stop reason: {info['stop_reason']}")
     for line in lines:
         console.print(line, markup=False)
+
+
+def _runner_gone(opened: Database, ref: str) -> str | None:
+    """For a campaign marked running (or stopping): the line that says its runner is gone, or None if it lives."""
+    # Imported here: the lease loads the store (SQLAlchemy), which `--help` does not need.
+    from orchestrator.campaign.runs import runner_state
+    from orchestrator.store.records import find_campaign
+
+    with opened.session() as session:
+        campaign = find_campaign(session, ref)
+        state = runner_state(session, campaign)
+        name = campaign.name
+    if state.alive:
+        return None
+    heartbeat = state.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S UTC") if state.heartbeat_at else "never"
+    return (
+        f"  runner {state.runner or '(none)'} is not alive; last heartbeat {heartbeat}; "
+        f"`peirce resume {name}` continues"
+    )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from orchestrator.campaign.runs import create_or_reopen
+from orchestrator.campaign.runs import create_or_reopen, hold, runner_identity
 from orchestrator.campaign.spec import CampaignSpec
 from orchestrator.lab.build import build_lab
 from orchestrator.lab.contract import Lab
@@ -46,6 +46,9 @@ class CampaignContext:
     problem: PlanningProblem
     ledger: CampaignLedger
     clock: Clock = utcnow
+    # The lease this process holds ("host:pid"), or None where no lease is kept (stages called by a test or a
+    # notebook): with it, every act is fenced (`fence`), so a runner that lost its lease cannot act.
+    runner: str | None = None
 
 
 def load_context(
@@ -55,12 +58,18 @@ def load_context(
     lab: Lab | None = None,
     planner: Planner | None = None,
     clock: Clock | None = None,
+    runner: str | None = None,
 ) -> CampaignContext:
-    """The context of campaign `campaign_id`; the lab and planner its spec names unless others are given."""
+    """The context of campaign `campaign_id`; the lab and planner its spec names unless others are given.
+
+    `runner` is the lease the stages fence on; by default this process's, when it holds the campaign's lease (so
+    a flow started after `runs.claim` in the same process is fenced without being told)."""
     with db.session() as session:
         campaign = session.get_one(Campaign, campaign_id)
         spec = CampaignSpec.model_validate(campaign.spec)
         name = campaign.name
+        if runner is None and campaign.runner == runner_identity():
+            runner = campaign.runner
     lab = build_lab(spec) if lab is None else lab
     problem = spec.problem(candidates=lab.candidates)
     return CampaignContext(
@@ -81,6 +90,7 @@ def load_context(
             goal=spec.goal,
         ),
         clock=utcnow if clock is None else clock,
+        runner=runner,
     )
 
 
@@ -96,8 +106,17 @@ class ExperimentOutcome:
     will_retry: bool = False
 
 
+def fence(session: Any, ctx: CampaignContext) -> None:
+    """In the caller's transaction, prove that this process still holds the campaign's lease (raises
+    `runs.LeaseLost` otherwise); nothing to prove where no lease is kept."""
+    if ctx.runner is not None:
+        hold(session, ctx.campaign_id, ctx.runner, ctx.clock())
+
+
 def enter_stage(session: Any, ctx: CampaignContext, cycle_id: int, stage: str) -> Cycle:
-    """The cycle, moved to `stage` (and the move logged) unless it is there already, as after a resume."""
+    """The cycle, moved to `stage` (and the move logged) unless it is there already, as after a resume. Fenced:
+    the stage's writes (a decision, the experiments it plans, what induction learns) commit only under the lease."""
+    fence(session, ctx)
     cycle = session.get_one(Cycle, cycle_id)
     if cycle.stage != stage:
         add_event(session, ctx.campaign_id, "cycle", cycle.id, "state", from_state=cycle.stage, to_state=stage)

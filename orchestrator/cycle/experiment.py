@@ -16,9 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from instruments.station import Journal
+from orchestrator.campaign.runs import LeaseLost
 from orchestrator.campaign.spec import Budget
-from orchestrator.cycle.context import CampaignContext, ExperimentOutcome
+from orchestrator.cycle.context import CampaignContext, ExperimentOutcome, fence
 from orchestrator.lab.contract import LabFailure, LabResult
 from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, Measurement
 from orchestrator.store.records import add_event, move_experiment
@@ -44,17 +47,30 @@ def run_attempt(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcome:
     """One attempt at an approved (or failed, to retry) experiment; `will_retry` on the outcome of a failed attempt
     that the retry policy lets be tried again. A campaign asked to stop abandons the experiment instead."""
     policy = RetryPolicy.of(ctx.spec.budget)
-    with ctx.db.session() as session:
-        experiment = session.get_one(Experiment, experiment_id)
-        campaign = session.get_one(Campaign, ctx.campaign_id)
-        if campaign.status == CampaignStatus.STOPPING:
+    try:
+        with ctx.db.session() as session:
+            fence(session, ctx)  # first: the dispatch commits only under this process's lease
+            experiment = session.get_one(Experiment, experiment_id)
+            campaign = session.get_one(Campaign, ctx.campaign_id)
+            if campaign.status == CampaignStatus.STOPPING:
+                move_experiment(
+                    session, experiment, ExperimentState.ABANDONED, detail={"reason": "campaign stop requested"}
+                )
+                return _outcome(experiment)
+            # Written and committed before the lab hears of it: a crash from here on leaves the row in doubt.
             move_experiment(
-                session, experiment, ExperimentState.ABANDONED, detail={"reason": "campaign stop requested"}
+                session,
+                experiment,
+                ExperimentState.DISPATCHED,
+                detail={"key": experiment.idempotency_key},
+                runner=ctx.runner,
             )
-            return _outcome(experiment)
-        # Written and committed before the lab hears of it: a crash from here on leaves the row in doubt.
-        move_experiment(session, experiment, ExperimentState.DISPATCHED, detail={"key": experiment.idempotency_key})
-        key, parameters, attempt = experiment.idempotency_key, dict(experiment.parameters), experiment.attempts
+            key, parameters, attempt = experiment.idempotency_key, dict(experiment.parameters), experiment.attempts
+    except IntegrityError as exc:
+        # The schema's guard (one Dispatch row per attempt): another process sent this attempt. Never send it again.
+        raise LeaseLost(
+            f"experiment {experiment_id}: this attempt was already dispatched by another runner; stopping"
+        ) from exc
     try:
         with ctx.db.session() as session:
             move_experiment(session, session.get_one(Experiment, experiment_id), ExperimentState.RUNNING)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from orchestrator.campaign.runs import STOPPED_BY_REQUEST
 from orchestrator.cycle.abduce import abduce
 from orchestrator.cycle.context import CampaignContext, ExperimentOutcome
 from orchestrator.cycle.deduce import deduce
@@ -16,6 +17,7 @@ from orchestrator.cycle.experiment import run_experiments
 from orchestrator.cycle.induce import induce, stop_reason
 from orchestrator.cycle.progress import CycleReport, publish
 from orchestrator.cycle.recovery import finish_campaign, next_batch_size, recover, start_cycle
+from orchestrator.store.models import Campaign
 
 
 class StageRunner(Protocol):
@@ -62,6 +64,9 @@ def _cycles(ctx: CampaignContext, stages: StageRunner) -> str:
     while True:
         with ctx.db.session() as session:
             reason = stop_reason(session, ctx)
+            if reason == STOPPED_BY_REQUEST:
+                # Who asked is on the campaign: a person (`peirce stop`) or a signal ("stopped by signal SIGTERM").
+                reason = session.get_one(Campaign, ctx.campaign_id).stop_reason or reason
         if reason is None and next_batch_size(ctx) == 0:
             reason = "budget committed to experiments already planned"  # cannot happen after recovery; be explicit
         if reason is not None:

@@ -12,16 +12,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from orchestrator.cycle.context import CampaignContext
+from orchestrator.campaign.runs import lease_lost
+from orchestrator.cycle.context import CampaignContext, fence
 from orchestrator.cycle.induce import open_experiments, spent_experiments
 from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Event, Experiment, ExperimentState
 from orchestrator.store.records import add_event, move_experiment, set_campaign_status
 
 
 def start_cycle(ctx: CampaignContext) -> int:
-    """A new cycle (the next index), logged; returns its id."""
+    """A new cycle (the next index), logged; returns its id. Fenced; and should two runners ever open the same
+    index, the database's unique index refuses the second, which stops cleanly as a runner that lost its lease
+    (the campaign is left to the other, neither failed nor finished)."""
+    try:
+        return _start_cycle(ctx)
+    except IntegrityError:
+        with ctx.db.session() as session:
+            holder = session.scalar(select(Campaign.runner).where(Campaign.id == ctx.campaign_id))
+        raise lease_lost(holder) from None
+
+
+def _start_cycle(ctx: CampaignContext) -> int:
     with ctx.db.session() as session:
+        fence(session, ctx)
         last = session.scalar(select(func.max(Cycle.index)).where(Cycle.campaign_id == ctx.campaign_id))
         cycle = Cycle(campaign_id=ctx.campaign_id, index=(last or 0) + 1, stage="abducing")
         session.add(cycle)
@@ -56,6 +70,7 @@ def recover(ctx: CampaignContext) -> Recovery:
     Returns the unfinished cycle (if any), whether it still needs planning, and the experiments to run in it.
     """
     with ctx.db.session() as session:
+        fence(session, ctx)  # only the lease's holder may declare another's experiments in doubt
         for experiment in session.scalars(
             select(Experiment).where(
                 Experiment.campaign_id == ctx.campaign_id, Experiment.state.in_(ExperimentState.IN_DOUBT)
@@ -126,8 +141,10 @@ def in_doubt(session: Any, experiment: Experiment) -> dict[str, Any]:
 
 
 def finish_campaign(ctx: CampaignContext, reason: str) -> None:
-    """Close the campaign with `reason`: work not yet sent is abandoned, the runner's hold released."""
+    """Close the campaign with `reason`: work not yet sent is abandoned, the runner's hold released. A reason that
+    starts "stopped by" (a person's `peirce stop`, a signal) leaves it stopped, to be resumed; others complete it."""
     with ctx.db.session() as session:
+        fence(session, ctx)
         campaign = session.get_one(Campaign, ctx.campaign_id)
         for experiment in session.scalars(
             select(Experiment).where(
@@ -136,6 +153,6 @@ def finish_campaign(ctx: CampaignContext, reason: str) -> None:
             )
         ):
             move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": reason})
-        status = CampaignStatus.STOPPED if reason == "stopped by request" else CampaignStatus.COMPLETED
+        status = CampaignStatus.STOPPED if reason.startswith("stopped by") else CampaignStatus.COMPLETED
         set_campaign_status(session, campaign, status, reason=reason)
         campaign.runner = None

@@ -1,7 +1,7 @@
 """The database schema: every campaign's state lives here, and nowhere else.
 
 Tables (one class each): Campaign, Cycle, Experiment, Measurement, Hypothesis, HypothesisCredence, HypothesisTest,
-Decision, Event, Artifact.
+Decision, Event, Artifact, Dispatch.
 `Event` is append-only (enforced in the database by triggers created in the first migration) and records every
 state change; the other tables hold the current state that the events explain.
 """
@@ -87,6 +87,9 @@ class Campaign(Base):
     # Which process runs the campaign now ("host:pid") and when it last said so; a second runner is refused.
     runner: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None]
+    # Raised by one at every claim of the lease: a claim is a conditional update on the epoch it read, so of two
+    # processes that read the same epoch only one update matches (see orchestrator.campaign.runs.claim).
+    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -281,3 +284,20 @@ class Event(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[dict[str, Any] | None]
+
+
+class Dispatch(Base):
+    """One attempt at an experiment sent to the lab, written in the transaction that moves it to `dispatched`.
+
+    The unique pair (experiment, attempt) is the schema's own guard against a second runner: even if two processes
+    held the lease at once, the second dispatch of the same attempt fails in the database before the lab hears it.
+    """
+
+    __tablename__ = "dispatches"
+    __table_args__ = (UniqueConstraint("experiment_id", "attempt", name="uq_dispatch_attempt"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    runner: Mapped[str | None] = mapped_column(String(128))  # the process that sent it ("host:pid")
+    dispatched_at: Mapped[datetime] = mapped_column(default=utcnow)

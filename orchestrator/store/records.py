@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import CampaignNotFound
-from orchestrator.store.models import Campaign, Event, Experiment, ExperimentState
+from orchestrator.store.models import Campaign, Dispatch, Event, Experiment, ExperimentState
 
 
 class IllegalTransition(RuntimeError):
@@ -45,15 +45,24 @@ def add_event(
 
 
 def move_experiment(
-    session: Session, experiment: Experiment, to_state: str, *, detail: dict[str, Any] | None = None
+    session: Session,
+    experiment: Experiment,
+    to_state: str,
+    *,
+    detail: dict[str, Any] | None = None,
+    runner: str | None = None,
 ) -> None:
-    """Change an experiment's state and log the change, refusing moves its life does not allow."""
+    """Change an experiment's state and log the change, refusing moves its life does not allow.
+
+    A move to `dispatched` also writes the attempt's Dispatch row (by `runner`, the process sending it): the
+    database refuses a second row for the same attempt, so an attempt cannot go to the lab twice."""
     from_state = experiment.state
     if to_state not in ExperimentState.ALLOWED[from_state]:
         raise IllegalTransition(f"experiment {experiment.seq}: {from_state} -> {to_state} is not allowed")
     experiment.state = to_state
     if to_state == ExperimentState.DISPATCHED:
         experiment.attempts += 1
+        session.add(Dispatch(experiment_id=experiment.id, attempt=experiment.attempts, runner=runner))
     if to_state in (ExperimentState.FAILED, ExperimentState.ABANDONED, ExperimentState.INFEASIBLE) and detail:
         experiment.error = detail.get("reason")
     session.add(experiment)
