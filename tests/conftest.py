@@ -8,6 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Under pytest-xdist each worker runs its own Prefect-engine tests: give each its own Prefect home (and so its own
+# temporary server database), so two workers never share one SQLite file. Set before Prefect is first imported.
+if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+    _home = Path(os.environ.get("TMPDIR", "/tmp")) / f"peirce-tests-prefect-{os.getpid()}-{worker}"
+    _home.mkdir(parents=True, exist_ok=True)
+    os.environ["PREFECT_HOME"] = str(_home)
+
 import torch
 from sqlalchemy import create_engine, make_url, text
 
