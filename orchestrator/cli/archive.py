@@ -30,9 +30,9 @@ def archive_export(
     """Write one campaign (all its rows, its spec and its decisions' artifacts) to a zip file, to review or replay
     it in another database (`peirce archive import`). Writes nothing to the database."""
     # Imported here: the archive loads SQLAlchemy and the typed records, which `--help` does not need.
-    from orchestrator.review.archive import _export
+    from orchestrator.review.archive import write_archive
 
-    result = _export(database.for_reading(db), campaign, out)
+    result = write_archive(database.for_reading(db), campaign, out)
     output.console().print(
         f"wrote {result.path}: campaign '{result.name}', {_counts(result.counts)} ({result.size:,} bytes)",
         markup=False,
@@ -47,11 +47,11 @@ def archive_import(
     """Verify an archive (every member's hash) and import its campaign under new ids; a campaign of the same
     name already there is refused."""
     # Imported here (start-up time, as in `archive export`).
-    from orchestrator.review.archive import _import, read_archive
+    from orchestrator.review.archive import insert_archive, read_archive
 
     archive = read_archive(path)  # verified before the database is opened: a bad file creates no database either
     target = database.for_creating(db)
-    result = _import(target, archive, path)
+    result = insert_archive(target, archive, path)
     output.console().print(
         f"imported campaign '{result.name}' from {path} into {target.url} as id {result.campaign_id}: "
         f"{_counts(result.counts)}",

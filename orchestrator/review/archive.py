@@ -161,10 +161,11 @@ def export_archive(db: Database, ref: str | int, out: Path) -> Path:
 
     Nothing is written unless everything is: the file is built under a temporary name beside `out` and renamed.
     """
-    return _export(db, ref, Path(out)).path
+    return write_archive(db, ref, Path(out)).path
 
 
-def _export(db: Database, ref: str | int, out: Path | None) -> ExportResult:
+def write_archive(db: Database, ref: str | int, out: Path | None) -> ExportResult:
+    """`export_archive` with what was written (path, campaign, row counts, size); `out` None: `NAME.archive.zip`."""
     with db.session() as session:
         _snapshot(session)
         campaign = find_campaign(session, ref)
@@ -505,10 +506,11 @@ def import_archive(db: Database, path: Path) -> str:
 
     Refused, with nothing written to the database: a damaged, changed or foreign archive (ArchiveError), and a
     campaign whose name the target already has (CampaignConflict)."""
-    return _import(db, read_archive(path), Path(path)).name
+    return insert_archive(db, read_archive(path), Path(path)).name
 
 
-def _import(db: Database, archive: Archive, path: Path) -> ImportResult:
+def insert_archive(db: Database, archive: Archive, path: Path) -> ImportResult:
+    """`import_archive` of an archive already read and verified (`read_archive`), with what was inserted."""
     store = db.artifacts
     try:
         with db.session() as session:
