@@ -734,7 +734,7 @@ def _renamed_test(rationale: str, old: int, new: int) -> str:
 
 
 class _Rehash:
-    """A decision's data hash over the results it saw, as stages.py (deduce) and hypotheses.py (abduce) compute it.
+    """A decision's data hash over the results it saw, as cycle.deduce and ledger.hypotheses (abduce) compute it.
 
     Both hash the experiments' ids with the data, so the archived hash holds only over the archive's ids. It is
     checked over those first: only a hash that held there is re-computed over the new ids (a stale one stays

@@ -136,7 +136,7 @@ def _rows(db: Database, name: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def _data_hash_check(decision: dict[str, Any], rows: dict[str, list[dict[str, Any]]], objectives: list[str]) -> str:
-    """Which recipe the decision's data hash holds under in this database (stages.py for deduce, hypotheses.py
+    """Which recipe the decision's data hash holds under in this database (cycle.deduce for deduce, ledger.hypotheses
     for abduce), or "stale"."""
     experiments = {e["id"]: e for e in rows["experiments"]}
     latest: dict[int, dict[str, float]] = {}
