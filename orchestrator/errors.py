@@ -26,6 +26,14 @@ class DatabaseError(PeirceError):
     exit_code = 2
 
 
+class DatabaseUnwritable(PeirceError):
+    """The database stopped taking writes while a command was using it (a file made read-only or immutable, a full
+    disk). Exit status 1: nothing is wrong with the input, and what was written before stands, so the same command
+    (or `peirce resume`) continues once the database can be written again."""
+
+    exit_code = 1
+
+
 class CampaignNotFound(PeirceError):
     exit_code = 2
 

@@ -12,10 +12,16 @@ Three ways to open, chosen by the caller (`open_database(url, create=..., read_o
   SQLite refuses every write on the connection (`PRAGMA query_only`, or `mode=ro` for a file we may not write);
   PostgreSQL opens every transaction READ ONLY. A schema older than this peirce is refused with the way to
   upgrade it, since upgrading would be a write.
+
+Only SQLite and PostgreSQL (through psycopg 3) are supported; any other URL is refused by name before a driver is
+looked for. A database that cannot be written is refused when a command that writes opens it (`DatabaseError`), and
+stops the command with one line if it stops taking writes while in use (`DatabaseUnwritable`, see
+`_stop_when_unwritable`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 from collections.abc import Iterator
@@ -34,11 +40,14 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.exc import DatabaseError as SqlDatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import DatabaseError
+from orchestrator.errors import DatabaseError, DatabaseUnwritable
 from orchestrator.store.artifacts import ArtifactStore
 
 DEFAULT_URL = "sqlite:///peirce.db"
 URL_ENV = "PEIRCE_DB_URL"
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")
+SUPPORTED_URLS = "sqlite:///FILE or postgresql://USER@HOST/DATABASE (postgresql+psycopg://)"
+RESUME_HINT = "the campaign stays as it was last written; `peirce resume` continues once it is writable"
 
 
 def resolve_url(url: str | None) -> str:
@@ -152,10 +161,18 @@ def _create_engine(url: str, *, must_exist: bool = False, read_only: bool = Fals
         parsed = make_url(url)
     except ArgumentError:
         raise DatabaseError(f"--db: not a database URL: '{url}' (e.g. sqlite:///peirce.db)") from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        # Refused before SQLAlchemy looks for the driver: for `mysql://` it would import MySQLdb and fail with a
+        # traceback about a module, not about the URL.
+        raise DatabaseError(
+            f"--db: unsupported database '{parsed.drivername}' in {safe_url(url)}; peirce supports {SUPPORTED_URLS}"
+        )
     connect_args: dict[str, object] = {}
     sqlite_file: Path | None = None
     if parsed.get_backend_name() == "sqlite":
         sqlite_file = _check_sqlite_path(parsed, must_exist=must_exist, defaulted=defaulted)
+        if sqlite_file is not None and not read_only:
+            _check_sqlite_writable(sqlite_file, url)
         connect_args["timeout"] = 30  # seconds to wait for another writer's lock
     elif parsed.get_backend_name() == "postgresql":
         connect_args["connect_timeout"] = 5
@@ -170,6 +187,8 @@ def _create_engine(url: str, *, must_exist: bool = False, read_only: bool = Fals
         raise DatabaseError(f"--db: unsupported database '{parsed.drivername}' in {safe_url(url)}") from None
     except ArgumentError as exc:
         raise DatabaseError(f"--db: bad database URL {safe_url(url)}: {exc}") from None
+    if not read_only:
+        _stop_when_unwritable(engine, sqlite_file)
     if engine.dialect.name == "sqlite":
         if not read_only:
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -196,16 +215,107 @@ def _check_sqlite_path(url: URL, *, must_exist: bool, defaulted: bool) -> Path |
 
 
 def _may_write(path: Path) -> bool:
+    # access(2), not the mode bits: it also says no for a file made immutable (`chattr +i`), even to root.
     return os.access(path, os.W_OK)
+
+
+def _sqlite_companions(path: Path) -> tuple[Path, Path]:
+    """The write-ahead log and the shared-memory index SQLite keeps beside a database file in WAL mode."""
+    return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+def _check_sqlite_writable(path: Path, url: str) -> None:
+    """Refuse, before anything is opened, a SQLite database a writing command could not write: the file, or its
+    folder (where SQLite must create the write-ahead log and its index, and where a new file is made)."""
+    if path.exists() and not _may_write(path):
+        raise DatabaseError(f"--db: database {safe_url(url)} cannot be written: the file is read-only")
+    if not _may_write(path.parent):
+        raise DatabaseError(
+            f"--db: database {safe_url(url)} cannot be written: its folder {path.parent} is read-only "
+            "(SQLite keeps its write-ahead log beside the file)"
+        )
+
+
+def _stop_when_unwritable(engine: Engine, sqlite_file: Path | None) -> None:
+    """Make a database that stops taking writes while in use end the command with one `DatabaseUnwritable` line.
+
+    Two ways it shows. SQLite or PostgreSQL refuse a write (read-only, disk full, I/O error): `handle_error`
+    replaces the driver's error, wherever in the cycle it was raised. And a SQLite file made immutable under a
+    running campaign: SQLite keeps its WAL index (`-shm`) mapped in memory, and the first store to a page of a
+    mapping the kernel will not write is a SIGBUS, which kills the process (exit 135) before Python can say a word.
+    So each transaction first asks the kernel whether the files can still be written; three access(2) calls are
+    nothing beside a transaction. (A change in the instant between that check and the write can still bus-error;
+    the check closes the window to that instant.)
+    """
+    url = safe_url(engine.url)
+
+    @event.listens_for(engine, "handle_error")
+    def _unwritable(context: Any) -> None:
+        reason = _unwritable_reason(context.original_exception)
+        if reason is not None:
+            raise DatabaseUnwritable(f"database {url} cannot be written: {reason}; {RESUME_HINT}")
+
+    if sqlite_file is None:
+        return
+    files = (sqlite_file, *_sqlite_companions(sqlite_file))
+
+    def _check_files(*_args: object) -> None:
+        for file in files:
+            if not _may_write(file) and file.exists():
+                raise DatabaseUnwritable(
+                    f"database {url} cannot be written: {file.name} is read-only or immutable; {RESUME_HINT}"
+                )
+
+    # On connect (before the pragmas, which touch the index) and at the start of every transaction.
+    event.listen(engine, "connect", _check_files)
+    event.listen(engine, "begin", _check_files)
+
+    def _close_unless_unwritable(dbapi_connection: Any) -> None:
+        # Closing the last connection to a WAL database checkpoints the log into the file and writes the index: on
+        # files made immutable, that too is a bus error, at the very end of a command that has said why it stopped.
+        # Such a connection is left open for the life of the process instead (its reference count raised, since a
+        # connection merely kept in a list is still closed when the interpreter frees it on the way out); the
+        # operating system lets go of the files at exit, and the next writer recovers the log as after any crash.
+        if all(_may_write(file) or not file.exists() for file in files):
+            dbapi_connection.close()
+        else:
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(dbapi_connection))
+
+    engine.dialect.do_close = _close_unless_unwritable  # type: ignore[method-assign]
+
+
+# SQLite's primary result codes for a database that cannot be written (the low byte of `sqlite_errorcode`).
+_SQLITE_CANNOT_WRITE = {3: "access denied", 8: "read-only", 10: "disk I/O error", 13: "disk full", 14: "cannot open"}
+# PostgreSQL's SQLSTATEs for the same: the disk is full, or the server is read-only (a standby, or set so).
+_POSTGRES_CANNOT_WRITE = {"53100": "disk full", "25006": "read-only"}
+
+
+def _unwritable_reason(error: BaseException) -> str | None:
+    """The driver's message when `error` says the database cannot be written, else None (another error)."""
+    sqlite_code = getattr(error, "sqlite_errorcode", None)
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlite_code, int) and (sqlite_code & 0xFF) in _SQLITE_CANNOT_WRITE:
+        return str(error).strip().splitlines()[0] if str(error).strip() else _SQLITE_CANNOT_WRITE[sqlite_code & 0xFF]
+    if isinstance(sqlstate, str) and sqlstate in _POSTGRES_CANNOT_WRITE:
+        return str(error).strip().splitlines()[0] if str(error).strip() else _POSTGRES_CANNOT_WRITE[sqlstate]
+    return None
 
 
 def _open_sqlite_read_only(engine: Engine, path: Path) -> None:
     """Connect through SQLite's read-only URI (`file:…?mode=ro`): the way to open a file we may not write. The
-    engine's URL stays the plain one, so the database is named, and its artifacts found, as for any other open."""
+    engine's URL stays the plain one, so the database is named, and its artifacts found, as for any other open.
+
+    In a folder we may not write either, SQLite cannot make the WAL index a read-only connection needs. With no
+    write-ahead log there, the file holds the whole database, and it is opened `immutable`, which needs no index:
+    a read command then sees the database as it was when it opened (a writer with more rights than ours, starting
+    while it reads, would go unseen until the next command)."""
+    wal, _ = _sqlite_companions(path)
+    frozen = not _may_write(path.parent) and not wal.exists()
+    query = "mode=ro&immutable=1" if frozen else "mode=ro"
 
     @event.listens_for(engine, "do_connect")
     def _read_only_uri(dialect: object, record: object, cargs: list[object], cparams: dict[str, object]) -> None:
-        cargs[:] = [f"{path.as_uri()}?mode=ro"]
+        cargs[:] = [f"{path.as_uri()}?{query}"]
         cparams["uri"] = True
 
 
