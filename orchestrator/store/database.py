@@ -24,6 +24,8 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -319,9 +321,24 @@ def _open_sqlite_read_only(engine: Engine, path: Path) -> None:
         cparams["uri"] = True
 
 
+def _enter_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, tried again while the file is locked: two processes opening a new file at once
+    both switch it to WAL, and SQLite answers the second "database is locked" at once, without waiting on its busy
+    handler (the switch needs the file to itself). So wait here, as long as for another writer's lock."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    _enter_wal(cursor)  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
