@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from planners.molecules import canonical_smiles
 
@@ -47,8 +48,16 @@ class _Parameter(_Strict):
 
 def _check_bounds(bounds: tuple[float, float]) -> tuple[float, float]:
     lower, upper = bounds
-    if not (math.isfinite(lower) and math.isfinite(upper)):
+    try:
+        finite = math.isfinite(lower) and math.isfinite(upper)
+    except OverflowError:  # an integer past the largest float
+        finite = False
+    if not finite:
         raise ValueError("bounds must be finite numbers")
+    # Planners scale each parameter by its span (to the unit cube and back): a span past the largest float is inf,
+    # and every point drawn from it is inf or nan.
+    if not math.isfinite(float(upper) - float(lower)):
+        raise ValueError(f"the span upper - lower = {upper:g} - {lower:g} is larger than a float can hold")
     if lower > upper:
         raise ValueError(f"lower {lower:g} > upper {upper:g}")
     if lower == upper:
@@ -98,7 +107,7 @@ class DiscreteParameter(_Parameter):
     """A numeric parameter restricted to listed values (e.g. the temperatures a block can hold)."""
 
     type: Literal["discrete"]
-    values: list[float] = Field(min_length=2)
+    values: list[FiniteFloat] = Field(min_length=2)
     unit: str = ""
 
     @field_validator("values")
@@ -177,9 +186,9 @@ Parameter = Annotated[
 class LinearConstraint(_Strict):
     """sum(coefficient * parameter) <operator> rhs, over numeric parameters."""
 
-    coefficients: dict[Identifier, float] = Field(min_length=1)
+    coefficients: dict[Identifier, FiniteFloat] = Field(min_length=1)
     operator: Literal["<=", ">="]
-    rhs: float
+    rhs: FiniteFloat
 
     def satisfied_by(self, point: Mapping[str, Any], tolerance: float = 1e-9) -> bool:
         lhs = sum(c * float(point[name]) for name, c in self.coefficients.items())
@@ -198,7 +207,7 @@ class OutcomeConstraint(_Strict):
 
     outcome: Identifier
     operator: Literal["<=", ">="]
-    value: float
+    value: FiniteFloat
 
     def satisfied_by(self, value: float) -> bool:
         return value <= self.value if self.operator == "<=" else value >= self.value
@@ -211,8 +220,8 @@ class Objective(_Strict):
     name: Identifier
     direction: Literal["maximize", "minimize"]
     unit: str = ""
-    target: float | None = None
-    reference: float | None = Field(
+    target: FiniteFloat | None = None
+    reference: FiniteFloat | None = Field(
         default=None,
         description="With several objectives: the worst value still worth having (hypervolume reference point); "
         "inferred from the data when not given.",
@@ -301,6 +310,54 @@ class Space:
                 choices = p.values
                 point[p.name] = choices[int(x * len(choices))]
         return point
+
+
+# Up to this many combinations of the constrained parameters' values, a finite space's constraints are checked
+# point by point (a few milliseconds with numpy); past it, by the linear program over their ranges, as for
+# continuous parameters, which proves infeasibility but not feasibility of a grid.
+EXACT_CHECK_POINTS = 1_000_000
+
+
+def constraints_satisfiable(parameters: Sequence[Any], constraints: Sequence[LinearConstraint]) -> bool:
+    """Whether some point of the parameters' ranges satisfies every linear constraint at once.
+
+    Continuous parameters: a linear program over their bounds (feasibility only, no objective). Constrained
+    parameters that are all finite (integer, discrete): every combination of their values, when there are at most
+    `EXACT_CHECK_POINTS`. Otherwise (a mix, or more combinations) the linear program over their ranges, which
+    finds every empty region and lets through only spaces whose relaxation has room and whose grid may not. Each
+    constraint names numeric parameters only (the spec checks that first).
+    """
+    if not constraints:
+        return True
+    by_name = {p.name: p for p in parameters}
+    names = [p.name for p in parameters if any(p.name in c.coefficients for c in constraints)]
+    signed = [(1.0 if c.operator == "<=" else -1.0, c) for c in constraints]
+    matrix = np.array([[sign * c.coefficients.get(name, 0.0) for name in names] for sign, c in signed])
+    limits = np.array([sign * c.rhs for sign, c in signed])
+    constrained = [by_name[name] for name in names]
+    all_finite = not any(isinstance(p, ContinuousParameter) for p in constrained)
+    if all_finite and math.prod(_count(p) for p in constrained) <= EXACT_CHECK_POINTS:
+        axes = np.meshgrid(*(np.asarray(p.values, dtype=float) for p in constrained), indexing="ij")
+        points = np.stack([axis.ravel() for axis in axes], axis=1)
+        tolerance = 1e-9  # LinearConstraint.satisfied_by's
+        return bool(np.any(np.all(points @ matrix.T <= limits + tolerance, axis=1)))
+    ranges = [
+        p.bounds if isinstance(p, ContinuousParameter | IntegerParameter) else (min(p.values), max(p.values))
+        for p in constrained
+    ]
+    # Imported here: scipy.optimize takes a noticeable part of a second to load, and only a spec with constraints
+    # needs it (`peirce validate` of any other stays quick).
+    from scipy.optimize import linprog
+
+    result = linprog(np.zeros(len(names)), A_ub=matrix, b_ub=limits, bounds=ranges, method="highs")
+    return result.status != 2  # 2: infeasible (0 is a point found; a numerical failure is not proof of none)
+
+
+def _count(parameter: Any) -> int:
+    """How many values a finite numeric parameter takes (an integer's range is counted, not listed)."""
+    if isinstance(parameter, IntegerParameter):
+        return int(parameter.bounds[1] - parameter.bounds[0] + 1)
+    return len(parameter.values)
 
 
 def point_key(point: Mapping[str, Any]) -> tuple:

@@ -59,6 +59,8 @@ def read_file(path: Path, field: str) -> KnowledgeFile:
         raise SpecError(field, f"cannot read {path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SpecError(field, f"{path.name} is not JSON: {exc.msg} (line {exc.lineno})") from None
+    except RecursionError:  # the JSON parser recurses once per level; thousands of `[` exhaust the stack
+        raise SpecError(field, f"{path.name} is nested too deeply to be a knowledge file") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise SpecError(field, f'{path.name} is not a peirce knowledge file ("format" must be "{FORMAT}")')
     if data.get("version") != VERSION:

@@ -1,10 +1,11 @@
 """The campaign file: a pydantic v2 model loaded from YAML, with errors that name the field at fault.
 
 Loading goes in three steps, each of which can reject the file with one `SpecError` (`field: message`):
-1. YAML syntax (with line and column),
+1. YAML syntax (with line and column), a key given twice in one mapping, nesting deeper than any campaign needs,
 2. the schema (types, unknown keys, bounds, SMILES that RDKit rejects),
-3. cross-field rules (duplicate names, constraints over unknown or non-numeric parameters, a simulator that does
-   not fit the space). Checks that need the lab itself (the lookup table's columns) run when the lab is built.
+3. cross-field rules (duplicate names, constraints over unknown or non-numeric parameters, constraints that no
+   point satisfies, a simulator that does not fit the space). Checks that need the lab itself (the lookup table's
+   columns) run when the lab is built.
 """
 
 from __future__ import annotations
@@ -36,8 +37,65 @@ from planners.base import PlanningProblem
 from planners.hypotheses.guards import SafetyRules
 from planners.hypotheses.settings import HypothesisSettings
 from planners.settings import BayesianSettings, PlannerSettings
-from planners.space import Identifier, LinearConstraint, Objective, OutcomeConstraint, Parameter, Space
+from planners.space import (
+    Identifier,
+    LinearConstraint,
+    Objective,
+    OutcomeConstraint,
+    Parameter,
+    Space,
+    constraints_satisfiable,
+)
 from simulators.functions import TEST_FUNCTIONS
+
+# A campaign file nests a handful of levels (lab.protocol[2].args.volume is five); this leaves room for any real
+# one and stops a file of thousands of `[` long before Python's stack would.
+MAX_NESTING = 50
+
+
+class _LoadRefused(yaml.MarkedYAMLError):
+    """What the campaign loader refuses that YAML itself allows (a repeated key, nesting past MAX_NESTING)."""
+
+
+class _CampaignLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing two things it would otherwise get wrong: a key given twice in one mapping
+    (PyYAML keeps the last, silently) and nesting past MAX_NESTING (its composer recurses once per level, so
+    20,000 `[` end in a RecursionError)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                raise _LoadRefused(
+                    problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults` then a key of its own is YAML's way to override, not a repeat
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    earlier = first_line.get(key)
+                except TypeError:
+                    continue  # an unhashable key: PyYAML refuses it itself, with its line
+                if earlier is not None:
+                    raise _LoadRefused(
+                        problem=f"duplicate key '{key}' (first given on line {earlier})",
+                        problem_mark=key_node.start_mark,
+                    )
+                first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -203,12 +261,13 @@ def load_spec(path: Path) -> tuple[CampaignSpec, str]:
 
 def parse_spec(text: str, base_dir: Path, source: str = "<spec>") -> CampaignSpec:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_CampaignLoader)  # a SafeLoader, with the two refusals above
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(where, f"YAML syntax error: {problem}") from None
+        what = "" if isinstance(exc, _LoadRefused) else "YAML syntax error: "
+        raise SpecError(where, f"{what}{problem}") from None
     if not isinstance(data, dict):
         raise SpecError(source, f"a campaign file must be a mapping of keys, not {type(data).__name__}")
     try:
@@ -246,6 +305,9 @@ def check_consistency(spec: CampaignSpec) -> None:
                 raise SpecError(
                     f"constraints[{i}].coefficients.{name}", f"parameter '{name}' is {parameter.type}, not numeric"
                 )
+    if not constraints_satisfiable(spec.space, spec.constraints):
+        described = "; ".join(c.describe() for c in spec.constraints)
+        raise SpecError("constraints", f"no point of the space satisfies them all ({described})")
     for i, outcome_constraint in enumerate(spec.outcome_constraints):
         if outcome_constraint.outcome not in seen_objectives:
             raise SpecError(

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, Discriminator, Field, FiniteFloat, Tag, model_validator
 
 from orchestrator.records.base import StrictModel as _Strict
 from planners.space import Identifier
 
 
 class LimitSpec(_Strict):
-    min: float | None = None
-    max: float | None = None
-    per_experiment: float | None = Field(default=None, gt=0, description="Most of this quantity in one experiment.")
+    # Finite numbers only: a limit of nan compares false with every value, so it would let any value through.
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
+    per_experiment: FiniteFloat | None = Field(
+        default=None, gt=0, description="Most of this quantity in one experiment."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> LimitSpec:
@@ -53,7 +56,7 @@ class InstrumentSpec(_Strict):
 class ActionStepSpec(_Strict):
     instrument: Identifier
     action: Identifier
-    args: dict[Identifier, float | int | bool | str] = Field(
+    args: dict[Identifier, FiniteFloat | int | bool | str] = Field(
         default_factory=dict, description="Arguments; '{parameter}' is replaced by the experiment's value."
     )
     save: dict[Identifier, Identifier] = Field(
@@ -62,7 +65,7 @@ class ActionStepSpec(_Strict):
 
 
 class WaitStepSpec(_Strict):
-    wait: float | str = Field(description="How long: a number or '{parameter}'.")
+    wait: Annotated[FiniteFloat, Field(ge=0)] | str = Field(description="How long: a number or '{parameter}'.")
     unit: Literal["s", "min", "h"] = "s"
 
 
