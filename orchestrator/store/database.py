@@ -108,7 +108,9 @@ def open_database(
     must_exist = read_only or not create
     # A database that must exist is first looked at read-only: what is there is checked before anything is
     # written (even the journal mode a writing connection sets, which would turn any SQLite file into one).
-    engine = _create_engine(resolved, must_exist=must_exist, read_only=must_exist, defaulted=url is None)
+    engine = _create_engine(
+        resolved, must_exist=must_exist, read_only=must_exist, defaulted=url is None, will_write=not read_only
+    )
     try:
         revision = _current_revision(engine, resolved)
         _check_revision(revision, resolved, must_exist=must_exist, read_only=read_only)
@@ -158,7 +160,17 @@ def _check_revision(revision: str | None, url: str, *, must_exist: bool, read_on
         )
 
 
-def _create_engine(url: str, *, must_exist: bool = False, read_only: bool = False, defaulted: bool = False) -> Engine:
+def _create_engine(
+    url: str,
+    *,
+    must_exist: bool = False,
+    read_only: bool = False,
+    defaulted: bool = False,
+    will_write: bool | None = None,
+) -> Engine:
+    """An engine for `url`, its SQLite file (if any) checked first. `will_write` (default: not `read_only`) says the
+    command will write, so a file or folder it cannot write is refused now, before even a read-only look at it
+    leaves SQLite's WAL files beside it."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -173,7 +185,7 @@ def _create_engine(url: str, *, must_exist: bool = False, read_only: bool = Fals
     sqlite_file: Path | None = None
     if parsed.get_backend_name() == "sqlite":
         sqlite_file = _check_sqlite_path(parsed, must_exist=must_exist, defaulted=defaulted)
-        if sqlite_file is not None and not read_only:
+        if sqlite_file is not None and (not read_only if will_write is None else will_write):
             _check_sqlite_writable(sqlite_file, url)
         connect_args["timeout"] = 30  # seconds to wait for another writer's lock
     elif parsed.get_backend_name() == "postgresql":
