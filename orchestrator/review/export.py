@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import func, select
 
-from orchestrator.records.events import ActionDetail, EventKind
+from orchestrator.records.events import ActionDetail, Entity, EventKind
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, Cycle, Decision, Event, Hypothesis
+from orchestrator.store.models import Campaign, Cycle, Decision, Event, Experiment, ExperimentState, Hypothesis
 from orchestrator.store.queries import best_with_parameters, calibration, count_by_state, spent_count
 from orchestrator.store.records import find_campaign
 
@@ -57,6 +57,7 @@ def campaign_status(db: Database, ref: str) -> dict[str, Any]:
             "best": best,
             "calibration": {name: c.as_dict() for name, c in calibration(session, campaign.id).items()},
             "instrument_actions": instrument_actions(session, campaign.id),
+            "unconfirmed_actions": unconfirmed_actions(session, campaign.id),
             "hypotheses": dict(
                 session.execute(
                     select(Hypothesis.status, func.count())
@@ -80,6 +81,40 @@ def instrument_actions(session: Any, campaign_id: int) -> dict[str, dict[str, in
         label = "done" if kind == EventKind.ACTION_DONE else str(action.error)
         counts[label] = counts.get(label, 0) + 1
     return out
+
+
+def unconfirmed_actions(session: Any, campaign_id: int) -> list[dict[str, Any]]:
+    """On a station: the actions sent and never confirmed, one per experiment abandoned in doubt after an
+    interruption (`seq`, `instrument`, `action`, `step`), by experiment. A person must check each (was the dispense
+    made?) before the vial or the reagent is used again; the count of actions done does not show them."""
+    found = []
+    for seq, detail in session.execute(
+        select(Experiment.seq, Event.detail)
+        .join(Experiment, Experiment.id == Event.entity_id)
+        .where(
+            Event.campaign_id == campaign_id,
+            Event.entity == Entity.EXPERIMENT,
+            Event.kind == EventKind.STATE,
+            Event.to_state == ExperimentState.ABANDONED,
+        )
+        .order_by(Experiment.seq)
+    ):
+        step = (detail or {}).get("unconfirmed_action")
+        if step is not None:
+            action = ActionDetail.model_validate(step)
+            found.append({"seq": seq, "instrument": action.instrument, "action": action.action, "step": action.step})
+    return found
+
+
+def describe_unconfirmed(actions: list[dict[str, Any]]) -> str | None:
+    """`status`'s line for the actions left unconfirmed (None when there are none)."""
+    if not actions:
+        return None
+    listed = ", ".join(f"#{a['seq']} {a['instrument']}.{a['action']}" for a in actions)
+    return (
+        f"unconfirmed: {len(actions)} action{'s' if len(actions) > 1 else ''} sent and never confirmed ({listed}); "
+        "check the instruments before reusing what they touched"
+    )
 
 
 def experiments_frame(db: Database, ref: str) -> pd.DataFrame:

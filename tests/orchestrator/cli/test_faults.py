@@ -1,4 +1,4 @@
-"""Bad input and unwritable databases that used to end in a traceback (issue 14, "What broke" 6 and 7): each is now one
+"""Bad input, unwritable databases and a station status that used to mislead (issue 14, "What broke" 6, 7 and 8):
 line naming the field or the database, a non-zero exit (2 for input), and nothing written.
 
 A file "that cannot be written" is made so for real (`unwritable`): as root, whom the mode bits do not stop, with
@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from tests.campaigns import hartmann_spec, write_spec
+from orchestrator.cycle.context import load_context, open_campaign
+from orchestrator.cycle.deduce import deduce
+from orchestrator.cycle.recovery import recover, start_cycle
+from orchestrator.review.export import campaign_status, describe_unconfirmed
+from orchestrator.store.database import open_database
+from orchestrator.store.models import Experiment, ExperimentState
+from orchestrator.store.records import add_event, move_experiment
+from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec, write_spec
 from tests.orchestrator.cli.helpers import invoke, one_error
 
 
@@ -249,3 +256,36 @@ def test_read_commands_work_on_a_database_that_cannot_be_written(finished: Path,
         assert replayed.returncode == 0, replayed.stderr
         assert "2 of 2 decisions re-derived exactly" in replayed.stdout
     assert _bytes(database.parent) == before
+
+
+# --- status of a station after an interruption ---------------------------------------------------------------------
+
+
+def test_status_names_the_actions_left_unconfirmed(tmp_path: Path) -> None:
+    # A runner interrupted on a station: experiment A had its dispense sent and never confirmed (its journal ends
+    # at `action-started`), B's was confirmed. Both are in doubt; the recovery abandons both, and only A's dispense
+    # is unconfirmed. Status counted 1 action done and said nothing of A's.
+    db = open_database(f"sqlite:///{tmp_path / 'peirce.db'}")
+    try:
+        spec, text = to_spec(hartmann_spec(budget={"experiments": 4, "batch_size": 2}), EXAMPLES_DIR)
+        campaign_id, _ = open_campaign(db, spec, text)
+        ctx = load_context(db, campaign_id)
+        unconfirmed, confirmed = deduce(ctx, start_cycle(ctx), 2)
+        dispense = {"step": 0, "instrument": "pump", "action": "dispense", "args": {"volume_ml": 1.5}}
+        with db.session() as session:
+            for experiment_id in (unconfirmed, confirmed):
+                move_experiment(session, session.get_one(Experiment, experiment_id), ExperimentState.DISPATCHED)
+                add_event(session, campaign_id, "experiment", experiment_id, "action-started", detail=dispense)
+            add_event(session, campaign_id, "experiment", confirmed, "action-done", detail={**dispense, "result": {}})
+            seq = session.get_one(Experiment, unconfirmed).seq
+        recover(ctx)
+        info = campaign_status(db, "h6")
+    finally:
+        db.dispose()
+    assert info["instrument_actions"] == {"pump": {"done": 1}}
+    assert info["unconfirmed_actions"] == [{"seq": seq, "instrument": "pump", "action": "dispense", "step": 0}]
+    assert describe_unconfirmed(info["unconfirmed_actions"]) == (
+        f"unconfirmed: 1 action sent and never confirmed (#{seq} pump.dispense); "
+        "check the instruments before reusing what they touched"
+    )
+    assert describe_unconfirmed([]) is None
