@@ -327,6 +327,18 @@ def release_after_error(db: Database, campaign_id: int, message: str, runner: st
         campaign.runner = None
 
 
+def release_after_signal(db: Database, campaign_id: int, runner: str, reason: str) -> None:
+    """An engine ended its run at once on a signal (Prefect ends its flow run on SIGTERM): the campaign is stopped
+    with `reason`, its lease freed, while `runner` still holds it. Experiments sent and not finished stay in doubt
+    for the next `peirce resume` to reconcile, as after a kill."""
+    with db.session() as session:
+        campaign = session.get_one(Campaign, campaign_id)
+        if campaign.runner != runner:
+            return
+        set_campaign_status(session, campaign, CampaignStatus.STOPPED, reason=reason)
+        campaign.runner = None
+
+
 def request_stop(db: Database, ref: str) -> str:
     """Ask a campaign to stop at its next safe point (experiments already running finish)."""
     with db.session() as session:

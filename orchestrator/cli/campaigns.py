@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -192,10 +193,21 @@ def _run_engine(opened: Database, ctx: CampaignContext, campaign_id: int, engine
     if engine == "prefect":
         quiet_prefect()
         # Imported here: Prefect takes seconds to load, and `--engine inline` never needs it.
+        from prefect.exceptions import TerminationSignal
+
+        from orchestrator.campaign.runs import release_after_signal
         from orchestrator.cycle.flow import run_with_prefect
 
         url = str(opened.engine.url.render_as_string(hide_password=False))
-        return run_with_prefect(url, campaign_id, ctx.name, ctx.lab.max_concurrency)
+        try:
+            return run_with_prefect(url, campaign_id, ctx.name, ctx.lab.max_concurrency)
+        except TerminationSignal as exc:
+            # Prefect swaps in its own SIGTERM handler while a flow runs and ends the flow run at once (our handler
+            # has then asked for the stop, and said so). The campaign is stopped; what was in flight is reconciled
+            # by the next resume.
+            reason = f"stopped by signal {signal.Signals(exc.signal).name}"
+            release_after_signal(opened, campaign_id, ctx.runner or "", reason)
+            return reason
     # Imported here with the rest of the cycle (start-up time, as in `_drive`).
     from orchestrator.cycle.loop import InlineStages, run_loop
 
