@@ -298,8 +298,10 @@ def _stop_when_unwritable(engine: Engine, sqlite_file: Path | None) -> None:
     engine.dialect.do_close = _close_unless_unwritable  # type: ignore[method-assign]
 
 
-# SQLite's primary result codes for a database that cannot be written (the low byte of `sqlite_errorcode`).
-_SQLITE_CANNOT_WRITE = {3: "access denied", 8: "read-only", 10: "disk I/O error", 13: "disk full", 14: "cannot open"}
+# SQLite's primary result codes for a database that stopped taking writes (the low byte of `sqlite_errorcode`):
+# read-only, an I/O error (a write refused, EFBIG past a file size limit), disk full. Not "cannot open": that is a
+# database never reached (a folder given as the file), which `open_database` reports as such.
+_SQLITE_CANNOT_WRITE = {8: "read-only", 10: "disk I/O error", 13: "disk full"}
 # PostgreSQL's SQLSTATEs for the same: the disk is full, or the server is read-only (a standby, or set so).
 _POSTGRES_CANNOT_WRITE = {"53100": "disk full", "25006": "read-only"}
 

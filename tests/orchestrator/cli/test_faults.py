@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text as text_sql
 
 from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.recovery import recover, start_cycle
+from orchestrator.errors import DatabaseUnwritable
 from orchestrator.review.export import campaign_status, describe_unconfirmed
-from orchestrator.store.database import open_database
-from orchestrator.store.models import Experiment, ExperimentState
+from orchestrator.store.database import Database, open_database
+from orchestrator.store.models import Event, Experiment, ExperimentState
 from orchestrator.store.records import add_event, move_experiment
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec, write_spec
 from tests.orchestrator.cli.helpers import invoke, one_error
@@ -289,3 +291,43 @@ def test_status_names_the_actions_left_unconfirmed(tmp_path: Path) -> None:
         "check the instruments before reusing what they touched"
     )
     assert describe_unconfirmed([]) is None
+
+
+# --- the store's side of a database that stops taking writes --------------------------------------------------------
+
+
+def test_a_database_that_stops_taking_writes_raises_one_typed_error(db_url: str, tmp_path: Path) -> None:
+    """The typed error the CLI prints as one line, on SQLite (its files made immutable under an open database) and
+    on PostgreSQL (the database turned read-only, as a failover to a standby does)."""
+    db = open_database(db_url)
+    try:
+        spec, text = to_spec(hartmann_spec(), EXAMPLES_DIR)
+        open_campaign(db, spec, text)
+        if db.engine.dialect.name == "sqlite":
+            path = Path(db.engine.url.database or "")
+            files = (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+            with unwritable(*[p for p in files if p.exists()]):
+                with pytest.raises(DatabaseUnwritable, match="is read-only or immutable") as raised:
+                    _write(db)
+                db.dispose()  # closing would write the log into the file: the store must not (a bus error)
+        else:
+            name = db.engine.url.database
+            with db.engine.connect() as connection:
+                connection.execute(text_sql(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+                connection.commit()
+            db.dispose()  # the next connection is made under the new setting (the fixture drops the database)
+            with pytest.raises(DatabaseUnwritable, match="read-only transaction") as raised:
+                _write(db)
+    finally:
+        db.dispose()
+    message = str(raised.value)
+    assert message.startswith(f"database {db.url} cannot be written: ")
+    assert message.endswith(
+        "; the campaign stays as it was last written; `peirce resume` continues once it is writable"
+    )
+    assert raised.value.exit_code == 1
+
+
+def _write(db: Database) -> None:
+    with db.session() as session:
+        session.add(Event(campaign_id=1, entity="campaign", entity_id=1, kind="note", detail={}))
