@@ -95,8 +95,8 @@ def _claims_by_threads(db: Database, campaign_id: int, monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize("status", [CampaignStatus.CREATED, CampaignStatus.STOPPED, "killed"])
-def test_two_simultaneous_claims_one_wins(sqlite_url: str, status: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    db, campaign_id = _campaign(sqlite_url)
+def test_two_simultaneous_claims_one_wins(db_url: str, status: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    db, campaign_id = _campaign(db_url)
     if status == "killed":  # a runner killed outright: marked running, its process gone
         _set_lease(db, campaign_id, f"{HOST}:{_dead_pid()}", datetime.now(UTC), CampaignStatus.RUNNING)
     elif status == CampaignStatus.STOPPED:
@@ -188,8 +188,8 @@ def _claimed_context(db: Database, campaign_id: int) -> CampaignContext:
     return ctx
 
 
-def test_a_runner_that_lost_its_lease_stops_before_acting(sqlite_url: str) -> None:
-    db, campaign_id = _campaign(sqlite_url)
+def test_a_runner_that_lost_its_lease_stops_before_acting(db_url: str) -> None:
+    db, campaign_id = _campaign(db_url)
     ctx = _claimed_context(db, campaign_id)
     cycle_id = start_cycle(ctx)
     with db.session() as session:
@@ -211,10 +211,10 @@ def test_a_runner_that_lost_its_lease_stops_before_acting(sqlite_url: str) -> No
         assert session.scalar(select(func.count()).select_from(Dispatch)) == 0
 
 
-def test_the_schema_refuses_a_second_dispatch_of_one_attempt(sqlite_url: str) -> None:
+def test_the_schema_refuses_a_second_dispatch_of_one_attempt(db_url: str) -> None:
     """Even if two runners held the lease, the same attempt cannot be dispatched twice: the second runner's
     stale view (the experiment approved, no attempt yet) meets the database's unique (experiment, attempt)."""
-    db, campaign_id = _campaign(sqlite_url)
+    db, campaign_id = _campaign(db_url)
     with db.session() as session:
         cycle = Cycle(campaign_id=campaign_id, index=1)
         session.add(cycle)
