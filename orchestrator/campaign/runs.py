@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Any, Literal, cast
 
 from sqlalchemy import CursorResult, Update, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.campaign.spec import CampaignSpec
@@ -278,7 +278,9 @@ class Lease:
         except LeaseLost as exc:
             self.lost_to = str(exc)
             return False
-        except SQLAlchemyError:
+        except Exception:  # whatever a write raised: the database locked, unwritable, gone
+            # The loop meets the same fault at its next write and says so in one line; this thread never prints a
+            # traceback of its own, and tries again at the next beat.
             return True
         self.beats += 1
         return True
