@@ -31,6 +31,7 @@ from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.experiment import RetryPolicy, run_attempt
 from orchestrator.cycle.induce import induce
 from orchestrator.cycle.loop import run_loop
+from orchestrator.cycle.prefect_server import ensure_temporary_server
 from orchestrator.cycle.progress import CycleReport
 from orchestrator.store.database import URL_ENV, open_database
 
@@ -126,7 +127,11 @@ def campaign_flow(campaign_id: int) -> str:
 
 
 def run_with_prefect(db_url: str, campaign_id: int, campaign_name: str, max_workers: int) -> str:
+    """Run the campaign's flow on Prefect: on the server PREFECT_API_URL names, else on a temporary server that
+    dies with this process (see `prefect_server`). The flow disposes of its database engine before it returns; the
+    temporary server stops only at this process's exit, after Prefect's workers have drained."""
     os.environ[URL_ENV] = db_url
+    ensure_temporary_server()
     # Prefect types a task runner as invariant in its future type, so its own thread-pool runner does not type as
     # the `TaskRunner[PrefectFuture]` that `with_options` asks for; it is one at run time.
     runner = cast(TaskRunner[PrefectFuture[Any]], ThreadPoolTaskRunner(max_workers=max_workers))
