@@ -5,7 +5,10 @@ The commands live one group to a module (campaigns, ledger, review, archive, ins
 are declared once in `options`, their consoles made in `output`. This module puts them together and runs them.
 
 Bad input (a wrong spec, an unknown campaign, an unreachable database, a mistyped command line) prints one line,
-`error: …`, and exits with status 2; a failure while running exits 1. Neither prints a traceback.
+`error: …`, and exits with status 2; a failure while running exits 1. Neither prints a traceback. A database that
+stops taking writes while a command runs (a file made read-only or immutable, a full disk) is such a failure:
+"database … cannot be written: …", exit 1, what was written before stands, and `peirce resume` continues once the
+database can be written again.
 """
 
 from __future__ import annotations
