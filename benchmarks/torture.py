@@ -67,6 +67,7 @@ class Tally:
     """What was done and every violation seen, by kind (each with one line saying where)."""
 
     kills: Counter[str] = field(default_factory=Counter)
+    planners: dict[str, set[str]] = field(default_factory=dict)  # by engine
     campaigns: Counter[str] = field(default_factory=Counter)
     resumes: int = 0
     dispenses_received: int = 0
@@ -273,6 +274,7 @@ def kill_series(
     db = folder / "torture.db"
     args = ["--db", f"sqlite:///{db}", "--engine", engine]
     tally.campaigns[engine] += 1
+    tally.planners.setdefault(engine, set()).add(planner)
     command: list[str] = ["run", str(spec), *args]
     done_kills = 0
     for _ in range(kills * 3 + 3):
@@ -479,9 +481,10 @@ def table(tally: Tally, command: str, seconds: float) -> str:
         "",
         "| fault | trials | violations |",
         "|---|---|---|",
-        f"| random SIGKILL, inline engine (Hartmann-6, random + Bayesian) | {tally.kills['inline']} kills, "
+        f"| random SIGKILL, inline engine (Hartmann-6, {_planners(tally, 'inline')}) | {tally.kills['inline']} kills, "
         f"{tally.campaigns['inline']} campaigns | {_lost_twice(tally)} |",
-        f"| random SIGKILL, prefect engine (Hartmann-6, random + Bayesian) | {tally.kills['prefect']} kills, "
+        f"| random SIGKILL, prefect engine (Hartmann-6, {_planners(tally, 'prefect')}) | {tally.kills['prefect']} "
+        "kills, "
         f"{tally.campaigns['prefect']} campaigns | orphaned Prefect servers: "
         f"{tally.count('orphaned Prefect server')} |",
         f"| SIGKILL right after a dispense's write-ahead record (station on twins) | {tally.kills['station']} kills, "
@@ -498,6 +501,10 @@ def table(tally: Tally, command: str, seconds: float) -> str:
         f"Violations in all: {sum(len(v) for v in tally.violations.values())}",
     ]
     return "\n".join(lines)
+
+
+def _planners(tally: Tally, engine: str) -> str:
+    return " + ".join(sorted(tally.planners.get(engine, set()))) or "no"
 
 
 def _lost_twice(tally: Tally) -> str:

@@ -1,4 +1,4 @@
-"""The Prefect engine's temporary server dies with its runner: on SIGKILL, on SIGTERM, and at a normal end, and
+"""The Prefect engine's temporary server dies with its runner: on SIGKILL, SIGTERM, Ctrl-C and at a normal end, and
 what it prints never reaches the person's terminal (issue 14, items 4 and 8)."""
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def assert_gone(pid: int, port: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+# SIGINT is Ctrl-C sent to the runner alone: the server, in a session of its own, does not get it from the terminal.
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["KILL", "TERM", "INT"])
 def test_the_temporary_server_dies_with_its_runner(tmp_path: Path, signum: int) -> None:
     runner = start_prefect_run(tmp_path)
     try:
