@@ -212,3 +212,24 @@ def test_a_signal_stops_the_runner_at_the_next_safe_point(tmp_path: Path, signum
     assert states <= {"completed", "abandoned"}  # experiments running then finished; none left in doubt
     resumed = invoke("status", "h6", "--db", url, cwd=tmp_path)
     assert "not alive" not in resumed.stdout and "(stopped)" in resumed.stdout
+
+
+def test_a_runner_whose_lease_was_taken_stops_with_one_line(tmp_path: Path) -> None:
+    """Another host takes the lease under a running campaign (as if this runner's heartbeat had gone stale): the
+    runner stops before its next act with one line, leaves the campaign to the new holder (neither failed nor
+    finished), and sends nothing more to the lab."""
+    data = hartmann_spec(budget={"experiments": 300, "batch_size": 3})
+    data["lab"] = {**data["lab"], "delay_s": 0.1}
+    write_spec(tmp_path / "c.yaml", data)
+    db = tmp_path / "c.db"
+    runner = _start(["run", "c.yaml", "--db", f"sqlite:///{db}", "--engine", "inline"], tmp_path)
+    _wait_for(lambda: _completed(db) >= 3)
+    with sqlite3.connect(db, timeout=30) as connection:
+        connection.execute("UPDATE campaigns SET runner = 'far-away:4242', heartbeat_at = CURRENT_TIMESTAMP")
+    taken_at = _query(db, "SELECT max(id) FROM events")[0][0]
+    code, out, err = _finish(runner)
+    assert code == 1, (out, err)
+    assert err.strip().splitlines() == ["error: lease lost to far-away:4242; stopping"]
+    assert _query(db, "SELECT status, runner FROM campaigns") == [("running", "far-away:4242")]
+    dispatched_after = _query(db, f"SELECT count(*) FROM events WHERE id > {taken_at} AND to_state = 'dispatched'")
+    assert dispatched_after == [(0,)]
