@@ -301,7 +301,7 @@ def _print_list(console: Console, opened: Database) -> None:
 
 def _print_status(console: Console, opened: Database, ref: str) -> None:
     # Imported here (start-up time, as in `_print_list`).
-    from orchestrator.review.export import campaign_status
+    from orchestrator.review.export import campaign_status, describe_unconfirmed
 
     info = campaign_status(opened, ref)
     gone = _runner_gone(opened, ref) if info["status"] in ("running", "stopping") else None
@@ -322,6 +322,9 @@ def _print_status(console: Console, opened: Database, ref: str) -> None:
     for instrument, counts in sorted(info["instrument_actions"].items()):
         failures = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if kind != "done")
         lines.append(f"  {instrument}: {counts.get('done', 0)} actions done; failed: {failures or 'none'}")
+    unconfirmed = describe_unconfirmed(info["unconfirmed_actions"])
+    if unconfirmed:  # dispenses sent and never confirmed: a person must check before a vial is reused
+        lines.append(f"  {unconfirmed}")
     if info["hypotheses"]:
         counts = info["hypotheses"]
         shown = ", ".join(f"{counts[s]} {s}" for s in ("open", "supported", "refuted", "retired") if counts.get(s))
