@@ -16,6 +16,10 @@ every Prefect client of this process uses it and none starts another. It differs
   `Exception during reset or similar` from its aiosqlite pool, once seen after "finished") is not ours to show.
   The file's text is shown only when the server fails to start.
 
+The kernel sends the parent-death signal when the *thread* that started the child ends, so the server is started
+from the thread that runs the flow (the CLI's main thread), never from a short-lived one; a server found dead is
+started again.
+
 On a normal exit, Ctrl-C or a SIGTERM that the runner handles, Prefect's `atexit` hook stops the server (after
 Prefect's own workers have drained, as they registered their hooks later); on SIGKILL the kernel's signal does.
 
