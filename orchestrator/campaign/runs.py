@@ -5,8 +5,8 @@ another `peirce run` or `resume` is refused while that process lives (same host)
 (another host). A runner killed outright leaves a lease nobody holds, which the next `resume` takes over.
 
 Three guards keep it to one runner:
-- the claim is a compare-and-swap on the campaign's `lease_epoch` (see `claim`), so of two simultaneous claims
-  exactly one wins;
+- the claim is a compare-and-swap on the campaign's runner (see `claim`), so of two simultaneous claims exactly one
+  wins;
 - a heartbeat thread keeps the lease fresh through any step, however long (`Lease`), and stale detection never
   takes over a lease whose process is alive;
 - every write that starts an act (a cycle, a decision, a dispatch, the campaign's end) first fences: a conditional
@@ -122,9 +122,11 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
     ignores `SELECT … FOR UPDATE`, and pysqlite starts a transaction only at the first write, so two processes
     could both read the lease as free. `BEGIN IMMEDIATE` takes SQLite's write lock before the read, so claims on
     one file are serialised and the second reads what the first wrote. PostgreSQL has no `BEGIN IMMEDIATE`; there
-    the row lock of `FOR UPDATE` serialises. Under both, the write itself is conditional on the epoch that was read
-    (`UPDATE … WHERE lease_epoch = :seen`) and its row count decides, so the claim stays correct whatever the
-    isolation the connection runs at: a claim that lost the race matches no row and is refused.
+    the row lock of `FOR UPDATE` serialises. Under both, the write itself is conditional on the runner that was read
+    (`UPDATE … WHERE runner IS NOT DISTINCT FROM :seen`) and its row count decides, so the claim stays correct
+    whatever the isolation the connection runs at: a claim that lost the race matches no row and is refused. (A
+    runner's identity is never reused while it could matter: `host:pid` of a live process is unique, and a pid is
+    reused only after its process died, when taking its lease over is right anyway.)
     """
     me = runner_identity()
     now = clock()
@@ -138,13 +140,13 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
             )
         if campaign.runner and campaign.runner != me and lease_alive(campaign.runner, campaign.heartbeat_at, now):
             raise CampaignConflict(f"CAMPAIGN: '{campaign.name}' is being run by {campaign.runner}")
-        seen_epoch = campaign.lease_epoch
+        seen_runner = campaign.runner
         taken_over = campaign.runner if campaign.runner and campaign.runner != me else None
         won = _rows_updated(
             session,
             update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.lease_epoch == seen_epoch)
-            .values(runner=me, heartbeat_at=now, lease_epoch=seen_epoch + 1),
+            .where(Campaign.id == campaign_id, Campaign.runner.is_not_distinct_from(seen_runner))
+            .values(runner=me, heartbeat_at=now),
         )
         if won != 1:
             session.rollback()
@@ -168,8 +170,7 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
                 "runner-replaced",
                 detail={"runner": me, "took_over_from": taken_over},
             )
-        epoch = campaign.lease_epoch
-    return Lease(db, campaign_id, me, epoch, interval_s=interval_s, clock=clock)
+    return Lease(db, campaign_id, me, interval_s=interval_s, clock=clock)
 
 
 def _serialise_writers(session: Session) -> None:
@@ -216,7 +217,6 @@ class Lease:
         db: Database,
         campaign_id: int,
         runner: str,
-        epoch: int,
         *,
         interval_s: float = HEARTBEAT_INTERVAL_S,
         clock: Clock = utcnow,
@@ -224,7 +224,6 @@ class Lease:
         self.db = db
         self.campaign_id = campaign_id
         self.runner = runner
-        self.epoch = epoch
         self.interval_s = interval_s
         self.clock = clock
         self.lost_to: str | None = None  # set once a heartbeat found the lease in another's hands

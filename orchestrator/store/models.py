@@ -87,9 +87,6 @@ class Campaign(Base):
     # Which process runs the campaign now ("host:pid") and when it last said so; a second runner is refused.
     runner: Mapped[str | None] = mapped_column(String(128))
     heartbeat_at: Mapped[datetime | None]
-    # Raised by one at every claim of the lease: a claim is a conditional update on the epoch it read, so of two
-    # processes that read the same epoch only one update matches (see orchestrator.campaign.runs.claim).
-    lease_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

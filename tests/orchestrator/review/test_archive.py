@@ -418,7 +418,8 @@ def test_the_archive_lists_every_member_with_its_hash(bayesian: Source) -> None:
 def test_the_archive_covers_every_table_in_reference_order() -> None:
     """A new table must be added to the archive (or excluded here on purpose); references point backwards."""
     # `artifacts` is the store's content, not the campaign's rows: it travels as artifacts/<sha>.json members.
-    assert set(Base.metadata.tables) - {"artifacts"} == set(TABLES)
+    # `dispatches` is the schema's guard against a second runner; each row repeats a `dispatched` event's attempt.
+    assert set(Base.metadata.tables) - {"artifacts", "dispatches"} == set(TABLES)
     for index, table in enumerate(TABLES):
         for column in Base.metadata.tables[table].columns:
             for key in column.foreign_keys:

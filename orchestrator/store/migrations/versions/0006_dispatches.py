@@ -1,4 +1,7 @@
-"""one runner: a lease epoch on each campaign, and one row per dispatched attempt, unique per experiment and attempt
+"""one runner: one row per dispatched attempt, unique per experiment and attempt
+
+The table is the schema's guard against a second runner (see models.Dispatch); what it holds is also in the events
+(each move to `dispatched` names its attempt), so campaign archives leave it out.
 
 Revision ID: 0006
 Revises: 0005
@@ -17,8 +20,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("campaigns") as batch:
-        batch.add_column(sa.Column("lease_epoch", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "dispatches",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -34,5 +35,3 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dispatches")
-    with op.batch_alter_table("campaigns") as batch:
-        batch.drop_column("lease_epoch")
