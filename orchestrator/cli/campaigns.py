@@ -195,6 +195,7 @@ def _run_engine(opened: Database, ctx: CampaignContext, campaign_id: int, engine
         # Imported here: Prefect takes seconds to load, and `--engine inline` never needs it.
         from prefect.exceptions import TerminationSignal
 
+        # Imported here: the flow loads Prefect (as above), and the lease SQLAlchemy, which `--help` does not need.
         from orchestrator.campaign.runs import release_after_signal
         from orchestrator.cycle.flow import run_with_prefect
 
