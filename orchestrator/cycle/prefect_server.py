@@ -40,7 +40,7 @@ import time
 from typing import IO, Any
 
 import prefect
-from prefect.server.api.server import SubprocessASGIServer
+from prefect.server.api.server import SubprocessASGIServer, subprocess_server_logger
 from prefect.settings import PREFECT_API_URL, get_current_settings
 
 # From <linux/prctl.h>: deliver a signal to this process when its parent thread dies.
@@ -99,6 +99,15 @@ class TemporaryServer(SubprocessASGIServer):
             super().start(timeout)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc} Its output: {self.output()[-2000:]!r}") from exc
+
+    def stop(self) -> None:
+        # Quietly: Prefect announces the stop on its console logger, and at exit the stream that logger was set up
+        # with may be closed already (a test's captured output), which prints a "--- Logging error ---" traceback.
+        was_disabled, subprocess_server_logger.disabled = subprocess_server_logger.disabled, True
+        try:
+            super().stop()
+        finally:
+            subprocess_server_logger.disabled = was_disabled
 
     def output(self) -> str:
         """What the server printed so far (for an error message)."""
