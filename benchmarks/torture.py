@@ -571,6 +571,8 @@ def torture(
             station_series(folder, min(4, station_kills - tally.kills["station"]), tally, deadline)
 
     def simultaneous(deadline: float) -> None:
+        if starts <= 0:
+            return
         folder = workdir / "starts"
         folder.mkdir()
         start_trials(folder, starts, tally, deadline)
