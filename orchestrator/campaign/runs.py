@@ -130,16 +130,14 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
     """
     me = runner_identity()
     now = clock()
+    # First a plain read, which takes no lock: a campaign a live runner holds is refused at once, without queueing
+    # for the write lock that runner keeps taking. Only a lease that looks free is claimed, and read again under it.
+    with db.session() as session:
+        _refuse_unless_free(session.get_one(Campaign, campaign_id), me, now)
     with db.session() as session:
         _serialise_writers(session)
-        campaign = session.get_one(Campaign, campaign_id, with_for_update=True)
-        # A stopped or failed campaign may go on (after a person's stop, or once the cause of a failure is fixed).
-        if campaign.status == CampaignStatus.COMPLETED:
-            raise CampaignConflict(
-                f"CAMPAIGN: '{campaign.name}' is already completed ({campaign.stop_reason}); nothing to resume"
-            )
-        if campaign.runner and campaign.runner != me and lease_alive(campaign.runner, campaign.heartbeat_at, now):
-            raise CampaignConflict(f"CAMPAIGN: '{campaign.name}' is being run by {campaign.runner}")
+        campaign = session.get_one(Campaign, campaign_id, with_for_update=True, populate_existing=True)
+        _refuse_unless_free(campaign, me, now)
         seen_runner = campaign.runner
         taken_over = campaign.runner if campaign.runner and campaign.runner != me else None
         won = _rows_updated(
@@ -171,6 +169,16 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
                 detail={"runner": me, "took_over_from": taken_over},
             )
     return Lease(db, campaign_id, me, interval_s=interval_s, clock=clock)
+
+
+def _refuse_unless_free(campaign: Campaign, me: str, now: datetime) -> None:
+    # A stopped or failed campaign may go on (after a person's stop, or once the cause of a failure is fixed).
+    if campaign.status == CampaignStatus.COMPLETED:
+        raise CampaignConflict(
+            f"CAMPAIGN: '{campaign.name}' is already completed ({campaign.stop_reason}); nothing to resume"
+        )
+    if campaign.runner and campaign.runner != me and lease_alive(campaign.runner, campaign.heartbeat_at, now):
+        raise CampaignConflict(f"CAMPAIGN: '{campaign.name}' is being run by {campaign.runner}")
 
 
 def _serialise_writers(session: Session) -> None:

@@ -167,7 +167,7 @@ def test_simultaneous_resumes_one_runner(tmp_path: Path, state: str) -> None:
     assert len(refused) == 2
     for err in refused:
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: CAMPAIGN: 'h6' is being run by "), err
+        assert len(lines) == 1 and lines[0].startswith("error: CAMPAIGN: 'h6' is being run by "), ended
     _check_one_runner_left_one_record(tmp_path / "c.db")
 
 
