@@ -543,6 +543,7 @@ def torture(
     workdir: Path,
 ) -> Tally:
     """Run every part (see the module's doc) and return the tally."""
+    workdir.mkdir(parents=True, exist_ok=True)
     rng, tally = random.Random(seed), Tally()
     began = time.monotonic()
     # The time limit is shared out: each part gets its own slice, so a slow part does not starve the others.
