@@ -238,6 +238,7 @@ class Lease:
         self.beats = 0
         self._stop_reason: str | None = None
         self._stop_written = False
+        self._after_stop_written: Callable[[], None] | None = None
         self._wake = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -266,9 +267,11 @@ class Lease:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def request_stop(self, reason: str) -> None:
-        """Ask the campaign to stop at its next safe point; the heartbeat thread writes it at once."""
+    def request_stop(self, reason: str, then: Callable[[], None] | None = None) -> None:
+        """Ask the campaign to stop at its next safe point; the heartbeat thread writes it at once, then calls
+        `then` (on that thread: a signal handler that printed could break an import the main thread was in)."""
         self._stop_reason = reason
+        self._after_stop_written = then
         self._wake.set()
 
     def beat(self) -> bool:
@@ -282,6 +285,9 @@ class Lease:
                     if campaign.status == CampaignStatus.RUNNING:
                         set_campaign_status(session, campaign, CampaignStatus.STOPPING, reason=self._stop_reason)
                     self._stop_written = True
+            if self._after_stop_written is not None:
+                after, self._after_stop_written = self._after_stop_written, None
+                after()
         except LeaseLost as exc:
             self.lost_to = str(exc)
             return False
@@ -304,8 +310,11 @@ class Lease:
         """While inside, SIGTERM and SIGINT stop the campaign at its next safe point, as `peirce stop` does
         (experiments now running finish), and `announce` says so in one line; a second SIGINT interrupts at once.
 
-        Call from the main thread (Python runs signal handlers there). The Prefect engine installs its own SIGTERM
-        handler while a flow runs: the flow enters this again inside itself to keep ours."""
+        Call from the main thread (Python runs signal handlers there). The handler only records the signal: the
+        heartbeat thread writes the stop and then announces it, since a handler runs between any two bytecodes of
+        the main thread, an import half done among them. The Prefect engine swaps in its own SIGTERM handler while
+        a flow runs and ends the flow run at once; the CLI turns that into the same stop (`release_after_signal`).
+        """
         received: list[str] = []
 
         def handle(signum: int, _frame: FrameType | None) -> None:
@@ -313,9 +322,9 @@ class Lease:
             if received and signum == signal.SIGINT:
                 raise KeyboardInterrupt
             if not received:
-                announce(f"{name} received: stopping after the experiments now running")
+                line = f"{name} received: stopping after the experiments now running"
+                self.request_stop(f"stopped by signal {name}", then=lambda: announce(line))
             received.append(name)
-            self.request_stop(f"stopped by signal {name}")
 
         previous = {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
         try:
