@@ -271,8 +271,14 @@ KILL_WINDOW_S = {
     ("prefect", "random"): 10.0,
     ("prefect", "bayesian"): 20.0,
 }
-# Experiments per campaign: enough that a campaign outlives several kills.
-BUDGET = {"random": 150, "bayesian": 10}
+# Experiments per campaign: enough that a campaign outlives its kills (a random-planner runner does about 40
+# experiments a second inline, 10 on Prefect), little enough that the last resume to the end is short.
+BUDGET = {
+    ("inline", "random"): 600,
+    ("prefect", "random"): 250,
+    ("inline", "bayesian"): 10,
+    ("prefect", "bayesian"): 10,
+}
 STATION_BUDGET = 6
 
 
@@ -285,7 +291,7 @@ def kill_series(
     folder: Path, engine: str, planner: str, kills: int, rng: random.Random, tally: Tally, deadline: float
 ) -> None:
     """One campaign killed `kills` times at random moments, resumed after each, then run to its end."""
-    experiments = BUDGET[planner]
+    experiments = BUDGET[engine, planner]
     spec, name = hartmann_spec(folder, planner, experiments)
     db = folder / "torture.db"
     args = ["--db", f"sqlite:///{db}", "--engine", engine]
