@@ -287,6 +287,55 @@ def last_event(db: Path) -> int:
     return int(rows[0][0] or 0) if rows else 0
 
 
+@dataclass(frozen=True)
+class Series:
+    """One campaign run to its end through kills: where it lives and how it is started."""
+
+    folder: Path
+    db: Path
+    name: str
+    spec: str
+    args: list[str]
+    label: str
+    kind: str  # the tally's column: an engine, or "station"
+    tap: Path | None = None
+
+
+def kill_and_resume(
+    series: Series,
+    kills: int,
+    tally: Tally,
+    deadline: float,
+    baseline: Callable[[], Any],
+    moment: Callable[[subprocess.Popen[str], Any], bool],
+) -> int:
+    """Run the campaign, SIGKILL it when `moment` says so (given what `baseline` read just before the start), and
+    resume it after each kill, `kills` times; then let it run to its end. Returns the kills done."""
+    command: list[str] = ["run", series.spec, *series.args]
+    resume = ["resume", series.name, *series.args]
+    done_kills = 0
+    for _ in range(kills * 3 + 3):
+        where = f"{series.label} kill {done_kills + 1}"
+        seen, before = completed_results(series.db), baseline()
+        process = start(command, series.folder, tap=series.tap)
+        if command[0] == "resume":
+            tally.resumes += 1
+        if done_kills < kills and time.monotonic() < deadline and moment(process, before):
+            kill_runner(process, tally, where)
+            done_kills += 1
+            tally.kills[series.kind] += 1
+            check_kept(series.db, seen, tally, where)
+            command = resume
+            continue
+        code, _, err = finish(process, tally, where)
+        check_kept(series.db, seen, tally, where)
+        if code != 0 and "already completed" not in err:
+            command = resume
+            continue
+        break
+    return done_kills
+
+
 def kill_series(
     folder: Path, engine: str, planner: str, kills: int, rng: random.Random, tally: Tally, deadline: float
 ) -> None:
@@ -297,32 +346,22 @@ def kill_series(
     args = ["--db", f"sqlite:///{db}", "--engine", engine]
     tally.campaigns[engine] += 1
     tally.planners.setdefault(engine, set()).add(planner)
-    command: list[str] = ["run", str(spec), *args]
-    done_kills = 0
-    for _ in range(kills * 3 + 3):
-        where = f"{engine}/{planner} {folder.name} kill {done_kills + 1}"
-        seen, written = completed_results(db), last_event(db)
-        process = start(command, folder)
-        if command[0] == "resume":
-            tally.resumes += 1
-        if done_kills < kills and time.monotonic() < deadline:
-            while process.poll() is None and last_event(db) == written:
-                time.sleep(0.05)
-            try:
-                process.wait(timeout=rng.uniform(0.0, KILL_WINDOW_S[engine, planner]))
-            except subprocess.TimeoutExpired:
-                kill_runner(process, tally, where)
-                done_kills += 1
-                tally.kills[engine] += 1
-                check_kept(db, seen, tally, where)
-                command = ["resume", name, *args]
-                continue
-        code, _, err = finish(process, tally, where)
-        check_kept(db, seen, tally, where)
-        if code != 0 and "already completed" not in err:
-            command = ["resume", name, *args]
-            continue
-        break
+    window = KILL_WINDOW_S[engine, planner]
+
+    def moment(process: subprocess.Popen[str], written: Any) -> bool:
+        # After the runner's first new write (it is under way), a random time within the window.
+        while process.poll() is None and last_event(db) == written:
+            time.sleep(0.05)
+        try:
+            process.wait(timeout=rng.uniform(0.0, window))
+        except subprocess.TimeoutExpired:
+            return True
+        return False
+
+    label = f"{engine}/{planner} {folder.name}"
+    done_kills = kill_and_resume(
+        Series(folder, db, name, str(spec), args, label, engine), kills, tally, deadline, lambda: last_event(db), moment
+    )
     check_campaign_end(db, name, experiments, tally, f"{engine}/{planner} {folder.name}")
     print(f"  {engine}/{planner}: {done_kills} kills, campaign {folder.name} finished", flush=True)
 
@@ -350,30 +389,15 @@ def station_series(folder: Path, kills: int, tally: Tally, deadline: float) -> N
     db, tap = folder / "torture.db", folder / "pump.log"
     name, args = str(spec["name"]), ["--db", f"sqlite:///{folder / 'torture.db'}", "--engine", "inline"]
     tally.campaigns["station"] += 1
-    command: list[str] = ["run", str(path), *args]
-    done_kills = 0
-    for _ in range(kills * 3 + 3):
-        where = f"station {folder.name} kill {done_kills + 1}"
-        seen, before = completed_results(db), dispenses_started(db)
-        process = start(command, folder, tap=tap)
-        if command[0] == "resume":
-            tally.resumes += 1
-        if done_kills < kills and time.monotonic() < deadline:
-            while process.poll() is None and dispenses_started(db) == before:
-                time.sleep(0.02)
-            if process.poll() is None:
-                kill_runner(process, tally, where)
-                done_kills += 1
-                tally.kills["station"] += 1
-                check_kept(db, seen, tally, where)
-                command = ["resume", name, *args]
-                continue
-        code, _, err = finish(process, tally, where)
-        check_kept(db, seen, tally, where)
-        if code != 0 and "already completed" not in err:
-            command = ["resume", name, *args]
-            continue
-        break
+
+    def moment(process: subprocess.Popen[str], before: Any) -> bool:
+        # Right after the write-ahead record of a dispense: the pump may or may not have received it.
+        while process.poll() is None and dispenses_started(db) == before:
+            time.sleep(0.02)
+        return process.poll() is None
+
+    series = Series(folder, db, name, str(path), args, f"station {folder.name}", "station", tap)
+    done_kills = kill_and_resume(series, kills, tally, deadline, lambda: dispenses_started(db), moment)
     check_campaign_end(db, name, STATION_BUDGET, tally, f"station {folder.name}")
     check_dispenses(db, tap, tally, f"station {folder.name}")
     print(f"  station: {done_kills} kills during dispenses, campaign {folder.name} finished", flush=True)

@@ -313,8 +313,9 @@ class Lease:
         Call from the main thread (Python runs signal handlers there). The handler only records the signal: the
         heartbeat thread writes the stop and then announces it, since a handler runs between any two bytecodes of
         the main thread, an import half done among them. The Prefect engine swaps in its own SIGTERM handler while
-        a flow runs and ends the flow run at once; the CLI turns that into the same stop (`release_after_signal`).
-        """
+        a flow runs; the flow puts this one back around its loop (`cycle/flow.py`), and a SIGTERM that lands in
+        Prefect's handler outside it ends the flow run, which the CLI turns into the same stop
+        (`release_after_signal`)."""
         received: list[str] = []
 
         def handle(signum: int, _frame: FrameType | None) -> None:

@@ -203,9 +203,9 @@ def _run_engine(opened: Database, ctx: CampaignContext, campaign_id: int, engine
         try:
             return run_with_prefect(url, campaign_id, ctx.name, ctx.lab.max_concurrency)
         except TerminationSignal as exc:
-            # Prefect swaps in its own SIGTERM handler while a flow runs and ends the flow run at once (our handler
-            # has then asked for the stop, and said so). The campaign is stopped; what was in flight is reconciled
-            # by the next resume.
+            # The flow puts our SIGTERM handler back while its loop runs; in the moments before and after that,
+            # Prefect's own handler ends the flow run at once (ours has then asked for the stop, and said so). The
+            # campaign is stopped; what was in flight is reconciled by the next resume.
             reason = f"stopped by signal {signal.Signals(exc.signal).name}"
             release_after_signal(opened, campaign_id, ctx.runner or "", reason)
             return reason

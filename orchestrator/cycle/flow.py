@@ -14,7 +14,10 @@ run twice. Each attempt is recorded under the experiment's idempotency key with 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any, cast
 
 from prefect import Task, flow, task
@@ -115,13 +118,40 @@ class PrefectStages:
         return induce_task(self._ctx_arg, cycle_id, cycle_seconds)
 
 
+_SignalHandler = Callable[[int, FrameType | None], Any] | int | None
+
+# The runner's own SIGTERM handler (stop at the next safe point), when the flow runs inside `peirce run`/`resume`.
+# Prefect's engine swaps in a handler that ends the flow run at once; a run started by `peirce` wants the same stop
+# as Ctrl-C and `peirce stop`, so the flow puts the runner's handler back for as long as its loop runs. A flow run
+# started by a Prefect worker has none set here and keeps Prefect's handler: there SIGTERM is Prefect's cancel.
+_runner_sigterm: _SignalHandler = None
+
+
+@contextmanager
+def _runner_sigterm_handler() -> Iterator[None]:
+    handler = _runner_sigterm
+    if handler is None or not callable(handler):
+        yield
+        return
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: signals are Prefect's there
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @flow(name="peirce-campaign")
 def campaign_flow(campaign_id: int) -> str:
     """Run campaign `campaign_id` of the database named by $PEIRCE_DB_URL to its end; returns the stop reason."""
     db = open_database(os.environ.get(URL_ENV))
     try:
         ctx = load_context(db, campaign_id)
-        return run_loop(ctx, PrefectStages(ctx))
+        with _runner_sigterm_handler():
+            return run_loop(ctx, PrefectStages(ctx))
     finally:
         db.dispose()
 
@@ -130,7 +160,9 @@ def run_with_prefect(db_url: str, campaign_id: int, campaign_name: str, max_work
     """Run the campaign's flow on Prefect: on the server PREFECT_API_URL names, else on a temporary server that
     dies with this process (see `prefect_server`). The flow disposes of its database engine before it returns; the
     temporary server stops only at this process's exit, after Prefect's workers have drained."""
+    global _runner_sigterm
     os.environ[URL_ENV] = db_url
+    _runner_sigterm = signal.getsignal(signal.SIGTERM)
     ensure_temporary_server()
     # Prefect types a task runner as invariant in its future type, so its own thread-pool runner does not type as
     # the `TaskRunner[PrefectFuture]` that `with_options` asks for; it is one at run time.

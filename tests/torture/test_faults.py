@@ -17,70 +17,19 @@ How each fault is made, as root (this sandbox, CI) and as anyone else:
 from __future__ import annotations
 
 import os
-import resource
 import signal
-import sqlite3
-import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.campaigns import hartmann_spec, write_spec
-from tests.orchestrator.cli.helpers import PEIRCE, invoke
+from tests.orchestrator.cli.helpers import invoke
 from tests.orchestrator.cli.test_faults import unwritable
+from tests.torture.processes import completed, finish, start, wait_for
 
 pytestmark = pytest.mark.slow
 
-PROCESS_TIMEOUT_S = 120
 LOG_LIMIT_BYTES = 1_000_000  # the first cycles' writes fit; a few more do not
-
-
-def _environment() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key not in ("PEIRCE_DB_URL", "COLUMNS")}
-
-
-def _start(args: list[str], cwd: Path, file_size_limit: int | None = None) -> subprocess.Popen[str]:
-    def limit_file_size() -> None:  # in the child, before it runs peirce
-        if file_size_limit is not None:
-            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
-
-    return subprocess.Popen(
-        [PEIRCE, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_environment(),
-        start_new_session=True,
-        preexec_fn=limit_file_size,
-    )
-
-
-def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        pytest.fail(f"the runner was stuck: {err[-2000:]}")
-    return process.returncode, out, err
-
-
-def _completed(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
-            return int(connection.execute("SELECT count(*) FROM experiments WHERE state = 'completed'").fetchone()[0])
-    except sqlite3.Error:  # the file or its schema is not there yet
-        return 0
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _campaign(folder: Path, budget: int, delay_s: float) -> None:
@@ -105,7 +54,7 @@ def _resumed_to_the_end(folder: Path, url: str, budget: int) -> None:
     resumed = invoke("resume", "h6", "--db", url, "--engine", "inline", cwd=folder)
     assert resumed.returncode == 0, resumed.stderr
     assert f"budget of {budget} experiments spent" in resumed.stdout
-    assert _completed(folder / "c.db") == budget
+    assert completed(folder / "c.db") == budget
 
 
 def test_database_made_immutable_mid_run_ends_in_one_line_and_resumes(tmp_path: Path) -> None:
@@ -114,12 +63,12 @@ def test_database_made_immutable_mid_run_ends_in_one_line_and_resumes(tmp_path: 
     _campaign(folder, budget=12, delay_s=0.3)
     db = folder / "c.db"
     url = f"sqlite:///{db}"
-    runner = _start(["run", "c.yaml", "--db", url, "--engine", "inline"], folder)
+    runner = start(["run", "c.yaml", "--db", url, "--engine", "inline"], folder)
     try:
-        _wait_for(lambda: _completed(db) >= 2)
+        wait_for(lambda: completed(db) >= 2)
         files = [path for path in (db, folder / "c.db-wal", folder / "c.db-shm") if path.exists()]
         with unwritable(*files, folder):
-            returncode, _, stderr = _finish(runner)
+            returncode, _, stderr = finish(runner)
         assert returncode != -signal.SIGBUS  # what it was: the index written through its mapping, a bus error
         line = _stopped_with_one_line(returncode, stderr)
         # Which of its checks sees the change first is a race (the access check before a write, or SQLite's own
@@ -129,7 +78,7 @@ def test_database_made_immutable_mid_run_ends_in_one_line_and_resumes(tmp_path: 
         if runner.poll() is None:
             os.killpg(runner.pid, signal.SIGKILL)
             runner.communicate()
-    assert 2 <= _completed(db) < 12  # as it was last written
+    assert 2 <= completed(db) < 12  # as it was last written
     _resumed_to_the_end(folder, url, budget=12)
 
 
@@ -138,9 +87,9 @@ def test_disk_full_mid_run_ends_the_same_way_and_resumes(tmp_path: Path) -> None
     folder.mkdir()
     _campaign(folder, budget=20, delay_s=0.0)
     url = f"sqlite:///{folder / 'c.db'}"
-    runner = _start(["run", "c.yaml", "--db", url, "--engine", "inline"], folder, file_size_limit=LOG_LIMIT_BYTES)
-    returncode, stdout, stderr = _finish(runner)
+    runner = start(["run", "c.yaml", "--db", url, "--engine", "inline"], folder, file_size_limit=LOG_LIMIT_BYTES)
+    returncode, stdout, stderr = finish(runner)
     _stopped_with_one_line(returncode, stderr)
     assert "cycle   1" in stdout  # it stopped mid-run, not at the start
-    assert _completed(folder / "c.db") < 20
+    assert completed(folder / "c.db") < 20
     _resumed_to_the_end(folder, url, budget=20)

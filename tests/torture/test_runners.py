@@ -19,66 +19,18 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.campaigns import hartmann_spec, write_spec
-from tests.orchestrator.cli.helpers import PEIRCE, invoke
+from tests.orchestrator.cli.helpers import invoke
+from tests.torture.processes import completed, finish, query, start, wait_for
 
 pytestmark = pytest.mark.slow
 
 BUDGET = 15
-PROCESS_TIMEOUT_S = 120
-
-
-def _environment() -> dict[str, str]:
-    return {key: value for key, value in os.environ.items() if key not in ("PEIRCE_DB_URL", "COLUMNS")}
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [PEIRCE, *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_environment(),
-        start_new_session=True,
-    )
-
-
-def _finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=PROCESS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        pytest.fail(f"a runner was stuck: {err[-2000:]}")
-    return process.returncode, out, err
-
-
-def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as connection:
-        return connection.execute(sql).fetchall()
-
-
-def _completed(db: Path) -> int:
-    try:
-        return _query(db, "SELECT count(*) FROM experiments WHERE state = 'completed'")[0][0]
-    except sqlite3.Error:  # the file or its schema is not there yet
-        return 0
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def _spec(folder: Path) -> Path:
@@ -106,9 +58,9 @@ def _prepare(folder: Path, state: str) -> str:
                     (f"{socket.gethostname()}:{dead.pid}",),
                 )
         return url
-    runner = _start(["run", "c.yaml", "--db", url, "--engine", "inline"], folder)
+    runner = start(["run", "c.yaml", "--db", url, "--engine", "inline"], folder)
     try:
-        _wait_for(lambda: _completed(folder / "c.db") >= 3)
+        wait_for(lambda: completed(folder / "c.db") >= 3)
     finally:
         os.killpg(runner.pid, signal.SIGKILL)
         runner.communicate()
@@ -133,31 +85,31 @@ def _create_only(folder: Path, url: str) -> None:
 def _check_one_runner_left_one_record(db: Path) -> None:
     """What two runners at once left behind in issue 14, each counted: none of it may be there."""
     dispatched = Counter(
-        _query(
+        query(
             db,
             "SELECT entity_id, json_extract(detail, '$.attempt') FROM events "
             "WHERE entity = 'experiment' AND to_state = 'dispatched'",
         )
     )
     assert max(dispatched.values()) == 1, "an attempt dispatched twice"
-    measured = _query(db, "SELECT experiment_id, attempt, name, count(*) FROM measurements GROUP BY 1, 2, 3")
+    measured = query(db, "SELECT experiment_id, attempt, name, count(*) FROM measurements GROUP BY 1, 2, 3")
     assert all(row[3] == 1 for row in measured), "two measurements of one attempt"
-    per_experiment = _query(db, "SELECT count(DISTINCT attempt) FROM measurements GROUP BY experiment_id")
+    per_experiment = query(db, "SELECT count(DISTINCT attempt) FROM measurements GROUP BY experiment_id")
     assert all(row[0] == 1 for row in per_experiment), "an experiment measured in two attempts"
-    decisions = _query(db, "SELECT cycle_id, count(*) FROM decisions WHERE stage = 'deduce' GROUP BY cycle_id")
+    decisions = query(db, "SELECT cycle_id, count(*) FROM decisions WHERE stage = 'deduce' GROUP BY cycle_id")
     assert all(row[1] == 1 for row in decisions), "two deduce decisions in one cycle"
-    keys = _query(db, "SELECT idempotency_key, count(*) FROM experiments WHERE state = 'completed' GROUP BY 1")
+    keys = query(db, "SELECT idempotency_key, count(*) FROM experiments WHERE state = 'completed' GROUP BY 1")
     assert all(row[1] == 1 for row in keys), "an idempotency key completed twice"
-    spent = _query(db, "SELECT count(*) FROM experiments WHERE state IN ('completed', 'failed', 'infeasible')")
+    spent = query(db, "SELECT count(*) FROM experiments WHERE state IN ('completed', 'failed', 'infeasible')")
     assert spent[0][0] == BUDGET, "the budget not spent exactly"
-    assert _query(db, "SELECT status, runner FROM campaigns") == [("completed", None)]
+    assert query(db, "SELECT status, runner FROM campaigns") == [("completed", None)]
 
 
 @pytest.mark.parametrize("state", ["created", "stopped", "killed", "gone", "killed", "stopped"], ids=lambda s: s)
 def test_simultaneous_resumes_one_runner(tmp_path: Path, state: str) -> None:
     url = _prepare(tmp_path, state)
-    runners = [_start(["resume", "h6", "--db", url, "--engine", "inline"], tmp_path) for _ in range(3)]
-    ended = [_finish(process) for process in runners]
+    runners = [start(["resume", "h6", "--db", url, "--engine", "inline"], tmp_path) for _ in range(3)]
+    ended = [finish(process) for process in runners]
     for _, out, err in ended:
         assert "Traceback" not in err and "Traceback" not in out, err
     ran = [(out, err) for code, out, err in ended if code == 0]
@@ -175,8 +127,8 @@ def test_simultaneous_resumes_one_runner(tmp_path: Path, state: str) -> None:
 def test_two_runs_on_a_new_database_file(tmp_path: Path, trial: int) -> None:
     _spec(tmp_path)
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    runners = [_start(["run", "c.yaml", "--db", url, "--engine", "inline"], tmp_path) for _ in range(2)]
-    ended = [_finish(process) for process in runners]
+    runners = [start(["run", "c.yaml", "--db", url, "--engine", "inline"], tmp_path) for _ in range(2)]
+    ended = [finish(process) for process in runners]
     for _, out, err in ended:
         assert "Traceback" not in err and "Traceback" not in out, err
     finished = [out for code, out, _ in ended if code == 0 and "h6 finished: budget of 15" in out]
@@ -193,22 +145,25 @@ def test_two_runs_on_a_new_database_file(tmp_path: Path, trial: int) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_the_runner_at_the_next_safe_point(tmp_path: Path, signum: signal.Signals) -> None:
+@pytest.mark.parametrize("engine", ["inline", "prefect"])
+def test_a_signal_stops_the_runner_at_the_next_safe_point(tmp_path: Path, signum: signal.Signals, engine: str) -> None:
+    """On either engine: Prefect swaps in its own SIGTERM handler while a flow runs (one that ends the flow run at
+    once); a flow started by `peirce` puts the runner's back, so SIGTERM is the same stop as Ctrl-C."""
     data = hartmann_spec(budget={"experiments": 300, "batch_size": 3})
     data["lab"] = {**data["lab"], "delay_s": 0.1}
     write_spec(tmp_path / "c.yaml", data)
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    runner = _start(["run", "c.yaml", "--db", url, "--engine", "inline"], tmp_path)
-    _wait_for(lambda: _completed(tmp_path / "c.db") >= 3)
+    runner = start(["run", "c.yaml", "--db", url, "--engine", engine], tmp_path)
+    wait_for(lambda: completed(tmp_path / "c.db") >= 3, timeout=120)
     runner.send_signal(signum)
-    code, out, err = _finish(runner)
+    code, out, err = finish(runner)
     name = signum.name
     assert code == 0, err
     assert err.strip().splitlines() == [f"{name} received: stopping after the experiments now running"]
     assert f"h6 finished: stopped by signal {name}" in out
-    status, reason, runner_left = _query(tmp_path / "c.db", "SELECT status, stop_reason, runner FROM campaigns")[0]
+    status, reason, runner_left = query(tmp_path / "c.db", "SELECT status, stop_reason, runner FROM campaigns")[0]
     assert (status, reason, runner_left) == ("stopped", f"stopped by signal {name}", None)
-    states = {row[0] for row in _query(tmp_path / "c.db", "SELECT DISTINCT state FROM experiments")}
+    states = {row[0] for row in query(tmp_path / "c.db", "SELECT DISTINCT state FROM experiments")}
     assert states <= {"completed", "abandoned"}  # experiments running then finished; none left in doubt
     resumed = invoke("status", "h6", "--db", url, cwd=tmp_path)
     assert "not alive" not in resumed.stdout and "(stopped)" in resumed.stdout
@@ -222,14 +177,14 @@ def test_a_runner_whose_lease_was_taken_stops_with_one_line(tmp_path: Path) -> N
     data["lab"] = {**data["lab"], "delay_s": 0.1}
     write_spec(tmp_path / "c.yaml", data)
     db = tmp_path / "c.db"
-    runner = _start(["run", "c.yaml", "--db", f"sqlite:///{db}", "--engine", "inline"], tmp_path)
-    _wait_for(lambda: _completed(db) >= 3)
+    runner = start(["run", "c.yaml", "--db", f"sqlite:///{db}", "--engine", "inline"], tmp_path)
+    wait_for(lambda: completed(db) >= 3)
     with sqlite3.connect(db, timeout=30) as connection:
         connection.execute("UPDATE campaigns SET runner = 'far-away:4242', heartbeat_at = CURRENT_TIMESTAMP")
-    taken_at = _query(db, "SELECT max(id) FROM events")[0][0]
-    code, out, err = _finish(runner)
+    taken_at = query(db, "SELECT max(id) FROM events")[0][0]
+    code, out, err = finish(runner)
     assert code == 1, (out, err)
     assert err.strip().splitlines() == ["error: lease lost to far-away:4242; stopping"]
-    assert _query(db, "SELECT status, runner FROM campaigns") == [("running", "far-away:4242")]
-    dispatched_after = _query(db, f"SELECT count(*) FROM events WHERE id > {taken_at} AND to_state = 'dispatched'")
+    assert query(db, "SELECT status, runner FROM campaigns") == [("running", "far-away:4242")]
+    dispatched_after = query(db, f"SELECT count(*) FROM events WHERE id > {taken_at} AND to_state = 'dispatched'")
     assert dispatched_after == [(0,)]
