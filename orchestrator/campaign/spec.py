@@ -112,12 +112,7 @@ class Budget(_Strict):
     @field_validator("wall_clock", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _DURATION.match(value)
-            if not match:
-                raise ValueError(f"'{value}' is not a duration such as 3600, '90m' or '2h'")
-            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        return value
+        return parse_duration(value)
 
     @model_validator(mode="after")
     def _batch_fits(self) -> Budget:
@@ -133,19 +128,41 @@ class StopCriteria(_Strict):
     )
 
 
-class _NoneSetting(_Strict):
-    """A setting that, for now, can only be switched off; `none` in the file is accepted as shorthand."""
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or a string such as '90m', '2h', '3d' (other values are left to the field's type)."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"'{value}' is not a duration such as 3600, '90m' or '2h'")
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+class ApprovalPolicy(_Strict):
+    """Who must approve planned experiments before they run. `none`: nobody; `batch`: a person approves every
+    batch. Waiting never approves: after `timeout` the campaign pauses (status `waiting`), its runner gone, until
+    the people have answered and it is resumed."""
+
+    policy: Literal["none", "batch"] = "none"
+    timeout: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long the runner waits for an answer before it pauses the campaign (seconds or '30m').",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         if data is None or data == "none":
             return {}
+        if data == "batch":
+            return {"policy": "batch"}
         return data
 
-
-class ApprovalPolicy(_NoneSetting):
-    policy: Literal["none"] = "none"
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _parse_timeout(cls, value: Any) -> Any:
+        return parse_duration(value)
 
 
 class _LabSpec(_Strict):
@@ -238,7 +255,7 @@ def json_schema() -> dict[str, Any]:
     schema = CampaignSpec.model_json_schema(mode="validation")
     # Accept the shorthands the loader accepts, so editors do not flag valid files.
     defs, properties = schema["$defs"], schema["properties"]
-    for name, shorthands in (("hypotheses", ["none", "model"]), ("approval", ["none"])):
+    for name, shorthands in (("hypotheses", ["none", "model"]), ("approval", ["none", "batch"])):
         ref = properties[name].pop("$ref")
         properties[name]["anyOf"] = [{"$ref": ref}, {"enum": shorthands}, {"type": "null"}]
     defs["Budget"]["properties"]["wall_clock"]["anyOf"].insert(0, {"type": "string", "pattern": _DURATION.pattern})

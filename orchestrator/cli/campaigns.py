@@ -146,6 +146,7 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
     from orchestrator.campaign import runs
     from orchestrator.cycle.context import load_context
     from orchestrator.cycle.progress import subscribe
+    from orchestrator.cycle.waiting import WAITING_FOR_PEOPLE
 
     console = output.console()
     ctx = load_context(opened, campaign_id)
@@ -185,7 +186,12 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
         raise PeirceError(f"campaign '{ctx.name}' failed: {message}") from exc
     finally:
         unsubscribe()
-    console.print(f"[bold]{escape(ctx.name)}[/] finished: {escape(reason)}")
+    if reason.startswith(WAITING_FOR_PEOPLE):
+        # Paused, not finished: the runner has gone and the campaign waits for people (see cycle/waiting.py).
+        console.print(f"[bold]{escape(ctx.name)}[/] is {escape(reason)}")
+        console.print(f"continue with: peirce resume {escape(ctx.name)}", highlight=False)
+    else:
+        console.print(f"[bold]{escape(ctx.name)}[/] finished: {escape(reason)}")
     _print_status(console, opened, ctx.name)
 
 

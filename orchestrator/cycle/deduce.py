@@ -24,10 +24,11 @@ from sqlalchemy import func, select
 from orchestrator.cycle.context import CampaignContext, enter_stage
 from orchestrator.cycle.observations import data_hash, observations, pending_experiments
 from orchestrator.ledger.hypotheses import TestPlan
+from orchestrator.people.approval import apply_policy
 from orchestrator.records.decisions import DeductionState, TestSelection
 from orchestrator.records.provenance import derive_seed, library_versions, runtime_settings
 from orchestrator.store.models import Decision, Experiment, ExperimentState
-from orchestrator.store.records import add_event, move_experiment
+from orchestrator.store.records import add_event
 from planners.base import Observation, Plan, Planner, PlanningProblem, Proposal
 from planners.space import Point, Space
 
@@ -89,9 +90,11 @@ def without_forbidden(space: Space, plan: Plan) -> Plan:
 
 
 def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
-    """Choose a batch, record the Decision, and write each experiment as planned, then approved.
+    """Choose a batch, record the Decision, and write each experiment as planned; then the approval policy
+    approves it, or opens a request for a person to approve it (`people.approval`).
 
-    Returns the new experiments' ids. Nothing is dispatched here: the rows are committed first.
+    Returns the ids of the experiments approved to run now. Nothing is dispatched here: the rows are committed
+    first.
     """
     with ctx.db.session() as session:
         cycle = enter_stage(session, ctx, cycle_id, "deducing")
@@ -126,8 +129,9 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
         created = _record_experiments(ctx, session, cycle_id, decision)
         if ctx.ledger.enabled:
             ctx.ledger.link_tests(session, observed=observed, seed=seed, experiments=created, chosen=tests.chosen)
+        approved = apply_policy(session, ctx.spec.approval, created)
         cycle.stage = "running"
-        return [experiment.id for experiment in created]
+        return [experiment.id for experiment in approved]
 
 
 def _record_decision(
@@ -185,7 +189,7 @@ def _record_decision(
 
 
 def _record_experiments(ctx: CampaignContext, session: Any, cycle_id: int, decision: Decision) -> list[Experiment]:
-    """One experiment per proposal of the decision, planned and (approval policy `none`) approved."""
+    """One experiment per proposal of the decision, planned (the approval policy is applied after)."""
     next_seq = (
         session.scalar(select(func.max(Experiment.seq)).where(Experiment.campaign_id == ctx.campaign_id)) or 0
     ) + 1
@@ -213,8 +217,6 @@ def _record_experiments(ctx: CampaignContext, session: Any, cycle_id: int, decis
             to_state=ExperimentState.PLANNED,
             detail={"seq": seq, "parameters": experiment.parameters},
         )
-        # Approval policy `none`: every planned experiment is approved at once, and the approval is logged.
-        move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": "policy:none"})
         created.append(experiment)
     return created
 

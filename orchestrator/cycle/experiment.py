@@ -22,8 +22,9 @@ from instruments.station import Journal
 from orchestrator.campaign.runs import LeaseLost
 from orchestrator.campaign.spec import Budget
 from orchestrator.cycle.context import CampaignContext, ExperimentOutcome, fence
-from orchestrator.lab.contract import LabFailure, LabResult
-from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, Measurement
+from orchestrator.lab.contract import HandedToPerson, LabFailure, LabResult
+from orchestrator.people.requests import open_request
+from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, Measurement, RequestKind
 from orchestrator.store.records import add_event, move_experiment
 
 
@@ -75,6 +76,12 @@ def run_attempt(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcome:
         with ctx.db.session() as session:
             move_experiment(session, session.get_one(Experiment, experiment_id), ExperimentState.RUNNING)
         result = ctx.lab.run(parameters, key, journal(ctx, experiment_id, attempt))
+    except HandedToPerson as handed:
+        # The lab is a person: the experiment stays running, with a request open for its results.
+        with ctx.db.session() as session:
+            experiment = session.get_one(Experiment, experiment_id)
+            open_request(session, experiment, RequestKind.RESULT, {"seq": experiment.seq, **handed.detail})
+            return _outcome(experiment)
     except LabFailure as failure:
         will_retry = policy.may_retry(failure, attempt)
         with ctx.db.session() as session:

@@ -36,6 +36,7 @@ from orchestrator.cycle.induce import induce
 from orchestrator.cycle.loop import run_loop
 from orchestrator.cycle.prefect_server import ensure_temporary_server
 from orchestrator.cycle.progress import CycleReport
+from orchestrator.cycle.waiting import await_people
 from orchestrator.store.database import URL_ENV, open_database
 
 _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -113,6 +114,9 @@ class PrefectStages:
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
         futures = [self.experiment.submit(self._ctx_arg, i) for i in experiment_ids]
         return [f.result() for f in futures]
+
+    def wait_for_people(self, cycle_id: int) -> list[int] | None:
+        return await_people(self.ctx, cycle_id)
 
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
         return induce_task(self._ctx_arg, cycle_id, cycle_seconds)

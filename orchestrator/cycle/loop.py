@@ -16,7 +16,8 @@ from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.experiment import run_experiments
 from orchestrator.cycle.induce import induce, stop_reason
 from orchestrator.cycle.progress import CycleReport, publish
-from orchestrator.cycle.recovery import finish_campaign, next_batch_size, recover, start_cycle
+from orchestrator.cycle.recovery import finish_campaign, next_batch_size, pause_for_people, recover, start_cycle
+from orchestrator.cycle.waiting import PausedForPeople, await_people
 from orchestrator.store.models import Campaign
 
 
@@ -24,6 +25,7 @@ class StageRunner(Protocol):
     def abduce(self, cycle_id: int) -> list[int]: ...
     def deduce(self, cycle_id: int, batch_size: int) -> list[int]: ...
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]: ...
+    def wait_for_people(self, cycle_id: int) -> list[int] | None: ...
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport: ...
 
 
@@ -43,6 +45,9 @@ class InlineStages:
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
         return run_experiments(self.ctx, experiment_ids)
 
+    def wait_for_people(self, cycle_id: int) -> list[int] | None:
+        return await_people(self.ctx, cycle_id)
+
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
         return induce(self.ctx, cycle_id, cycle_seconds)
 
@@ -50,9 +55,14 @@ class InlineStages:
 def run_loop(ctx: CampaignContext, stages: StageRunner) -> str:
     """Run cycles until a stop reason holds; returns that reason. Continues an interrupted cycle first.
 
-    The lab is closed at the end however the loop ends (instruments to their safe state, ports closed)."""
+    A cycle waiting for people pauses the campaign at the limit its spec allows (`cycle.waiting`): the reason is
+    returned, the campaign is left `waiting` and its lease freed. The lab is closed at the end however the loop ends
+    (instruments to their safe state, ports closed)."""
     try:
         return _cycles(ctx, stages)
+    except PausedForPeople as paused:
+        pause_for_people(ctx, paused.reason)
+        return paused.reason
     finally:
         ctx.lab.close()
 
@@ -81,4 +91,10 @@ def _run_cycle(ctx: CampaignContext, stages: StageRunner, cycle_id: int, plan: b
         stages.abduce(cycle_id)
         to_run = to_run + stages.deduce(cycle_id, next_batch_size(ctx))
     stages.run_experiments(to_run)
+    # Experiments waiting for people (an approval, results by hand) keep the cycle open: each approved one runs as
+    # soon as it is approved; the cycle is induced once nothing of it waits.
+    while ready := stages.wait_for_people(cycle_id):
+        stages.run_experiments(ready)
+    if ready is None:
+        return  # a stop was asked while people were awaited: the cycle stays open for the next resume
     publish(stages.induce(cycle_id, (ctx.clock() - started).total_seconds()))

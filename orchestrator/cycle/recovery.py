@@ -17,8 +17,13 @@ from sqlalchemy.exc import IntegrityError
 from orchestrator.campaign.runs import lease_lost
 from orchestrator.cycle.context import CampaignContext, fence
 from orchestrator.cycle.induce import open_experiments, spent_experiments
-from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Event, Experiment, ExperimentState
+from orchestrator.people.requests import answer, open_requests
+from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Event, Experiment, ExperimentState, RequestKind
 from orchestrator.store.records import add_event, move_experiment, set_campaign_status
+
+# Who answers a request that no person answered: the runner, when the work it stood for was abandoned.
+RECOVERY = "peirce"
+WITHDRAWN = "withdrawn"
 
 
 def start_cycle(ctx: CampaignContext) -> int:
@@ -71,11 +76,17 @@ def recover(ctx: CampaignContext) -> Recovery:
     """
     with ctx.db.session() as session:
         fence(session, ctx)  # only the lease's holder may declare another's experiments in doubt
+        with_people = {r.experiment_id: r for r in open_requests(session, ctx.campaign_id)}
         for experiment in session.scalars(
             select(Experiment).where(
                 Experiment.campaign_id == ctx.campaign_id, Experiment.state.in_(ExperimentState.IN_DOUBT)
             )
         ):
+            request = with_people.get(experiment.id)
+            if request is not None and request.kind == RequestKind.RESULT:
+                continue  # handed to a person, who enters its results: not in doubt, it waits
+            if request is not None:  # a manual step of a station interrupted mid-protocol: the protocol is gone
+                answer(session, request, by=RECOVERY, resolution=WITHDRAWN, note="the runner was interrupted")
             move_experiment(session, experiment, ExperimentState.ABANDONED, detail=in_doubt(session, experiment))
         cycle = session.scalar(
             select(Cycle)
@@ -88,11 +99,12 @@ def recover(ctx: CampaignContext) -> Recovery:
         to_run = [
             e.id
             for e in cycle.experiments
-            if e.state in (ExperimentState.PLANNED, ExperimentState.APPROVED)
+            if (e.state in (ExperimentState.PLANNED, ExperimentState.APPROVED) and e.id not in with_people)
             or (e.state == ExperimentState.FAILED and _was_to_be_retried(session, e))
         ]
         for experiment in cycle.experiments:
-            if experiment.state == ExperimentState.PLANNED:
+            # A planned experiment with no request open was planned before approval policies existed.
+            if experiment.state == ExperimentState.PLANNED and experiment.id not in with_people:
                 move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": "policy:none"})
         add_event(
             session, ctx.campaign_id, "cycle", cycle.id, "resumed", detail={"stage": cycle.stage, "to_run": len(to_run)}
@@ -140,6 +152,16 @@ def in_doubt(session: Any, experiment: Experiment) -> dict[str, Any]:
     return {"reason": f"interrupted after {action} {last.kind.removeprefix('action-')}", "last_action": step}
 
 
+def pause_for_people(ctx: CampaignContext, reason: str) -> None:
+    """The runner waited for people as long as the campaign allows: the campaign is left `waiting` with `reason`
+    (what waits), its lease freed. Nothing is abandoned: `peirce resume` continues the same cycle."""
+    with ctx.db.session() as session:
+        fence(session, ctx)
+        campaign = session.get_one(Campaign, ctx.campaign_id)
+        set_campaign_status(session, campaign, CampaignStatus.WAITING, reason=reason)
+        campaign.runner = None
+
+
 def finish_campaign(ctx: CampaignContext, reason: str) -> None:
     """Close the campaign with `reason`: work not yet sent is abandoned, the runner's hold released. A reason that
     starts "stopped by" (a person's `peirce stop`, a signal) leaves it stopped, to be resumed; others complete it."""
@@ -152,6 +174,8 @@ def finish_campaign(ctx: CampaignContext, reason: str) -> None:
                 Experiment.state.in_((ExperimentState.PLANNED, ExperimentState.APPROVED)),
             )
         ):
+            for request in open_requests(session, ctx.campaign_id, experiment_id=experiment.id):
+                answer(session, request, by=RECOVERY, resolution=WITHDRAWN, note=reason)
             move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": reason})
         status = CampaignStatus.STOPPED if reason.startswith("stopped by") else CampaignStatus.COMPLETED
         set_campaign_status(session, campaign, status, reason=reason)

@@ -3,7 +3,8 @@
 The cycle speaks only this contract. A simulator, a station of instruments or (later) a person doing the work
 adapts to it (`lab.simulated`, `lab.station`), so the cycle never needs to know which one it is driving:
 - `run(parameters, key, journal)` runs one experiment under its idempotency key and returns a `LabResult`
-  (values measured, or infeasible with the reason); a lab that could not run it raises `LabFailure`;
+  (values measured, or infeasible with the reason); a lab that could not run it raises `LabFailure`; a lab that is
+  a person raises `HandedToPerson`: the work is handed out, and its results are entered later;
 - `max_concurrency` says how many experiments the lab runs at once, `candidates` the only points it can run
   (None when it can run any point of the space);
 - `close()` releases what the lab holds (instruments to their safe state, ports closed).
@@ -40,6 +41,16 @@ class LabFailure(Exception):
     def __init__(self, message: str, *, retryable: bool = True, detail: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.detail: dict[str, Any] = dict(detail or {})
+
+
+class HandedToPerson(Exception):
+    """The experiment was handed to a person, who will enter its results (`peirce record`, `peirce tell`, the Python
+    API's `tell`). Not a failure: the experiment waits, running, with a request open for its results. `detail`
+    is what the request records for the person (instructions, the outcomes to enter)."""
+
+    def __init__(self, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__("handed to a person")
         self.detail: dict[str, Any] = dict(detail or {})
 
 

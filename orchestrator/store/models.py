@@ -1,7 +1,7 @@
 """The database schema: every campaign's state lives here, and nowhere else.
 
 Tables (one class each): Campaign, Cycle, Experiment, Measurement, Hypothesis, HypothesisCredence, HypothesisTest,
-Decision, Event, Artifact, Dispatch.
+Decision, Event, Artifact, Dispatch, PersonRequest.
 `Event` is append-only (enforced in the database by triggers created in the first migration) and records every
 state change; the other tables hold the current state that the events explain.
 """
@@ -43,6 +43,9 @@ class CampaignStatus:
     RUNNING = "running"
     STOPPING = "stopping"  # a person asked it to stop; the runner stops at the next safe point
     STOPPED = "stopped"
+    # Its runner has gone, leaving work with people: experiments waiting for approval or for results entered by
+    # hand. No process holds it; `peirce resume` (or a flow) continues once the people have answered.
+    WAITING = "waiting"
     COMPLETED = "completed"  # budget spent or a stop criterion met
     FAILED = "failed"
 
@@ -50,6 +53,7 @@ class CampaignStatus:
 class ExperimentState:
     PLANNED = "planned"
     APPROVED = "approved"
+    REJECTED = "rejected"  # a person said no: never sent to the lab, never fed to the model, not proposed again
     DISPATCHED = "dispatched"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -62,12 +66,13 @@ class ExperimentState:
     SPENT = frozenset({COMPLETED, FAILED, INFEASIBLE})
 
     ALLOWED: ClassVar[dict[str, frozenset[str]]] = {
-        PLANNED: frozenset({APPROVED, ABANDONED}),
+        PLANNED: frozenset({APPROVED, REJECTED, ABANDONED}),
         APPROVED: frozenset({DISPATCHED, ABANDONED}),
         DISPATCHED: frozenset({RUNNING, COMPLETED, FAILED, INFEASIBLE, ABANDONED}),
         RUNNING: frozenset({COMPLETED, FAILED, INFEASIBLE, ABANDONED}),
         FAILED: frozenset({DISPATCHED, ABANDONED}),  # a retry goes out again under the same idempotency key
         COMPLETED: frozenset(),
+        REJECTED: frozenset(),
         ABANDONED: frozenset(),
         INFEASIBLE: frozenset(),
     }
@@ -171,6 +176,8 @@ class Experiment(Base):
     # Sent with the experiment to the lab, so a lab (or a retry) can recognise the same experiment.
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     parameters: Mapped[dict[str, Any]]
+    # What the planner proposed, kept when a person edited the parameters before the experiment ran (None: unedited).
+    original_parameters: Mapped[dict[str, Any] | None]
     predicted: Mapped[dict[str, Any] | None]  # objective -> {mean, std}, as the planner predicted
     state: Mapped[str] = mapped_column(String(16), default=ExperimentState.PLANNED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -298,3 +305,33 @@ class Dispatch(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     runner: Mapped[str | None] = mapped_column(String(128))  # the process that sent it ("host:pid")
     dispatched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RequestKind:
+    APPROVAL = "approval"  # a planned experiment waits for a person to approve, edit or reject it
+    RESULT = "result"  # an experiment handed to a person (a manual lab) waits for its results
+    STEP = "step"  # one manual step of a station protocol waits for its entry
+
+
+class PersonRequest(Base):
+    """Something the campaign waits for a person to do: approve an experiment, enter its results, do a step.
+
+    Opened in the transaction that puts the experiment in front of people; answered once, by a named person, with a
+    conditional update (`resolved_at IS NULL`), so two people answering at once cannot both win. What the answer did
+    is in the events; this row says what waits, why (the rules that caught it, the instructions) and who answered.
+    """
+
+    __tablename__ = "person_requests"
+    __table_args__ = (Index("ix_person_requests_open", "campaign_id", "resolved_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # see RequestKind
+    # Why a person is asked: the rules that caught the proposal, the instructions of the work, the step's outcome.
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(128))
+    resolution: Mapped[str | None] = mapped_column(String(16))  # approved | rejected | entered | not-run | withdrawn
+    note: Mapped[str | None] = mapped_column(Text)
