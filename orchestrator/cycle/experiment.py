@@ -24,7 +24,8 @@ from orchestrator.campaign.spec import Budget
 from orchestrator.cycle.context import CampaignContext, ExperimentOutcome, fence
 from orchestrator.lab.contract import HandedToPerson, LabFailure, LabResult
 from orchestrator.people.requests import open_request
-from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, Measurement, RequestKind
+from orchestrator.people.results import write_measurements
+from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, RequestKind
 from orchestrator.store.records import add_event, move_experiment
 
 
@@ -98,21 +99,8 @@ def _record_result(ctx: CampaignContext, experiment_id: int, attempt: int, resul
         if result.infeasible:
             move_experiment(session, experiment, ExperimentState.INFEASIBLE, detail={"reason": result.reason})
             return _outcome(experiment)
-        units = {o.name: o.unit for o in ctx.spec.objectives}
-        predicted = experiment.predicted or {}
         values = {name: float(value) for name, value in result.values.items()}
-        for name, value in values.items():
-            session.add(
-                Measurement(
-                    experiment_id=experiment_id,
-                    name=name,
-                    value=value,
-                    unit=units.get(name, ""),
-                    attempt=attempt,
-                    predicted_mean=predicted.get(name, {}).get("mean"),
-                    predicted_std=predicted.get(name, {}).get("std"),
-                )
-            )
+        write_measurements(session, experiment, values, ctx.spec)
         move_experiment(session, experiment, ExperimentState.COMPLETED, detail={"values": values})
         return _outcome(experiment, values)
 
