@@ -8,7 +8,9 @@ way, naming the member, before it touches the target database.
 
 Members: `manifest.json`, `spec.yaml` (the text the person wrote), `spec.json` (as stored), `<table>.json` for each
 of TABLES (`{"table", "columns", "rows": [{column: value}]}`; datetimes ISO-8601 in UTC; JSON columns as JSON;
-non-finite floats as JSON's `NaN`/`Infinity` extension), and `artifacts/<sha256>.json`.
+non-finite floats as JSON's `NaN`/`Infinity` extension), and `artifacts/<sha256>.json`. An archive written by an
+older schema still reads: a table added since (LATER_TABLES) may be absent (no rows), a nullable column added since
+reads as null.
 
 Import inserts the rows in one transaction with new primary keys and remaps every reference to them: foreign
 keys (read from the schema, so a new one is remapped without a change here), the experiment ids in
@@ -74,8 +76,12 @@ TABLES = (
     "hypotheses",
     "hypothesis_credences",
     "hypothesis_tests",
+    "person_requests",
     "events",
 )
+# Tables newer than the archive format: an archive written before one was added lacks its member, and reads as if
+# the campaign had no rows in it (an older campaign had none: nothing it did could write them).
+LATER_TABLES = frozenset({"person_requests"})
 # `events.entity` -> the table its `entity_id` points into.
 ENTITY_TABLES = {
     Entity.CAMPAIGN: "campaigns",
@@ -94,6 +100,7 @@ _SINGULAR = {
     "hypotheses": "hypothesis",
     "hypothesis_credences": "credence",
     "hypothesis_tests": "test",
+    "person_requests": "request",
     "events": "event",
 }
 # Columns of JSON lists of experiment ids.
@@ -379,7 +386,7 @@ def _read_manifest(raw: bytes) -> ArchiveManifest:
         raise ArchiveError(f"{where}: {field}: {first['msg']}") from None
     members = manifest.members
     expected = {SPEC_TEXT, SPEC_JSON, *(f"{table}.json" for table in TABLES)}
-    unlisted = sorted(expected - set(members))
+    unlisted = sorted(expected - set(members) - {f"{table}.json" for table in LATER_TABLES})
     if unlisted:
         raise ArchiveError(f"{where}: does not list {unlisted[0]}")
     foreign = sorted(name for name in set(members) - expected if not _ARTIFACT_MEMBER.fullmatch(name))
@@ -403,23 +410,13 @@ def _parse_members(manifest: ArchiveManifest, data: dict[str, bytes]) -> Archive
     tables: dict[str, list[dict[str, Any]]] = {}
     for table in TABLES:
         member = f"{table}.json"
+        if member not in data and table in LATER_TABLES:
+            tables[table] = []  # written before the table existed
+            continue
         content = parsed(member)
-        columns = [column.name for column in _schema()[table].columns]
         if not isinstance(content, dict) or content.get("table") != table or not isinstance(content.get("rows"), list):
             raise ArchiveError(f"archive: {member}: not the rows of table {table}")
-        if set(content.get("columns") or ()) != set(columns):
-            missing = sorted(set(columns) - set(content.get("columns") or ()))
-            unknown = sorted(set(content.get("columns") or ()) - set(columns))
-            raise ArchiveError(
-                f"archive: {member}: its columns are not this database's (missing: {', '.join(missing) or 'none'}; "
-                f"unknown: {', '.join(unknown) or 'none'})"
-            )
-        for index, row in enumerate(content["rows"]):
-            if not isinstance(row, dict) or set(row) != set(columns):
-                raise ArchiveError(f"archive: {member}: row {index + 1} does not have the table's columns")
-            if not isinstance(row["id"], int) or isinstance(row["id"], bool):
-                raise ArchiveError(f"archive: {member}: row {index + 1} has no integer id")
-        tables[table] = content["rows"]
+        tables[table] = _rows_of_today(member, _schema()[table], content)
     artifacts: dict[str, bytes] = {}
     for name, raw in data.items():
         match = _ARTIFACT_MEMBER.fullmatch(name)
@@ -429,6 +426,31 @@ def _parse_members(manifest: ArchiveManifest, data: dict[str, bytes]) -> Archive
             raise ArchiveError(f"archive: {name}: content does not hash to its name (changed after export)")
         artifacts[match.group(1)] = raw
     return Archive(manifest, spec_text, spec, tables, artifacts)
+
+
+def _rows_of_today(member: str, table: Table, content: dict[str, Any]) -> list[dict[str, Any]]:
+    """The member's rows with this database's columns. A nullable column the archive lacks was added after it was
+    written (`experiments.original_parameters`, migration 0007): its rows read it as null, as the migration left
+    the rows of that time. A column this database does not have, or a required one the archive lacks, is refused:
+    the archive is not of this schema."""
+    written = set(content.get("columns") or ())
+    columns = {column.name for column in table.columns}
+    added = {column.name for column in table.columns if column.nullable and not column.primary_key} - written
+    if written | added != columns:
+        missing = sorted(columns - written - added)
+        unknown = sorted(written - columns)
+        raise ArchiveError(
+            f"archive: {member}: its columns are not this database's (missing: {', '.join(missing) or 'none'}; "
+            f"unknown: {', '.join(unknown) or 'none'})"
+        )
+    rows = []
+    for index, row in enumerate(content["rows"]):
+        if not isinstance(row, dict) or set(row) != written:
+            raise ArchiveError(f"archive: {member}: row {index + 1} does not have the table's columns")
+        if not isinstance(row["id"], int) or isinstance(row["id"], bool):
+            raise ArchiveError(f"archive: {member}: row {index + 1} has no integer id")
+        rows.append({**row, **dict.fromkeys(added)})
+    return rows
 
 
 def _check_references(archive: Archive) -> None:

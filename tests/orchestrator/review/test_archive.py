@@ -25,6 +25,7 @@ from orchestrator.cli.archive import archive_export, archive_import
 from orchestrator.cycle.context import load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
 from orchestrator.errors import CampaignConflict
+from orchestrator.people.requests import answer
 from orchestrator.records.decisions import AbductionState, DeductionState, PlannedProposal
 from orchestrator.records.provenance import content_hash
 from orchestrator.review.archive import (
@@ -38,7 +39,7 @@ from orchestrator.review.archive import (
 )
 from orchestrator.store.artifacts import ENV as ARTIFACTS_ENV
 from orchestrator.store.database import Database, open_database
-from orchestrator.store.models import Artifact, Base, Campaign, Cycle, Event, Hypothesis
+from orchestrator.store.models import Artifact, Base, Campaign, Cycle, Event, Experiment, Hypothesis, PersonRequest
 from orchestrator.store.records import find_campaign
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec
 
@@ -388,6 +389,47 @@ def test_ids_named_in_peirce_text_are_remapped_and_llm_text_is_not(ledger_campai
     assert rows["decisions"][-1]["exchange"] == {"prompt": f"- #{first} [open] tests hypothesis {first} (x)"}
 
 
+def test_a_campaign_waiting_for_people_keeps_its_requests_and_their_experiments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """person_requests travel with the campaign, each pointing at its experiment's row here; an edited
+    experiment keeps its original parameters."""
+    monkeypatch.delenv(ARTIFACTS_ENV, raising=False)
+    data = hartmann_spec(name="h6_people", approval="batch", budget={"experiments": 8, "batch_size": 3})
+    source_db = open_database(f"sqlite:///{tmp_path / 'source.db'}")
+    _run(source_db, data)  # pauses at once: the first batch waits for approval
+    with source_db.session() as session:
+        campaign = find_campaign(session, "h6_people")
+        assert campaign.status == "waiting"
+        requests = session.scalars(select(PersonRequest).order_by(PersonRequest.id)).all()
+        assert [r.kind for r in requests] == ["approval"] * 3
+        answer(session, requests[1], by="Grace", resolution="rejected", note="too hot")
+        edited = session.get_one(Experiment, requests[2].experiment_id)
+        edited.original_parameters = dict(edited.parameters)
+        edited.parameters = {**edited.parameters, "x1": 0.5}
+    source = Source(source_db, "h6_people", export_archive(source_db, "h6_people", tmp_path / "people.zip"))
+    assert read_archive(source.archive).counts()["person_requests"] == 3
+    target = open_database(f"sqlite:///{tmp_path / 'target.db'}")
+    _occupy(target)
+    with target.session() as session:  # a request of the other campaign, so request ids shift too
+        other = session.scalars(select(Experiment).order_by(Experiment.id)).first()
+        assert other is not None
+        session.add(PersonRequest(campaign_id=other.campaign_id, experiment_id=other.id, kind="approval", detail={}))
+    import_archive(target, source.archive)
+    _assert_same_campaign(source, target)
+    with target.session() as session:
+        campaign_id = find_campaign(session, "h6_people").id
+        rows = session.scalars(
+            select(PersonRequest).where(PersonRequest.campaign_id == campaign_id).order_by(PersonRequest.id)
+        ).all()
+        seqs = [session.get_one(Experiment, r.experiment_id).seq for r in rows]
+        assert seqs == [r.detail["seq"] for r in rows] == [1, 2, 3]
+        assert [(r.resolved_by, r.resolution, r.note) for r in rows][1] == ("Grace", "rejected", "too hot")
+        moved = session.get_one(Experiment, rows[2].experiment_id)
+        assert moved.parameters["x1"] == 0.5 and moved.original_parameters is not None
+        assert moved.original_parameters["x1"] != 0.5
+
+
 def test_the_commands_print_one_line_each(bayesian: Source, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     archive_export(bayesian.name, tmp_path / "cli.zip", db=str(bayesian.db.engine.url))
     archive_import(tmp_path / "cli.zip", db=f"sqlite:///{tmp_path / 'cli.db'}")
@@ -473,6 +515,15 @@ def _dangling(members: dict[str, bytes]) -> None:
     _set(members, "events.json", edit)
 
 
+def _drop_column(name: str) -> Callable[[Any], None]:
+    def edit(table: dict[str, Any]) -> None:
+        table["columns"].remove(name)
+        for row in table["rows"]:
+            del row[name]
+
+    return edit
+
+
 CASES: dict[str, tuple[Callable[[dict[str, bytes]], None], bool, str]] = {
     "tampered member": (
         lambda m: m.update({"events.json": _flip(m["events.json"])}),
@@ -510,6 +561,16 @@ CASES: dict[str, tuple[Callable[[dict[str, bytes]], None], bool, str]] = {
         ),
         False,
         r"^archive: manifest\.json: members_sha256 does not match",
+    ),
+    "a required column missing, manifest rewritten": (
+        lambda m: _set(m, "experiments.json", _drop_column("state")),
+        True,
+        r"^archive: experiments\.json: its columns are not this database's \(missing: state; unknown: none\)$",
+    ),
+    "a table the format always had missing, manifest rewritten": (
+        lambda m: m.pop("measurements.json"),
+        True,
+        r"^archive: manifest\.json: does not list measurements\.json$",
     ),
     "wrong format version": (
         lambda m: _set(m, "manifest.json", lambda d: d.update(format_version=99)),

@@ -22,7 +22,7 @@ from orchestrator.records.decisions import AbductionState, DeductionState, Plann
 from orchestrator.review.archive import ArchiveError, import_archive, members_digest, read_archive
 from orchestrator.review.replay import replay_campaign
 from orchestrator.store.database import Database, open_database
-from orchestrator.store.models import Campaign, Decision, Event, Hypothesis
+from orchestrator.store.models import Campaign, Decision, Event, Experiment, Hypothesis, PersonRequest
 from orchestrator.store.records import find_campaign
 from tests.conftest import REPO
 
@@ -66,6 +66,19 @@ def test_the_legacy_archive_is_small_and_verifies() -> None:
     archive = read_archive(LEGACY)
     assert archive.manifest.peirce_version is not None
     assert archive.counts()["decisions"] == 5 and archive.counts()["hypotheses"] == 4
+
+
+def test_columns_and_tables_added_since_read_as_null_and_empty(imported: Database) -> None:
+    """Written before migration 0007: no `experiments.original_parameters`, no `person_requests.json`."""
+    with zipfile.ZipFile(LEGACY) as archive:
+        assert "person_requests.json" not in archive.namelist()
+        assert "original_parameters" not in json.loads(archive.read("experiments.json"))["columns"]
+    assert read_archive(LEGACY).tables["person_requests"] == []
+    with imported.session() as session:
+        campaign = find_campaign(session, NAME)
+        experiments = session.scalars(select(Experiment).where(Experiment.campaign_id == campaign.id)).all()
+        assert len(experiments) == 15 and all(e.original_parameters is None for e in experiments)
+        assert session.scalars(select(PersonRequest)).all() == []
 
 
 def test_its_records_have_the_old_shapes_and_read_as_the_new_types(imported: Database) -> None:
