@@ -1,8 +1,10 @@
 """A station: instruments on their ports, and a protocol that turns one planned experiment into actions.
 
 The protocol is data, not code (as Bluesky's plans are): a list of steps, each an action on a named instrument
-with arguments in which `{parameter}` is replaced by the experiment's value, or a wait. Measurements the actions
-return are saved under names, and the station's outcome formulas turn them into objective values.
+with arguments in which `{parameter}` is replaced by the experiment's value, a wait, or a manual step that a person
+does (weigh the precipitate) and whose number they enter. Measurements the actions return, and the numbers people
+enter, are saved under names, and the station's outcome formulas turn them into objective values. The station
+reaches people only through the `ask_person` callback its caller gives it (instruments know nothing of databases).
 
 Reservations: an experiment holds one instrument at a time, from its first step there through the consecutive
 steps (and waits) on it, and releases it when its next step needs another instrument. So two experiments never
@@ -50,7 +52,32 @@ class WaitStep:
     unit: str = "s"
 
 
-Step = ActionStep | WaitStep
+@dataclass(frozen=True)
+class ManualStep:
+    """A step a person does ("Weigh the precipitate"), whose one number is saved under `outcome` for the formulas."""
+
+    manual: str  # what the person does; '{parameter}' is replaced by the experiment's value
+    outcome: str
+    unit: str = ""
+
+
+Step = ActionStep | WaitStep | ManualStep
+
+# Who a manual step's journal names as its instrument.
+PERSON = "person"
+
+
+@dataclass(frozen=True)
+class PersonEntry:
+    """What a person entered for a manual step, and who."""
+
+    value: float
+    by: str
+
+
+# Hands protocol step `index` (the step, its text filled in) to a person and waits for the entry. Given by whoever
+# can reach people (the orchestrator, through the lab adapter): the station itself knows only instruments.
+AskPerson = Callable[[int, ManualStep, str], PersonEntry]
 
 
 class ProtocolStepError(InvalidAction):
@@ -60,6 +87,14 @@ class ProtocolStepError(InvalidAction):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.reason = message
+
+
+class StepNotDone(InstrumentError):
+    """A manual step was not done: the person said it could not be, or the runner was asked to stop while it waited,
+    or nobody can be asked. Not retried; what it means for the experiment (abandoned) is the orchestrator's call."""
+
+    kind = "not-done"
+    retryable = False
 
 
 class OutcomeError(InstrumentError):
@@ -87,6 +122,21 @@ def substitute(value: Any, parameters: Mapping[str, Any]) -> Any:
 
 def placeholders(value: Any) -> set[str]:
     return set(_PLACEHOLDER.findall(value)) if isinstance(value, str) else set()
+
+
+def fill_in(text: str, parameters: Mapping[str, Any]) -> str:
+    """`text` for a person to read, each `{name}` replaced by the parameter's value (a number to six significant
+    digits: 87.2346, not 87.23456789012; a placeholder naming no parameter is left as it is)."""
+
+    def shown(match: re.Match[str]) -> str:
+        if match.group(1) not in parameters:
+            return match.group(0)
+        value = parameters[match.group(1)]
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return str(value)
+
+    return _PLACEHOLDER.sub(shown, text)
 
 
 class Station:
@@ -123,6 +173,9 @@ class Station:
         for i, step in enumerate(self.protocol):
             if isinstance(step, WaitStep):
                 continue
+            if isinstance(step, ManualStep):
+                saved.add(step.outcome)
+                continue
             driver = self.drivers.get(step.instrument)
             if driver is None:
                 raise ProtocolStepError(
@@ -150,8 +203,17 @@ class Station:
 
     # --- running an experiment ------------------------------------------------------------------------------------
 
-    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> dict[str, float]:
-        """Run the protocol for one experiment; returns outcome name -> value. Raises typed InstrumentErrors."""
+    def run(
+        self,
+        parameters: Mapping[str, Any],
+        key: str,
+        journal: Journal | None = None,
+        ask_person: AskPerson | None = None,
+    ) -> dict[str, float]:
+        """Run the protocol for one experiment; returns outcome name -> value. Raises typed InstrumentErrors.
+
+        A manual step is handed to a person through `ask_person` and waits for the entry; without it, the step
+        cannot be done (`StepNotDone`)."""
         write = journal or (lambda kind, detail: None)
         sample = self._new_sample(key)
         write("sample", {"sample": sample})
@@ -164,6 +226,13 @@ class Station:
                     seconds = float(substitute(step.wait, parameters)) * _UNIT_SECONDS[step.unit]
                     write("wait", {"step": index, "seconds": seconds, "instrument": held})
                     self.clock.sleep(seconds / self.time_scale)
+                    continue
+                if isinstance(step, ManualStep):
+                    # The sample goes to a person, for as long as they take: the instrument it was on is free for
+                    # other experiments meanwhile (and taken again, in turn, if a later step needs it).
+                    self._release(held)
+                    held = None
+                    values[step.outcome] = self._ask(index, step, parameters, write, ask_person)
                     continue
                 if step.instrument != held:
                     self._release(held)
@@ -228,6 +297,37 @@ class Station:
             },
         )
         return result
+
+    def _ask(
+        self,
+        index: int,
+        step: ManualStep,
+        parameters: Mapping[str, Any],
+        write: Journal,
+        ask_person: AskPerson | None,
+    ) -> float:
+        """A manual step, journalled as an action of the instrument "person": started when it is handed out, done
+        with the value and who entered it (or failed, if it was not done)."""
+        text = fill_in(step.manual, parameters)
+        where = {
+            "step": index,
+            "instrument": PERSON,
+            "action": text,
+            "args": {"outcome": step.outcome, "unit": step.unit},
+        }
+        write("action-started", where)
+        started = time.perf_counter()
+        try:
+            if ask_person is None:
+                raise StepNotDone(f"protocol[{index}] is a manual step ({text}) and no person can be asked here")
+            entry = ask_person(index, step, text)
+        except InstrumentError as exc:
+            elapsed = round(time.perf_counter() - started, 4)
+            write("action-failed", {**where, "error": exc.kind, "message": str(exc), "seconds": elapsed})
+            raise
+        elapsed = round(time.perf_counter() - started, 4)
+        write("action-done", {**where, "result": {step.outcome: entry.value}, "by": entry.by, "seconds": elapsed})
+        return entry.value
 
     def _abort(self, name: str, write: Journal, cause: InstrumentError) -> None:
         """Bring the failed experiment's instrument to its safe state (still reserved to it); a failure is recorded."""

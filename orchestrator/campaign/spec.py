@@ -29,7 +29,7 @@ from pydantic_core import ErrorDetails
 from instruments.formula import Formula, FormulaError
 from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.knowledge_file import check_file
-from orchestrator.campaign.station import STATION_MODELS, StationLab, WaitStepSpec
+from orchestrator.campaign.station import STATION_MODELS, ManualStepSpec, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
 from orchestrator.records import provenance
 from orchestrator.records.base import StrictModel as _Strict
@@ -195,15 +195,51 @@ class LookupLab(_LabSpec):
 SimulatorLab = Annotated[FunctionLab | LookupLab, Field(discriminator="simulator")]
 
 
+class ManualSettings(_Strict):
+    """What a person is asked to do for each experiment of a manual lab, and how long the runner waits for it."""
+
+    outcomes: dict[Identifier, str] = Field(
+        default_factory=dict,
+        description="Objective -> how a person measures it, shown with the work (e.g. 'HPLC area % at 254 nm').",
+    )
+    instructions: str = Field(
+        default="", description="What to do for one experiment; '{parameter}' is replaced by the experiment's value."
+    )
+    wait: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long the runner waits in its process for results before the campaign pauses (seconds or "
+        "'8h'); 0 pauses at once, and `peirce resume` continues once the results are in.",
+    )
+
+    @field_validator("wait", mode="before")
+    @classmethod
+    def _parse_wait(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+
+class ManualLab(_Strict):
+    """A person is the lab: each batch is handed out (`peirce next`), its results entered by hand (`peirce record`,
+    `peirce tell`); the campaign holds no process while it waits for them."""
+
+    manual: ManualSettings
+
+
 def _lab_kind(value: Any) -> str:
     # The tags are not keys of the file, so error paths stay `lab.instruments.pump.port`, never `lab.station-lab…`.
     if isinstance(value, dict):
+        if "manual" in value:
+            return "manual-lab"
         return "station-lab" if "station" in value else "simulator-lab"
+    if isinstance(value, ManualLab):
+        return "manual-lab"
     return "station-lab" if isinstance(value, StationLab) else "simulator-lab"
 
 
 LabSpec = Annotated[
-    Annotated[SimulatorLab, Tag("simulator-lab")] | Annotated[StationLab, Tag("station-lab")],
+    Annotated[SimulatorLab, Tag("simulator-lab")]
+    | Annotated[StationLab, Tag("station-lab")]
+    | Annotated[ManualLab, Tag("manual-lab")],
     Discriminator(_lab_kind),
 ]
 
@@ -259,6 +295,12 @@ def json_schema() -> dict[str, Any]:
         ref = properties[name].pop("$ref")
         properties[name]["anyOf"] = [{"$ref": ref}, {"enum": shorthands}, {"type": "null"}]
     defs["Budget"]["properties"]["wall_clock"]["anyOf"].insert(0, {"type": "string", "pattern": _DURATION.pattern})
+    wait = defs["ManualSettings"]["properties"]["wait"]
+    wait["anyOf"] = [
+        {"type": "number", "minimum": wait.pop("minimum")},
+        {"type": "string", "pattern": _DURATION.pattern},
+    ]
+    del wait["type"]
     defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "peirce campaign"
@@ -370,6 +412,8 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
             )
     elif isinstance(lab, StationLab):
         check_station(spec, lab, index, objective_names)
+    elif isinstance(lab, ManualLab):
+        check_manual(lab, index, objective_names)
     else:
         for name in lab.columns:
             if name not in index:
@@ -379,6 +423,19 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
                 raise SpecError(f"lab.outcomes.{name}", f"'{name}' is not an objective")
 
 
+def check_manual(lab: ManualLab, index: dict[str, int], objective_names: list[str]) -> None:
+    """A manual lab's outcomes are objectives, and the placeholders of its instructions are parameters."""
+    for name in lab.manual.outcomes:
+        if name not in objective_names:
+            known = ", ".join(objective_names)
+            raise SpecError(f"lab.manual.outcomes.{name}", f"'{name}' is not an objective (objectives: {known})")
+    for name in sorted(placeholders(lab.manual.instructions)):
+        if name not in index:
+            raise SpecError(
+                "lab.manual.instructions", f"'{{{name}}}' is not a parameter (parameters: {', '.join(index)})"
+            )
+
+
 def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], objective_names: list[str]) -> None:
     """What can be checked of a station without its drivers: names, placeholders, outcomes, limits vs the space."""
     for name, instrument in lab.instruments.items():
@@ -386,6 +443,12 @@ def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], ob
             raise SpecError(f"lab.instruments.{name}.port", "required without twins (e.g. /dev/ttyUSB0)")
     saved: set[str] = set()
     for i, step in enumerate(lab.protocol):
+        if isinstance(step, ManualStepSpec):
+            for name in sorted(placeholders(step.manual)):
+                if name not in index:
+                    raise SpecError(f"lab.protocol[{i}].manual", f"'{{{name}}}' is not a parameter")
+            saved.add(step.outcome)
+            continue
         values = [step.wait] if isinstance(step, WaitStepSpec) else list(step.args.values())
         for value in values:
             for name in placeholders(value):
@@ -517,6 +580,8 @@ def _is_field_of_any_model(name: str) -> bool:
         StopCriteria,
         FunctionLab,
         LookupLab,
+        ManualLab,
+        ManualSettings,
         LinearConstraint,
         Objective,
         OutcomeConstraint,

@@ -8,6 +8,7 @@ lab:
   protocol:
     - {instrument: pump, action: dispense, args: {volume_ml: "{volume}", rate_ml_min: 10}}
     - {wait: "{time}", unit: min}
+    - {manual: "Weigh the precipitate", outcome: mass_mg, unit: mg}   # a person does it and enters the number
   outcomes: {yield: "100 * conversion"}
   twins: {time_scale: 600}        # run on device twins instead of hardware (ports are then not needed)
 """
@@ -69,14 +70,29 @@ class WaitStepSpec(_Strict):
     unit: Literal["s", "min", "h"] = "s"
 
 
+class ManualStepSpec(_Strict):
+    """A step a person does (`{manual: "Weigh the precipitate", outcome: mass_mg, unit: mg}`): the runner waits for
+    the number they enter (`peirce tell CAMPAIGN SEQ mass_mg=12.3 --by NAME`), saved under `outcome`."""
+
+    manual: str = Field(min_length=1, description="What the person does; '{parameter}' is replaced by its value.")
+    outcome: Identifier = Field(description="Name of the number entered, for the outcome formulas.")
+    unit: str = Field(default="", description="Unit of the number entered (shown to the person).")
+
+
 def _step_kind(value: Any) -> str:
     if isinstance(value, dict):
+        if "manual" in value:
+            return "manual-step"
         return "wait-step" if "wait" in value else "action-step"
+    if isinstance(value, ManualStepSpec):
+        return "manual-step"
     return "wait-step" if isinstance(value, WaitStepSpec) else "action-step"
 
 
 StepSpec = Annotated[
-    Annotated[ActionStepSpec, Tag("action-step")] | Annotated[WaitStepSpec, Tag("wait-step")],
+    Annotated[ActionStepSpec, Tag("action-step")]
+    | Annotated[WaitStepSpec, Tag("wait-step")]
+    | Annotated[ManualStepSpec, Tag("manual-step")],
     Discriminator(_step_kind),
 ]
 
@@ -116,6 +132,7 @@ STATION_MODELS: tuple[type[BaseModel], ...] = (
     LimitSpec,
     ActionStepSpec,
     WaitStepSpec,
+    ManualStepSpec,
     TwinSettings,
     FaultSpec,
 )

@@ -72,13 +72,16 @@ def validate(spec_path: SpecArg) -> None:
 
 
 def _lab_name(spec: CampaignSpec) -> str:
-    # Imported here with `load_spec`, which has already loaded it (start-up time, as in `validate`).
+    # Imported here with `load_spec`, which has already loaded them (start-up time, as in `validate`).
+    from orchestrator.campaign.spec import ManualLab
     from orchestrator.campaign.station import StationLab
 
     lab = spec.lab
     if isinstance(lab, StationLab):
         mode = "on device twins" if lab.twins is not None else "on instruments"
         return f"station {lab.station} ({len(lab.instruments)} instruments, {mode})"
+    if isinstance(lab, ManualLab):
+        return "manual (a person runs each experiment and enters its results)"
     return str(lab.simulator)
 
 

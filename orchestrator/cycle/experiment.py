@@ -18,13 +18,15 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from instruments.station import Journal
+from instruments.station import ManualStep, PersonEntry
 from orchestrator.campaign.runs import LeaseLost
 from orchestrator.campaign.spec import Budget
 from orchestrator.cycle.context import CampaignContext, ExperimentOutcome, fence
-from orchestrator.lab.contract import HandedToPerson, LabFailure, LabResult
-from orchestrator.people.requests import open_request
+from orchestrator.cycle.recovery import RECOVERY, WITHDRAWN
+from orchestrator.lab.contract import ExperimentJournal, HandedToPerson, LabAbandoned, LabFailure, LabResult
+from orchestrator.people.requests import answer, open_request, open_requests
 from orchestrator.people.results import write_measurements
+from orchestrator.people.steps import await_step
 from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, RequestKind
 from orchestrator.store.records import add_event, move_experiment
 
@@ -83,6 +85,15 @@ def run_attempt(ctx: CampaignContext, experiment_id: int) -> ExperimentOutcome:
             experiment = session.get_one(Experiment, experiment_id)
             open_request(session, experiment, RequestKind.RESULT, {"seq": experiment.seq, **handed.detail})
             return _outcome(experiment)
+    except LabAbandoned as gone:
+        # Not done, and no fact about the science (a stop while a person's step was awaited, a step a person could
+        # not do): abandoned, never fed to the model, its requests to people withdrawn in the same transaction.
+        with ctx.db.session() as session:
+            experiment = session.get_one(Experiment, experiment_id)
+            for request in open_requests(session, ctx.campaign_id, experiment_id=experiment_id):
+                answer(session, request, by=RECOVERY, resolution=WITHDRAWN, note=str(gone))
+            move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": str(gone)})
+            return _outcome(experiment)
     except LabFailure as failure:
         will_retry = policy.may_retry(failure, attempt)
         with ctx.db.session() as session:
@@ -124,9 +135,10 @@ def run_experiments(ctx: CampaignContext, experiment_ids: Sequence[int]) -> list
         return list(pool.map(lambda i: run_experiment(ctx, i), experiment_ids))
 
 
-def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Journal:
+def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> ExperimentJournal:
     """Where a station writes each action as it happens: an Event of the experiment, committed at once, so the
-    database says what was about to be sent before it is sent (and what came back, with the bytes)."""
+    database says what was about to be sent before it is sent (and what came back, with the bytes). It also hands a
+    manual step to a person and waits for the entry (`people.steps.await_step`), fenced like every act."""
 
     def write(kind: str, detail: dict[str, Any]) -> None:
         with ctx.db.session() as session:
@@ -134,7 +146,12 @@ def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Journal:
                 session, ctx.campaign_id, "experiment", experiment_id, kind, detail={"attempt": attempt, **detail}
             )
 
-    return write
+    def ask_person(index: int, step: ManualStep, text: str) -> PersonEntry:
+        return await_step(
+            ctx.db, experiment_id, index, step, text, attempt=attempt, check=lambda session: fence(session, ctx)
+        )
+
+    return ExperimentJournal(write, ask_person)
 
 
 def _outcome(

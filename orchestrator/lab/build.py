@@ -1,4 +1,5 @@
-"""Building the lab a campaign runs on from its spec: a test-function or lookup simulator, or a station.
+"""Building the lab a campaign runs on from its spec: a test-function or lookup simulator, a station, or a person
+(a manual lab).
 
 Every lab built here speaks the lab contract (`lab.contract.Lab`); building checks everything that can be checked
 without running an experiment and raises SpecError naming the field at fault.
@@ -6,10 +7,11 @@ without running an experiment and raises SpecError naming the field at fault.
 
 from __future__ import annotations
 
-from orchestrator.campaign.spec import CampaignSpec, FunctionLab, LookupLab
+from orchestrator.campaign.spec import CampaignSpec, FunctionLab, LookupLab, ManualLab
 from orchestrator.campaign.station import StationLab
 from orchestrator.errors import SpecError
 from orchestrator.lab.contract import Lab
+from orchestrator.lab.manual import ManualAdapter
 from orchestrator.lab.simulated import SimulatedLab
 from orchestrator.lab.station import StationAdapter, StationRuntime
 from planners.space import CategoricalParameter, ContinuousParameter, MoleculeParameter
@@ -30,6 +32,8 @@ def build_lab(spec: CampaignSpec) -> Lab:
         return _build_lookup(spec, lab)
     if isinstance(lab, StationLab):
         return StationAdapter(StationRuntime(lab), lab.max_concurrency)
+    if isinstance(lab, ManualLab):
+        return ManualAdapter(lab, spec.objectives)
     raise SpecError("lab", f"unsupported lab {lab!r}")  # unreachable: the spec's union is closed
 
 

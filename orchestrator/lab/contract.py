@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from instruments.station import Journal
+from instruments.station import AskPerson, Journal
 
 Point = Mapping[str, Any]
 
@@ -52,6 +52,24 @@ class HandedToPerson(Exception):
     def __init__(self, detail: Mapping[str, Any] | None = None) -> None:
         super().__init__("handed to a person")
         self.detail: dict[str, Any] = dict(detail or {})
+
+
+class LabAbandoned(Exception):
+    """The lab gave the experiment up for a reason that is neither a fact about the science nor a fault of the lab:
+    a stop asked while a person's step was awaited, a person saying the step could not be done. The experiment ends
+    abandoned (never fed to the model, not counted against the budget), its requests to people withdrawn."""
+
+
+@dataclass(frozen=True)
+class ExperimentJournal:
+    """What the cycle hands a lab for one attempt: a `Journal` (call it to write what happens), and `ask_person`,
+    which hands one manual step to a person and waits for the number they enter (None where nobody can be asked)."""
+
+    write: Journal
+    ask_person: AskPerson | None = None
+
+    def __call__(self, kind: str, detail: dict[str, Any]) -> None:
+        self.write(kind, detail)
 
 
 class Lab(Protocol):

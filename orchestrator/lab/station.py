@@ -5,7 +5,8 @@ connects nothing; the first experiment connects (starting the twins first when t
 
 `StationRuntime` speaks the instruments' language (measurements, `InstrumentError`); `StationAdapter` puts it
 behind the lab contract, so an instrument's failure reaches the cycle as a `LabFailure` and its measurements as a
-`LabResult`, the same words a simulator's do.
+`LabResult`, the same words a simulator's do. A manual step of the protocol is handed to a person through the
+journal the cycle gives (`ExperimentJournal.ask_person`); a step not done ends the experiment as `LabAbandoned`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,20 @@ from instruments.contract import Driver
 from instruments.errors import InstrumentError
 from instruments.limits import SafetyLimits
 from instruments.registry import load_driver
-from instruments.station import ActionStep, Journal, ProtocolStepError, Station, Step, WaitStep
-from orchestrator.campaign.station import StationLab, WaitStepSpec
+from instruments.station import (
+    ActionStep,
+    AskPerson,
+    Journal,
+    ManualStep,
+    ProtocolStepError,
+    Station,
+    Step,
+    StepNotDone,
+    WaitStep,
+)
+from orchestrator.campaign.station import ManualStepSpec, StationLab, StepSpec, WaitStepSpec
 from orchestrator.errors import SpecError
-from orchestrator.lab.contract import LabFailure, LabResult
+from orchestrator.lab.contract import ExperimentJournal, LabAbandoned, LabFailure, LabResult
 from simulators.twins.bench import Bench
 from simulators.twins.registry import load_twin
 from simulators.twins.server import FaultPlan, TwinServer
@@ -39,15 +50,18 @@ class InstrumentFailure(LabFailure):
         super().__init__(str(error), retryable=error.retryable, detail=detail)
 
 
+def _step(step: StepSpec) -> Step:
+    if isinstance(step, WaitStepSpec):
+        return WaitStep(step.wait, step.unit)
+    if isinstance(step, ManualStepSpec):
+        return ManualStep(step.manual, step.outcome, step.unit)
+    return ActionStep(step.instrument, step.action, dict(step.args), dict(step.save))
+
+
 class StationRuntime:
     def __init__(self, lab: StationLab) -> None:
         self.spec = lab
-        self.protocol: list[Step] = [
-            WaitStep(step.wait, step.unit)
-            if isinstance(step, WaitStepSpec)
-            else ActionStep(step.instrument, step.action, dict(step.args), dict(step.save))
-            for step in lab.protocol
-        ]
+        self.protocol: list[Step] = [_step(step) for step in lab.protocol]
         self.driver_classes: dict[str, type[Driver]] = {}
         for name, instrument in lab.instruments.items():
             try:
@@ -140,9 +154,15 @@ class StationRuntime:
             self.servers.append(server)
         return ports, self.bench.place, settings.time_scale
 
-    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> dict[str, float]:
+    def run(
+        self,
+        parameters: Mapping[str, Any],
+        key: str,
+        journal: Journal | None = None,
+        ask_person: AskPerson | None = None,
+    ) -> dict[str, float]:
         """Run the protocol for one experiment; its outcomes by name. Raises `InstrumentError`."""
-        return dict(self.start(journal).run(parameters, key, journal))
+        return dict(self.start(journal).run(parameters, key, journal, ask_person))
 
     def close(self) -> None:
         with self._lock:
@@ -169,8 +189,13 @@ class StationAdapter:
         self.max_concurrency = max_concurrency
 
     def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> LabResult:
+        # A manual step reaches a person through the journal the cycle hands in (it knows the database; the
+        # station does not): the station is given that callback, and waits on it.
+        ask_person = journal.ask_person if isinstance(journal, ExperimentJournal) else None
         try:
-            return LabResult(values=self.station.run(parameters, key, journal))
+            return LabResult(values=self.station.run(parameters, key, journal, ask_person))
+        except StepNotDone as exc:
+            raise LabAbandoned(str(exc)) from None
         except InstrumentError as exc:
             raise InstrumentFailure(exc) from None
 

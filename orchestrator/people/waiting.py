@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.campaign.spec import CampaignSpec
+from orchestrator.campaign.spec import CampaignSpec, ManualLab
 from orchestrator.store.models import Experiment, PersonRequest, RequestKind
 
 _WHAT = {
@@ -70,8 +70,11 @@ def waiting(session: Session, campaign_id: int, cycle_id: int | None = None) -> 
 
 def wait_limit_s(spec: CampaignSpec, what: Waiting) -> float:
     """How long a runner waits in its process for people before it pauses the campaign: the approval policy's
-    timeout while approvals wait. Zero (the default) pauses at once: waiting for a person holds no process."""
+    timeout while approvals wait, a manual lab's `wait` while results entered by hand do (the longer of the two
+    when both wait). Zero (the default) pauses at once: waiting for a person holds no process."""
     limit = 0.0
     if what.approvals:
         limit = max(limit, spec.approval.timeout)
+    if what.results and isinstance(spec.lab, ManualLab):
+        limit = max(limit, spec.lab.manual.wait)
     return limit

@@ -45,6 +45,9 @@ class EventKind(StrEnum):
     CONNECT_STARTED = "connect-started"
     CONNECT_DONE = "connect-done"
     CONNECT_FAILED = "connect-failed"
+    # A person entered the number of a station's manual step (or said it could not be done); the station's journal
+    # then shows the step as an action of the instrument "person".
+    STEP_ENTERED = "step-entered"
 
 
 # The journal kinds of one instrument action: started before a byte is sent, then done or failed.
@@ -65,6 +68,7 @@ class ActionDetail(StrictModel):
     message: str | None = None
     limit: Any = None
     transcript: list[dict[str, Any]] = Field(default_factory=list)
+    by: str | None = None  # who entered the value of a manual step (instrument "person")
 
 
 class ImportedDetail(StrictModel):

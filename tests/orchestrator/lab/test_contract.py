@@ -58,7 +58,9 @@ class FailingRuntime:
         self.error = error
         self.closed = False
 
-    def run(self, parameters: Mapping[str, Any], key: str, journal: Any = None) -> dict[str, float]:
+    def run(
+        self, parameters: Mapping[str, Any], key: str, journal: Any = None, ask_person: Any = None
+    ) -> dict[str, float]:
         raise self.error
 
     def close(self) -> None:
