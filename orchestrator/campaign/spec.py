@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 
 from instruments.formula import Formula, FormulaError
 from instruments.station import placeholders, whole_placeholder
+from orchestrator.campaign.approval import ApprovalRule, check_rules
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.station import STATION_MODELS, ManualStepSpec, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
@@ -140,10 +141,15 @@ def parse_duration(value: Any) -> Any:
 
 class ApprovalPolicy(_Strict):
     """Who must approve planned experiments before they run. `none`: nobody; `batch`: a person approves every
-    batch. Waiting never approves: after `timeout` the campaign pauses (status `waiting`), its runner gone, until
-    the people have answered and it is resumed."""
+    batch; `rules`: a person approves what a rule catches (`campaign.approval`), the rest goes ahead. Waiting never
+    approves: after `timeout` the campaign pauses (status `waiting`), its runner gone, until the people have answered
+    and it is resumed."""
 
-    policy: Literal["none", "batch"] = "none"
+    policy: Literal["none", "batch", "rules"] = "none"
+    rules: list[ApprovalRule] = Field(
+        default_factory=list,
+        description="What a person must approve (policy `rules`, implied when rules are given); one key per rule.",
+    )
     timeout: float = Field(
         default=0.0,
         ge=0,
@@ -157,12 +163,22 @@ class ApprovalPolicy(_Strict):
             return {}
         if data == "batch":
             return {"policy": "batch"}
+        if isinstance(data, dict) and "rules" in data and "policy" not in data:
+            return {"policy": "rules", **data}
         return data
 
     @field_validator("timeout", mode="before")
     @classmethod
     def _parse_timeout(cls, value: Any) -> Any:
         return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _rules_with_their_policy(self) -> ApprovalPolicy:
+        if self.policy == "rules" and not self.rules:
+            raise ValueError("policy `rules` needs at least one rule under `rules`")
+        if self.policy != "rules" and self.rules:
+            raise ValueError(f"rules are given but the policy is `{self.policy}`; drop `policy` (rules imply it)")
+        return self
 
 
 class _LabSpec(_Strict):
@@ -295,6 +311,11 @@ def json_schema() -> dict[str, Any]:
         ref = properties[name].pop("$ref")
         properties[name]["anyOf"] = [{"$ref": ref}, {"enum": shorthands}, {"type": "null"}]
     defs["Budget"]["properties"]["wall_clock"]["anyOf"].insert(0, {"type": "string", "pattern": _DURATION.pattern})
+    timeout = defs["ApprovalPolicy"]["properties"]["timeout"]
+    timeout["anyOf"] = [
+        {"type": timeout.pop("type"), "minimum": timeout.pop("minimum")},
+        {"type": "string", "pattern": _DURATION.pattern},
+    ]
     wait = defs["ManualSettings"]["properties"]["wait"]
     wait["anyOf"] = [
         {"type": "number", "minimum": wait.pop("minimum")},
@@ -388,6 +409,7 @@ def check_consistency(spec: CampaignSpec) -> None:
     for i, rule in enumerate(spec.safety.forbidden_substructures):
         if not rule.is_valid():
             raise SpecError(f"safety.forbidden_substructures[{i}].smarts", f"RDKit cannot parse SMARTS '{rule.smarts}'")
+    check_rules(spec.approval.rules, spec.space, spec.objectives, spec.planner.kind)
     _check_lab_fits(spec, first_index)
 
 
@@ -587,6 +609,8 @@ def _is_field_of_any_model(name: str) -> bool:
         OutcomeConstraint,
         HypothesisSettings,
         SafetyRules,
+        ApprovalPolicy,
+        ApprovalRule,
         *STATION_MODELS,
     )
     known = {field for model in models for field in model.model_fields}

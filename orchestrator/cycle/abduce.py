@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orchestrator.cycle.context import CampaignContext, enter_stage
-from orchestrator.cycle.observations import observations
+from orchestrator.store.queries import observations
 
 
 def abduce(ctx: CampaignContext, cycle_id: int) -> list[int]:

@@ -2,9 +2,11 @@
 
 Two parts, so replay can make the same choice again without a database:
 - `plan_batch` (pure): the hypothesis tests already chosen for the batch, then the planner's own proposals for
-  the rest, with any proposal in a forbidden region dropped;
+  the rest, with any proposal in a forbidden region, or equal to a pending or rejected experiment, dropped;
 - `deduce` (records): reads the inputs from the database, calls the pure parts, and writes the Decision, its
-  model-state artifact and the experiments (planned, then approved) before anything is dispatched.
+  model-state artifact and the experiments (planned, then approved by the policy or left to a person) before
+  anything is dispatched. Experiments a person rejected are given to the planner as pending, so they never come
+  back (unless a person allows their point again).
 
 A decision's `model_state` keeps the planner's own fitted state and the orchestrator's choice of hypothesis tests
 in separate fields (`records.decisions.DeductionState`: `{"planner": ..., "hypothesis_tests": ...}`), so only the
@@ -22,15 +24,16 @@ from typing import Any
 from sqlalchemy import func, select
 
 from orchestrator.cycle.context import CampaignContext, enter_stage
-from orchestrator.cycle.observations import data_hash, observations, pending_experiments
+from orchestrator.cycle.observations import data_hash, pending_experiments
 from orchestrator.ledger.hypotheses import TestPlan
 from orchestrator.people.approval import apply_policy
 from orchestrator.records.decisions import DeductionState, TestSelection
 from orchestrator.records.provenance import derive_seed, library_versions, runtime_settings
 from orchestrator.store.models import Decision, Experiment, ExperimentState
+from orchestrator.store.queries import observations
 from orchestrator.store.records import add_event
 from planners.base import Observation, Plan, Planner, PlanningProblem, Proposal
-from planners.space import Point, Space
+from planners.space import Point, Space, point_key
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,25 @@ def plan_batch(
 ) -> BatchPlan:
     """The batch of `batch_size` experiments given the results, the experiments still pending and the hypothesis
     tests chosen for it: the planner fills the rest (seeing the tests as pending) from its warm start `warm`."""
-    plan = planner.propose(
-        problem,
-        observed,
-        [*pending, *(t.parameters for t in tests)],
-        batch_size - len(tests),
-        seed,
-        warm_start=warm,
-    )
-    return BatchPlan(list(tests), without_forbidden(problem.space, plan))
+    taken = [*pending, *(t.parameters for t in tests)]
+    plan = planner.propose(problem, observed, taken, batch_size - len(tests), seed, warm_start=warm)
+    return BatchPlan(list(tests), without_forbidden(problem.space, without_repeats(taken, plan)))
+
+
+def without_repeats(pending: Sequence[Point], plan: Plan) -> Plan:
+    """Drop proposals equal to a pending point: one already planned or under way, or one a person rejected (the
+    cycle passes rejected experiments as pending, `observations.pending_experiments`). Planners of finite spaces
+    never offer a pending point and a model never lands on one exactly; should one all the same, a rejected point
+    must never come back, so it is dropped and the decision says so. Replay makes the same cut from the record."""
+    if not pending:
+        return plan
+    seen = {point_key(point) for point in pending}
+    kept = [p for p in plan.proposals if point_key(p.parameters) not in seen]
+    if len(kept) == len(plan.proposals):
+        return plan
+    dropped = len(plan.proposals) - len(kept)
+    notice = f"{dropped} proposal(s) repeated an experiment pending or rejected by a person and were dropped"
+    return Plan(kept, model_state=plan.model_state, warnings=[*plan.warnings, notice])
 
 
 def without_forbidden(space: Space, plan: Plan) -> Plan:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from orchestrator.cycle.context import CampaignContext, enter_stage
-from orchestrator.cycle.observations import PENDING_STATES, improved, observations, target_reached_by
+from orchestrator.cycle.observations import PENDING_STATES, improved, target_reached_by
 from orchestrator.cycle.progress import CycleReport
 from orchestrator.store.models import (
     Campaign,
@@ -20,7 +20,7 @@ from orchestrator.store.models import (
     Hypothesis,
     HypothesisStatus,
 )
-from orchestrator.store.queries import best_so_far, latest_best
+from orchestrator.store.queries import best_so_far, latest_best, observations
 from orchestrator.store.records import add_event
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from orchestrator.campaign.spec import CampaignSpec
+from orchestrator.records.events import Entity, EventKind
 from orchestrator.records.provenance import planning_data_hash
-from orchestrator.store.models import Experiment, ExperimentState
-from planners.base import Observation
-
-Observed = list[tuple[int, Observation]]
-"""Finished experiments as (experiment id, observation), in campaign order."""
+from orchestrator.store.models import Event, Experiment, ExperimentState
+from orchestrator.store.queries import Observed
 
 # Experiments that may still reach the lab: the planner must not propose them again.
 PENDING_STATES = (
@@ -29,37 +27,26 @@ PENDING_STATES = (
 )
 
 
-def observations(session: Any, campaign_id: int, objective_names: Sequence[str]) -> Observed:
-    """Completed and infeasible experiments as the planner sees them, in campaign order, with their ids."""
-    rows = session.scalars(
-        select(Experiment)
-        .where(
-            Experiment.campaign_id == campaign_id,
-            Experiment.state.in_((ExperimentState.COMPLETED, ExperimentState.INFEASIBLE)),
-        )
-        .order_by(Experiment.seq)
-    ).all()
-    return [(row.id, observation_of(row, objective_names)) for row in rows]
-
-
 def pending_experiments(session: Any, campaign_id: int) -> list[Experiment]:
-    """Experiments planned or under way, in campaign order."""
+    """Experiments planned or under way, and those a person rejected (unless a person allowed the point again), in
+    campaign order. The planner is given them all as pending: a finite space never offers a pending point and a
+    model treats one as being measured already, so a rejected point is not proposed again. (A rejected experiment
+    is not counted against the budget, nor fed to the model: `PENDING_STATES` and the observations leave it out.)"""
+    allowed = select(Event.entity_id).where(
+        Event.campaign_id == campaign_id, Event.entity == Entity.EXPERIMENT, Event.kind == EventKind.ALLOWED
+    )
     return list(
         session.scalars(
             select(Experiment)
-            .where(Experiment.campaign_id == campaign_id, Experiment.state.in_(PENDING_STATES))
+            .where(
+                Experiment.campaign_id == campaign_id,
+                or_(
+                    Experiment.state.in_(PENDING_STATES),
+                    (Experiment.state == ExperimentState.REJECTED) & Experiment.id.not_in(allowed),
+                ),
+            )
             .order_by(Experiment.seq)
         ).all()
-    )
-
-
-def observation_of(experiment: Experiment, objective_names: Sequence[str]) -> Observation:
-    """A finished experiment as the planner sees it: its last attempt's objective values, or infeasible."""
-    if experiment.state == ExperimentState.INFEASIBLE:
-        return Observation(parameters=experiment.parameters, values={}, feasible=False)
-    latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
-    return Observation(
-        parameters=experiment.parameters, values={name: latest[name] for name in objective_names if name in latest}
     )
 
 

@@ -29,6 +29,10 @@ class EventKind(StrEnum):
     STATE = "state"
     # A decision.
     WARNING = "warning"
+    # An experiment a person answered: parameters edited before it ran (the planner's kept), or a rejected point
+    # allowed to be proposed again.
+    EDITED = "edited"
+    ALLOWED = "allowed"
     # A cycle taken up again after an interruption.
     RESUMED = "resumed"
     # A campaign.

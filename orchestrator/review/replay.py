@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from orchestrator.campaign.spec import CampaignSpec
 from orchestrator.cycle.deduce import plan_batch
-from orchestrator.cycle.observations import data_hash, observation_of
+from orchestrator.cycle.observations import data_hash
 from orchestrator.errors import CampaignConflict, RecordError, SpecError
 from orchestrator.lab.build import build_lab
 from orchestrator.ledger.hypotheses import model_settings, select_tests
@@ -51,6 +51,7 @@ from orchestrator.records.provenance import (
 from orchestrator.store.artifacts import ArtifactError
 from orchestrator.store.database import Database
 from orchestrator.store.models import CampaignStatus, Cycle, Decision, Experiment
+from orchestrator.store.queries import observation_of
 from orchestrator.store.records import find_campaign
 from planners.base import Observation, Plan, PlanningProblem, Proposal
 from planners.hypotheses.base import AbductionRequest, LedgerEntry

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.store.models import Campaign, Cycle, Experiment, ExperimentState, Measurement
+from planners.base import Observation
 
 
 class ObjectiveLike(Protocol):
@@ -79,6 +80,34 @@ def count_by_state(session: Session, campaign_id: int) -> dict[str, int]:
 def spent_count(states: dict[str, int]) -> int:
     """Experiments that used the lab, from `count_by_state`'s result."""
     return sum(states.get(s, 0) for s in ExperimentState.SPENT)
+
+
+Observed = list[tuple[int, Observation]]
+"""Finished experiments as (experiment id, observation), in campaign order."""
+
+
+def observations(session: Session, campaign_id: int, objective_names: Sequence[str]) -> Observed:
+    """Completed and infeasible experiments as the planner sees them, in campaign order, with their ids (what the
+    planner, the hypothesis ledger, and a person's edit fit their model on)."""
+    rows = session.scalars(
+        select(Experiment)
+        .where(
+            Experiment.campaign_id == campaign_id,
+            Experiment.state.in_((ExperimentState.COMPLETED, ExperimentState.INFEASIBLE)),
+        )
+        .order_by(Experiment.seq)
+    ).all()
+    return [(row.id, observation_of(row, objective_names)) for row in rows]
+
+
+def observation_of(experiment: Experiment, objective_names: Sequence[str]) -> Observation:
+    """A finished experiment as the planner sees it: its last attempt's objective values, or infeasible."""
+    if experiment.state == ExperimentState.INFEASIBLE:
+        return Observation(parameters=experiment.parameters, values={}, feasible=False)
+    latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
+    return Observation(
+        parameters=experiment.parameters, values={name: latest[name] for name in objective_names if name in latest}
+    )
 
 
 def results(session: Session, campaign_id: int) -> list[Result]:
