@@ -30,6 +30,7 @@ from instruments.formula import Formula, FormulaError
 from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.approval import ApprovalRule, check_rules
 from orchestrator.campaign.knowledge_file import check_file
+from orchestrator.campaign.notify import Webhook
 from orchestrator.campaign.station import STATION_MODELS, ManualStepSpec, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
 from orchestrator.records import provenance
@@ -281,6 +282,9 @@ class CampaignSpec(_Strict):
     )
     lab: LabSpec
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    notify: list[Webhook] = Field(
+        default_factory=list, description="Webhooks told when people are needed and when the campaign ends."
+    )
 
     def search_space(self, candidates: list[dict[str, Any]] | None = None) -> Space:
         return Space(

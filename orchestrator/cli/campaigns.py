@@ -150,6 +150,7 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
     from orchestrator.cycle.context import load_context
     from orchestrator.cycle.progress import subscribe
     from orchestrator.cycle.waiting import WAITING_FOR_PEOPLE
+    from orchestrator.people.notify import notify_failed
 
     console = output.console()
     ctx = load_context(opened, campaign_id)
@@ -186,6 +187,7 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         runs.release_after_error(opened, campaign_id, message, runner=lease.runner)
+        notify_failed(opened, campaign_id, message)  # here, above the lease's room; it never raises
         raise PeirceError(f"campaign '{ctx.name}' failed: {message}") from exc
     finally:
         unsubscribe()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from orchestrator.campaign.runs import lease_lost
 from orchestrator.cycle.context import CampaignContext, fence
 from orchestrator.cycle.induce import open_experiments, spent_experiments
+from orchestrator.people.notify import notify_end
 from orchestrator.people.requests import answer, open_requests
 from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Event, Experiment, ExperimentState, RequestKind
 from orchestrator.store.records import add_event, move_experiment, set_campaign_status
@@ -178,5 +179,8 @@ def finish_campaign(ctx: CampaignContext, reason: str) -> None:
                 answer(session, request, by=RECOVERY, resolution=WITHDRAWN, note=reason)
             move_experiment(session, experiment, ExperimentState.ABANDONED, detail={"reason": reason})
         status = CampaignStatus.STOPPED if reason.startswith("stopped by") else CampaignStatus.COMPLETED
+        closed_before = campaign.status == status and campaign.stop_reason == reason  # a resume of a closed one
         set_campaign_status(session, campaign, status, reason=reason)
         campaign.runner = None
+    if not closed_before:
+        notify_end(ctx.db, ctx.campaign_id, ctx.spec, status, reason)  # after the commit: the news is in the database

@@ -52,6 +52,8 @@ class EventKind(StrEnum):
     # A person entered the number of a station's manual step (or said it could not be done); the station's journal
     # then shows the step as an action of the instrument "person".
     STEP_ENTERED = "step-entered"
+    # A campaign's webhook did not take a notification (people/notify.py).
+    NOTIFY_FAILED = "notify-failed"
 
 
 # The journal kinds of one instrument action: started before a byte is sent, then done or failed.
@@ -73,6 +75,16 @@ class ActionDetail(StrictModel):
     limit: Any = None
     transcript: list[dict[str, Any]] = Field(default_factory=list)
     by: str | None = None  # who entered the value of a manual step (instrument "person")
+
+
+class NotifyFailedDetail(StrictModel):
+    """The detail of a `notify-failed` event: which webhook (by its variable, never its URL), which notification,
+    and how it failed (the HTTP status it answered, or the kind of error)."""
+
+    webhook: str
+    event: str
+    status: int | None = None
+    error: str | None = None
 
 
 class ImportedDetail(StrictModel):
