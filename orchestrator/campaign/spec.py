@@ -209,6 +209,24 @@ class LookupLab(_LabSpec):
     )
 
 
+class PythonLab(_Strict):
+    """A Python function as the lab: it takes an experiment's parameters (a dict) and returns its outcomes
+    ({objective: value}); an exception it raises is the experiment's failure, retried as the budget allows. Named as
+    `package.module:function`, or by a name another package registers in the `peirce.labs` entry point group."""
+
+    python: str = Field(
+        min_length=1,
+        description="`package.module:function`, or a lab registered in the `peirce.labs` entry points.",
+    )
+    path: Path | None = Field(
+        default=None,
+        description="A folder to import the module from (relative to the campaign file), if it is not installed.",
+    )
+    max_concurrency: int = Field(
+        default=1, ge=1, description="Calls at the same time (on threads); a function is not assumed thread-safe."
+    )
+
+
 SimulatorLab = Annotated[FunctionLab | LookupLab, Field(discriminator="simulator")]
 
 
@@ -245,18 +263,23 @@ class ManualLab(_Strict):
 def _lab_kind(value: Any) -> str:
     # The tags are not keys of the file, so error paths stay `lab.instruments.pump.port`, never `lab.station-lab…`.
     if isinstance(value, dict):
+        if "python" in value:
+            return "python-lab"
         if "manual" in value:
             return "manual-lab"
         return "station-lab" if "station" in value else "simulator-lab"
     if isinstance(value, ManualLab):
         return "manual-lab"
+    if isinstance(value, PythonLab):
+        return "python-lab"
     return "station-lab" if isinstance(value, StationLab) else "simulator-lab"
 
 
 LabSpec = Annotated[
     Annotated[SimulatorLab, Tag("simulator-lab")]
     | Annotated[StationLab, Tag("station-lab")]
-    | Annotated[ManualLab, Tag("manual-lab")],
+    | Annotated[ManualLab, Tag("manual-lab")]
+    | Annotated[PythonLab, Tag("python-lab")],
     Discriminator(_lab_kind),
 ]
 
@@ -440,6 +463,8 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
         check_station(spec, lab, index, objective_names)
     elif isinstance(lab, ManualLab):
         check_manual(lab, index, objective_names)
+    elif isinstance(lab, PythonLab):
+        return  # whether the function can be imported is checked when the lab is built (`peirce validate` does)
     else:
         for name in lab.columns:
             if name not in index:
@@ -543,6 +568,9 @@ def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
     if isinstance(spec.lab, LookupLab) and not spec.lab.table.is_absolute():
         lab = spec.lab.model_copy(update={"table": (base_dir / spec.lab.table).resolve()})
         spec = spec.model_copy(update={"lab": lab})
+    if isinstance(spec.lab, PythonLab) and spec.lab.path is not None and not spec.lab.path.is_absolute():
+        folder = spec.lab.model_copy(update={"path": (base_dir / spec.lab.path).resolve()})
+        spec = spec.model_copy(update={"lab": folder})
     hypotheses = spec.hypotheses
     resolved = {
         name: [(base_dir / path).resolve() for path in getattr(hypotheses, name)] for name in ("notes", "knowledge")
@@ -608,6 +636,7 @@ def _is_field_of_any_model(name: str) -> bool:
         LookupLab,
         ManualLab,
         ManualSettings,
+        PythonLab,
         LinearConstraint,
         Objective,
         OutcomeConstraint,

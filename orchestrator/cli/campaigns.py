@@ -73,7 +73,7 @@ def validate(spec_path: SpecArg) -> None:
 
 def _lab_name(spec: CampaignSpec) -> str:
     # Imported here with `load_spec`, which has already loaded them (start-up time, as in `validate`).
-    from orchestrator.campaign.spec import ManualLab
+    from orchestrator.campaign.spec import ManualLab, PythonLab
     from orchestrator.campaign.station import StationLab
 
     lab = spec.lab
@@ -82,6 +82,8 @@ def _lab_name(spec: CampaignSpec) -> str:
         return f"station {lab.station} ({len(lab.instruments)} instruments, {mode})"
     if isinstance(lab, ManualLab):
         return "manual (a person runs each experiment and enters its results)"
+    if isinstance(lab, PythonLab):
+        return f"python function {lab.python}"
     return str(lab.simulator)
 
 

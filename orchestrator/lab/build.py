@@ -1,5 +1,5 @@
-"""Building the lab a campaign runs on from its spec: a test-function or lookup simulator, a station, or a person
-(a manual lab).
+"""Building the lab a campaign runs on from its spec: a test-function or lookup simulator, a station, a person
+(a manual lab), or a Python function.
 
 Every lab built here speaks the lab contract (`lab.contract.Lab`); building checks everything that can be checked
 without running an experiment and raises SpecError naming the field at fault.
@@ -7,11 +7,12 @@ without running an experiment and raises SpecError naming the field at fault.
 
 from __future__ import annotations
 
-from orchestrator.campaign.spec import CampaignSpec, FunctionLab, LookupLab, ManualLab
+from orchestrator.campaign.spec import CampaignSpec, FunctionLab, LookupLab, ManualLab, PythonLab
 from orchestrator.campaign.station import StationLab
 from orchestrator.errors import SpecError
 from orchestrator.lab.contract import Lab
 from orchestrator.lab.manual import ManualAdapter
+from orchestrator.lab.python import build_python_lab
 from orchestrator.lab.simulated import SimulatedLab
 from orchestrator.lab.station import StationAdapter, StationRuntime
 from planners.space import CategoricalParameter, ContinuousParameter, MoleculeParameter
@@ -34,6 +35,8 @@ def build_lab(spec: CampaignSpec) -> Lab:
         return StationAdapter(StationRuntime(lab), lab.max_concurrency)
     if isinstance(lab, ManualLab):
         return ManualAdapter(lab, spec.objectives)
+    if isinstance(lab, PythonLab):
+        return build_python_lab(lab, [o.name for o in spec.objectives])
     raise SpecError("lab", f"unsupported lab {lab!r}")  # unreachable: the spec's union is closed
 
 

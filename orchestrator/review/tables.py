@@ -215,6 +215,8 @@ def _lab_summary(spec: dict[str, Any]) -> str:
     if "station" in lab:
         mode = "on device twins" if lab.get("twins") else "on instruments"
         return f"station {lab['station']} ({', '.join(lab.get('instruments', {}))}; {mode})"
+    if "python" in lab:
+        return f"python function {lab['python']}"
     return f"simulator {lab.get('simulator', '?')}"
 
 

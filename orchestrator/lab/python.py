@@ -1,0 +1,137 @@
+"""A lab that is a Python function: `lab: {python: "package.module:function"}`, or a name registered by another
+package in the `peirce.labs` entry point group (`lab: {python: "my-lab"}`).
+
+The function takes an experiment's parameters (a dict) and returns its outcomes (`{objective: value}`). It is
+resolved when the lab is built, so `peirce validate` and `peirce run` refuse a function that cannot be imported
+before anything is written (`lab.python: …`). An exception raised inside it is the experiment's failure
+(`LabFailure`, retried under the same key as the budget allows) with its message; an answer that is not one finite
+number per objective is a failure no retry can heal.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from instruments.station import Journal
+from orchestrator.campaign.spec import PythonLab
+from orchestrator.errors import SpecError
+from orchestrator.lab.contract import LabFailure, LabResult
+
+ENTRY_POINT_GROUP = "peirce.labs"
+FIELD = "lab.python"
+
+LabFunction = Callable[[dict[str, Any]], Mapping[str, Any]]
+
+
+def resolve(lab: PythonLab) -> LabFunction:
+    """The function `lab.python` names; SpecError (`lab.python`) when it cannot be found or is not callable."""
+    target = lab.python.strip()
+    if lab.path is not None:
+        if not lab.path.is_dir():
+            raise SpecError("lab.path", f"not a folder: {lab.path}")
+        if str(lab.path) not in sys.path:
+            # The import system finds modules through sys.path; a folder the campaign names is searched first.
+            sys.path.insert(0, str(lab.path))
+    function = _import(target) if ":" in target else _registered(target)
+    if not callable(function):
+        raise SpecError(FIELD, f"'{target}' is {type(function).__name__}, not a function")
+    return function
+
+
+def _import(target: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise SpecError(FIELD, f"'{target}' is not `package.module:function`")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except Exception as exc:  # the module itself may raise anything while it is imported
+        raise SpecError(FIELD, f"cannot import module '{module_name}': {_said(exc)}") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise SpecError(FIELD, f"module '{module_name}' has no '{attribute}'")
+        found = getattr(found, part)
+    return found
+
+
+def _registered(name: str) -> Any:
+    found = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if not found:
+        known = sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+        listed = f" (registered: {', '.join(known)})" if known else " (none is registered)"
+        raise SpecError(
+            FIELD,
+            f"'{name}' is neither `package.module:function` nor a lab registered in the '{ENTRY_POINT_GROUP}' "
+            f"entry points{listed}",
+        )
+    entry = next(iter(found))
+    try:
+        return entry.load()
+    except Exception as exc:  # loading imports the registering package, which may raise anything
+        raise SpecError(FIELD, f"cannot load '{name}' ({entry.value}): {_said(exc)}") from None
+
+
+def _said(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class PythonFunctionLab:
+    """A Python function behind the lab contract. It holds nothing, so `close()` has nothing to release."""
+
+    candidates: list[dict[str, Any]] | None = None  # the function answers any point of the space
+
+    def __init__(self, function: LabFunction, outcomes: list[str], max_concurrency: int, name: str) -> None:
+        self.function = function
+        self.outcomes = outcomes
+        self.max_concurrency = max_concurrency
+        self.name = name
+
+    def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> LabResult:
+        try:
+            answer = self.function(dict(parameters))
+        except Exception as exc:  # whatever the function raised is the experiment's failure, with its message
+            raise LabFailure(f"{self.name} raised {_said(exc)}", detail={"error": type(exc).__name__}) from exc
+        return LabResult(values=self._values(answer))
+
+    def _values(self, answer: Any) -> dict[str, float]:
+        def refuse(why: str) -> LabFailure:
+            return LabFailure(f"{self.name} returned {why}", retryable=False, detail={"error": "BadAnswer"})
+
+        if not isinstance(answer, Mapping):
+            raise refuse(f"{type(answer).__name__}, not {{outcome: value}}")
+        unknown = [str(name) for name in answer if name not in self.outcomes]
+        if unknown:
+            raise refuse(f"unknown outcome(s) {', '.join(unknown)} (outcomes: {', '.join(self.outcomes)})")
+        values: dict[str, float] = {}
+        for name in self.outcomes:
+            if name not in answer:
+                raise refuse(f"no value for outcome '{name}'")
+            value = _number(answer[name])
+            if value is None:
+                raise refuse(f"{answer[name]!r} for '{name}', not a finite number")
+            values[name] = value
+        return values
+
+    def close(self) -> None:
+        return None
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number of any kind (Python, numpy, a scalar tensor); None for anything else."""
+    if isinstance(value, bool | str | bytes):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def build_python_lab(lab: PythonLab, outcomes: list[str]) -> PythonFunctionLab:
+    """The lab of a `lab: {python: …}` spec, its function resolved now (SpecError when it cannot be)."""
+    return PythonFunctionLab(resolve(lab), outcomes, lab.max_concurrency, lab.python.strip())

@@ -1,0 +1,32 @@
+"""Python functions that serve as labs in the tests (`lab: {python: "tests.orchestrator.lab.python_labs:measure"}`)
+and as the "measurement" a scientist makes between `ask` and `tell`: known functions, so a test checks exactly what
+was recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+CALLS: list[dict[str, Any]] = []
+
+
+def bowl(x1: float, x2: float) -> float:
+    """A smooth bowl with its minimum 0 at (0.3, 0.7)."""
+    return (x1 - 0.3) ** 2 + (x2 - 0.7) ** 2
+
+
+def measure(parameters: dict[str, Any]) -> dict[str, float]:
+    """The bowl as a lab: {parameter: value} in, {outcome: value} out; every call is kept in CALLS."""
+    CALLS.append(dict(parameters))
+    return {"y": bowl(parameters["x1"], parameters["x2"])}
+
+
+def broken(parameters: dict[str, Any]) -> dict[str, float]:
+    """A lab whose instrument is always off line."""
+    raise ConnectionError(f"the furnace did not answer at x1={parameters['x1']:.3f}")
+
+
+def wrong_answer(parameters: dict[str, Any]) -> dict[str, float]:
+    return {"y": float("nan")}
+
+
+NOT_A_FUNCTION = 42
