@@ -113,7 +113,9 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
         cycle = enter_stage(session, ctx, cycle_id, "deducing")
         observed = observations(session, ctx.campaign_id, [o.name for o in ctx.spec.objectives])
         pending_rows = pending_experiments(session, ctx.campaign_id)
-        seed = derive_seed(ctx.spec.planner.seed, "deduce", cycle.index)
+        # A cycle planned again (the Python API's `ask(n)` asking for more before the results are in) draws anew.
+        earlier = session.scalar(select(func.count()).where(Decision.cycle_id == cycle_id, Decision.stage == "deduce"))
+        seed = derive_seed(ctx.spec.planner.seed, "deduce", cycle.index, *([earlier] if earlier else []))
         previous = session.scalar(
             select(Decision.model_state)
             .where(Decision.campaign_id == ctx.campaign_id, Decision.stage == "deduce")
