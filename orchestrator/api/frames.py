@@ -50,7 +50,8 @@ def handed_out(session: Session, campaign_id: int, spec: CampaignSpec) -> pd.Dat
         rows.append(row)
     with_instructions = any("instructions" in row for row in rows)
     frame = pd.DataFrame(rows, columns=asked_columns(spec, with_instructions))
-    return frame.astype({"tests_hypothesis": "Int64"})
+    predictions = {f"{o.name}_predicted_{m}": "float64" for o in spec.objectives for m in ("mean", "std")}
+    return frame.astype({**predictions, "tests_hypothesis": "Int64"})  # no prediction yet: NaN, no test: <NA>
 
 
 def _proposal(session: Session, experiment: Experiment) -> dict[str, Any]:
