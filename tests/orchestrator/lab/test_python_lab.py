@@ -176,3 +176,14 @@ def test_a_module_beside_the_campaign_file_is_imported_from_the_folder_lab_path_
     missing = write_spec(tmp_path / "missing.yaml", _spec({"python": "my_bowl:measure", "path": "nowhere"}))
     gone = subprocess.run([PEIRCE, "validate", str(missing)], cwd=elsewhere, capture_output=True, text=True)
     assert gone.returncode == 2 and gone.stderr.strip() == f"error: lab.path: not a folder: {tmp_path / 'nowhere'}"
+
+
+@pytest.mark.slow
+def test_a_function_lab_runs_on_the_prefect_engine_too(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path / "bowl.yaml", _spec({"python": MEASURE}, budget={"experiments": 4, "batch_size": 2}))
+    url = f"sqlite:///{tmp_path / 'bowl.db'}"
+    ran = invoke("run", str(spec), "--db", url, cwd=tmp_path)  # the default engine: Prefect
+    assert ran.returncode == 0, ran.stderr
+    assert "bowl finished: budget of 4 experiments spent" in ran.stdout
+    for experiment in _experiments(url):
+        assert experiment.measurements[0].value == bowl(experiment.parameters["x1"], experiment.parameters["x2"])
