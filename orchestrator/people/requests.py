@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import PeirceError
+from orchestrator.errors import PeirceError, SpecError
 from orchestrator.store.models import Experiment, PersonRequest, utcnow
 
 
@@ -25,8 +25,6 @@ class AlreadyAnswered(PeirceError):
 
 def check_person(by: str | None, field: str = "--by") -> str:
     """The name of the person acting, stripped; an empty or missing name is refused (acts must name someone)."""
-    from orchestrator.errors import SpecError
-
     name = (by or "").strip()
     if not name:
         raise SpecError(field, "name the person acting (it is recorded with the act)")

@@ -88,7 +88,7 @@ def _enter(
         reason = entry.not_run.strip()
         if not reason:
             raise SpecError(f"{where}: reason", "say why the experiment could not be run")
-        if experiment.state == ExperimentState.ABANDONED and experiment.error == reason:
+        if experiment.state == ExperimentState.ABANDONED and experiment.error == _could_not_run(reason):
             report.unchanged.append(entry.seq)
             return
         request = _awaited(session, experiment, where)
@@ -97,7 +97,7 @@ def _enter(
             session,
             experiment,
             ExperimentState.ABANDONED,
-            detail={"reason": f"could not be run: {reason}", "by": person, "source": source},
+            detail={"reason": _could_not_run(reason), "by": person, "source": source},
         )
         report.not_run.append(entry.seq)
         return
@@ -118,6 +118,11 @@ def _enter(
         session, experiment, ExperimentState.COMPLETED, detail={"values": values, "by": person, "source": source}
     )
     report.entered.append(entry.seq)
+
+
+def _could_not_run(reason: str) -> str:
+    """The abandoned experiment's recorded reason (`Experiment.error`) for a person's "could not be run"."""
+    return f"could not be run: {reason}"
 
 
 def _awaited(session: Session, experiment: Experiment, where: str) -> Any:

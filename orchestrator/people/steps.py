@@ -87,21 +87,23 @@ def await_step(
         time.sleep(poll_s)
 
 
-def step_outcomes(session: Session, campaign_id: int, seq: int) -> set[str] | None:
-    """The outcomes of the manual steps asked of experiment `seq` (open or answered), or None when it was never asked
-    for one: how `peirce tell` knows whether its values are for a step or are an experiment's results."""
-    rows = session.execute(
-        select(PersonRequest.resolved_at, PersonRequest.detail)
+def is_step_entry(session: Session, campaign_id: int, seq: int, names: set[str], not_run: bool) -> bool:
+    """Whether what a person tells about experiment `seq` is for a manual step rather than for its results: a step
+    of it waits, or it was asked for a step before and the names are that step's (the same entry given again), or
+    it says "not done" and the experiment waits for no results."""
+    requests = session.execute(
+        select(PersonRequest.kind, PersonRequest.resolved_at, PersonRequest.detail)
         .join(Experiment, Experiment.id == PersonRequest.experiment_id)
-        .where(
-            PersonRequest.campaign_id == campaign_id,
-            PersonRequest.kind == RequestKind.STEP,
-            Experiment.seq == seq,
-        )
+        .where(PersonRequest.campaign_id == campaign_id, Experiment.seq == seq)
     ).all()
-    if not rows:
-        return None
-    return {str((detail or {}).get("outcome")) for _, detail in rows}
+    steps = [(resolved_at, detail or {}) for kind, resolved_at, detail in requests if kind == RequestKind.STEP]
+    if not steps:
+        return False
+    if any(resolved_at is None for resolved_at, _ in steps):
+        return True
+    if not_run:
+        return not any(kind == RequestKind.RESULT and resolved_at is None for kind, resolved_at, _ in requests)
+    return names <= {str(detail.get("outcome")) for _, detail in steps}
 
 
 def enter_step(
