@@ -31,6 +31,7 @@ from orchestrator.cycle.waiting import WAITING_FOR_PEOPLE
 from orchestrator.errors import CampaignConflict
 from orchestrator.lab.build import build_lab
 from orchestrator.lab.contract import HandedToPerson, Lab, LabResult
+from orchestrator.people.notify import notify_waiting
 from orchestrator.people.waiting import waiting
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, Cycle, Experiment
@@ -106,7 +107,8 @@ def acting(db: Database, campaign_id: int) -> Iterator[CampaignContext]:
 
 
 def _give_back(ctx: CampaignContext) -> None:
-    """Free the lease: the campaign waits for people (what waits, or the next `ask`), unless the act finished it."""
+    """Free the lease: the campaign waits for people (what waits, or the next `ask`), unless the act finished it;
+    webhooks hear of requests they were not told about."""
     with ctx.db.session() as session:
         campaign = session.get_one(Campaign, ctx.campaign_id)
         if campaign.runner != ctx.runner:
@@ -117,6 +119,8 @@ def _give_back(ctx: CampaignContext) -> None:
     else:
         reason = f"{WAITING_FOR_PEOPLE}: the next batch (`Campaign.ask` in Python, or `peirce resume {ctx.name}`)"
     pause_for_people(ctx, reason)
+    if what:
+        notify_waiting(ctx.db, ctx.campaign_id, ctx.spec)  # the campaign's webhooks, as when the loop pauses
 
 
 def open_cycle(session: Any, campaign_id: int) -> Cycle | None:

@@ -20,9 +20,10 @@ from sqlalchemy import select
 
 import orchestrator
 import peirce
-from orchestrator.people.requests import answer, open_requests
+from orchestrator.people.acts import approve
+from orchestrator.people.requests import open_requests
 from orchestrator.people.results import ResultEntry, enter_results
-from orchestrator.store.database import Database, open_database
+from orchestrator.store.database import open_database
 from orchestrator.store.models import (
     Campaign,
     CampaignStatus,
@@ -34,11 +35,11 @@ from orchestrator.store.models import (
     PersonRequest,
     RequestKind,
 )
-from orchestrator.store.records import move_experiment
 from tests.campaigns import hartmann_spec, write_spec
 from tests.orchestrator.api.helpers import bowl_spec, bowl_yaml, dump, measured
 from tests.orchestrator.cli.helpers import PEIRCE, invoke
 from tests.orchestrator.lab.python_labs import bowl
+from tests.orchestrator.people.test_notify import Hooks
 
 PERSON = "Ada Lovelace"
 
@@ -297,18 +298,6 @@ def test_n_asks_for_more_in_the_open_cycle_within_the_budget(tmp_path: Path) -> 
     assert replayed.returncode == 0 and "3 of 3 decisions re-derived exactly" in replayed.stdout
 
 
-def _approve_all(db: Database, campaign_id: int, by: str) -> list[int]:
-    """What a person's approval writes (the request answered, the experiment approved), without the CLI."""
-    approved = []
-    with db.session() as session:
-        for request in open_requests(session, campaign_id, [RequestKind.APPROVAL]):
-            answer(session, request, by=by, resolution="approved")
-            experiment = session.get_one(Experiment, request.experiment_id)
-            move_experiment(session, experiment, ExperimentState.APPROVED, detail={"by": by})
-            approved.append(experiment.seq)
-    return approved
-
-
 def test_experiments_held_for_approval_are_not_handed_out_until_approved(tmp_path: Path) -> None:
     campaign = peirce.Campaign.create(bowl_spec(approval="batch"), db=tmp_path / "bowl.db")
     held = "not handed out: 3 experiments wait for approval (#1, #2, #3; `peirce pending bowl`)"
@@ -316,13 +305,36 @@ def test_experiments_held_for_approval_are_not_handed_out_until_approved(tmp_pat
         assert campaign.ask().empty
     state = campaign.status()
     assert state.waiting_for == {RequestKind.APPROVAL: [1, 2, 3]} and state.by_state == {"planned": 3}
-    assert _approve_all(campaign.db, campaign.id, "Grace Hopper") == [1, 2, 3]
+    assert approve(campaign.db, "bowl", "all", by="Grace Hopper").seqs == [1, 2, 3]  # as `peirce approve` does
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing held any more: no warning
         batch = campaign.ask()
     assert list(batch["seq"]) == [1, 2, 3]
     assert campaign.tell(measured(batch), by=PERSON).induced_cycle == 1
     campaign.close()
+
+
+def test_the_campaigns_webhooks_hear_what_waits_and_the_end_as_from_the_loop(tmp_path: Path) -> None:
+    hooks = Hooks()  # an HTTP server on loopback recording every notice
+    try:
+        data = bowl_spec(approval="batch", budget={"experiments": 3, "batch_size": 3})
+        data["notify"] = [{"url": hooks.url("/hook"), "format": "json"}]
+        campaign = peirce.Campaign.create(data, db=tmp_path / "bowl.db")
+        with pytest.warns(peirce.PeopleWaiting):
+            campaign.ask()
+        with pytest.warns(peirce.PeopleWaiting):
+            campaign.ask()  # the same batch still held: nobody told twice
+        approve(campaign.db, "bowl", "all", by="Grace Hopper")
+        campaign.tell(measured(campaign.ask()), by=PERSON)
+        told = [(n["event"], [e["seq"] for e in n["experiments"]], n["status"]) for n in hooks.at("/hook")]
+        assert told == [
+            ("approval", [1, 2, 3], "waiting"),
+            ("results", [1, 2, 3], "waiting"),
+            ("finished", [], "completed"),
+        ]
+        campaign.close()
+    finally:
+        hooks.close()
 
 
 def test_a_campaign_whose_lab_is_not_a_person_is_handed_to_the_caller(tmp_path: Path) -> None:
