@@ -22,7 +22,6 @@ import orchestrator
 import peirce
 from orchestrator.people.acts import approve
 from orchestrator.people.requests import open_requests
-from orchestrator.people.results import ResultEntry, enter_results
 from orchestrator.store.database import open_database
 from orchestrator.store.models import (
     Campaign,
@@ -55,26 +54,26 @@ def test_peirce_is_imported_from_any_folder(tmp_path: Path) -> None:
 
 
 def _drive_by_the_cli(tmp_path: Path, url: str) -> None:
-    """The same campaign by the command line: `peirce run` hands out the batch and pauses, the results are entered
-    as `peirce record` enters them, `peirce resume` induces and hands out the next batch."""
+    """The same campaign by the command line: `peirce run` hands out the batch and pauses, each result is told with
+    `peirce tell`, `peirce resume` induces the cycle and hands out the next batch."""
     spec = tmp_path / "bowl.yaml"
     spec.write_text(bowl_yaml(), encoding="utf-8")
     ran = invoke("run", str(spec), "--db", url, "--engine", "inline", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
-    db = open_database(url)
-    try:
-        for _ in range(3):
-            with db.session() as session:
-                waiting = session.scalars(
-                    select(Experiment).where(Experiment.state == ExperimentState.RUNNING).order_by(Experiment.seq)
-                ).all()
-                entries = [ResultEntry(e.seq, {"y": bowl(e.parameters["x1"], e.parameters["x2"])}) for e in waiting]
-            assert len(entries) == 3
-            enter_results(db, "bowl", entries, by=PERSON, source="results.csv")
-            resumed = invoke("resume", "bowl", "--db", url, "--engine", "inline", cwd=tmp_path)
-            assert resumed.returncode == 0, resumed.stderr
-    finally:
+    for _ in range(3):
+        db = open_database(url, read_only=True)
+        with db.session() as session:
+            waiting = session.scalars(
+                select(Experiment).where(Experiment.state == ExperimentState.RUNNING).order_by(Experiment.seq)
+            ).all()
+            told = [(e.seq, bowl(e.parameters["x1"], e.parameters["x2"])) for e in waiting]
         db.dispose()
+        assert len(told) == 3
+        for seq, value in told:
+            entered = invoke("tell", "bowl", str(seq), f"y={value!r}", "--by", PERSON, "--db", url, cwd=tmp_path)
+            assert entered.returncode == 0, entered.stderr
+        resumed = invoke("resume", "bowl", "--db", url, "--engine", "inline", cwd=tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
 
 
 def _records(url: str) -> dict[str, Any]:
@@ -143,7 +142,7 @@ def test_three_cycles_of_ask_and_tell_keep_the_records_the_command_line_keeps(tm
     assert best.loc[0, "unit"] == "mm" and campaign.hypotheses().empty  # `hypotheses: none`
     campaign.close()
 
-    # The command line's path through the same spec keeps the same records.
+    # The command line's path through the same spec (`peirce run`, `tell`, `resume`) keeps the same records.
     _drive_by_the_cli(tmp_path, cli_url)
     from_python, from_cli = _records(api_url), _records(cli_url)
     assert from_python == from_cli
