@@ -34,6 +34,7 @@ from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.experiment import RetryPolicy, run_attempt
 from orchestrator.cycle.induce import induce
 from orchestrator.cycle.loop import run_loop
+from orchestrator.cycle.prefect_input import PrefectWait
 from orchestrator.cycle.prefect_server import ensure_temporary_server
 from orchestrator.cycle.progress import CycleReport
 from orchestrator.cycle.waiting import await_people
@@ -116,7 +117,8 @@ class PrefectStages:
         return [f.result() for f in futures]
 
     def wait_for_people(self, cycle_id: int) -> list[int] | None:
-        return await_people(self.ctx, cycle_id)
+        # Paused with Prefect's approval form while a batch waits for approval (cycle.prefect_input).
+        return await_people(self.ctx, cycle_id, wait=PrefectWait(self.ctx, cycle_id))
 
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
         return induce_task(self._ctx_arg, cycle_id, cycle_seconds)
