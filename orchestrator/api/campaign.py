@@ -28,13 +28,13 @@ from sqlalchemy import func, select
 from orchestrator.api.acting import VIA, Stopwatch, acting, open_cycle, refuse_if_run, unfinished
 from orchestrator.api.entries import result_entries
 from orchestrator.api.frames import best, handed_out
-from orchestrator.campaign.runs import STOPPED_BY_REQUEST
 from orchestrator.campaign.spec import CampaignSpec, load_spec, parse_spec
 from orchestrator.cycle.abduce import abduce
 from orchestrator.cycle.context import CampaignContext, open_campaign
 from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.experiment import run_attempt
-from orchestrator.cycle.induce import induce, open_experiments, spent_experiments, stop_reason
+from orchestrator.cycle.induce import induce, open_experiments, spent_experiments
+from orchestrator.cycle.loop import reason_to_stop
 from orchestrator.cycle.recovery import finish_campaign, recover, start_cycle
 from orchestrator.errors import SpecError
 from orchestrator.lab.build import build_lab
@@ -303,19 +303,13 @@ class Campaign:
                 _hand_out(ctx, deduce(ctx, cycle_id, min(n - left, room)))
         if cycle_id is not None:
             return
-        with ctx.db.session() as session:
-            reason = stop_reason(session, ctx)
-            if reason == STOPPED_BY_REQUEST:
-                reason = session.get_one(CampaignRow, ctx.campaign_id).stop_reason or reason
-        size = self._size(ctx, n)
-        if reason is None and size == 0:
-            reason = "budget committed to experiments already planned"
+        reason = reason_to_stop(ctx)
         if reason is not None:
             finish_campaign(ctx, reason)
             return
         cycle_id = start_cycle(ctx)
         abduce(ctx, cycle_id)
-        _hand_out(ctx, deduce(ctx, cycle_id, size))
+        _hand_out(ctx, deduce(ctx, cycle_id, self._size(ctx, n)))
 
     def _size(self, ctx: CampaignContext, n: int | None) -> int:
         with ctx.db.session() as session:

@@ -72,17 +72,24 @@ def _cycles(ctx: CampaignContext, stages: StageRunner) -> str:
     if recovery.cycle_id is not None:
         _run_cycle(ctx, stages, recovery.cycle_id, plan=recovery.needs_plan, to_run=recovery.to_run)
     while True:
-        with ctx.db.session() as session:
-            reason = stop_reason(session, ctx)
-            if reason == STOPPED_BY_REQUEST:
-                # Who asked is on the campaign: a person (`peirce stop`) or a signal ("stopped by signal SIGTERM").
-                reason = session.get_one(Campaign, ctx.campaign_id).stop_reason or reason
-        if reason is None and next_batch_size(ctx) == 0:
-            reason = "budget committed to experiments already planned"  # cannot happen after recovery; be explicit
+        reason = reason_to_stop(ctx)
         if reason is not None:
             finish_campaign(ctx, reason)
             return reason
         _run_cycle(ctx, stages, start_cycle(ctx), plan=True, to_run=[])
+
+
+def reason_to_stop(ctx: CampaignContext) -> str | None:
+    """Why the campaign ends before opening another cycle, or None to open one (the loop and the Python API's
+    `ask` both ask this between cycles)."""
+    with ctx.db.session() as session:
+        reason = stop_reason(session, ctx)
+        if reason == STOPPED_BY_REQUEST:
+            # Who asked is on the campaign: a person (`peirce stop`) or a signal ("stopped by signal SIGTERM").
+            reason = session.get_one(Campaign, ctx.campaign_id).stop_reason or reason
+    if reason is None and next_batch_size(ctx) == 0:
+        reason = "budget committed to experiments already planned"  # cannot happen after recovery; be explicit
+    return reason
 
 
 def _run_cycle(ctx: CampaignContext, stages: StageRunner, cycle_id: int, plan: bool, to_run: list[int]) -> None:
