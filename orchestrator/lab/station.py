@@ -195,7 +195,7 @@ class StationAdapter:
         try:
             return LabResult(values=self.station.run(parameters, key, journal, ask_person))
         except StepNotDone as exc:
-            raise LabAbandoned(str(exc)) from None
+            raise LabAbandoned(exc.message) from None
         except InstrumentError as exc:
             raise InstrumentFailure(exc) from None
 
