@@ -227,3 +227,47 @@ def _approve_in_prefect_and_from_the_cli(env: dict[str, str], tmp_path: Path) ->
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(run_id).state
     assert state is not None and state.type == StateType.COMPLETED
+
+
+@pytest.mark.slow
+def test_at_the_approval_timeout_the_flow_run_ends_and_the_campaign_waits_for_resume(
+    prefect_env: dict[str, str],  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """The runner resumes its own paused flow run at the campaign's timeout: the run completes (it is not failed by
+    Prefect's pause timeout), the campaign is left waiting, and `peirce resume` continues once people answered."""
+    env = {key: value for key, value in prefect_env.items() if key != "PEIRCE_DB_URL"}
+    data = hartmann_spec(budget={"experiments": 4, "batch_size": 2}, approval={"policy": "batch", "timeout": "4s"})
+    spec = write_spec(tmp_path / "c.yaml", data)
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    run = [PEIRCE, "run", str(spec), "--db", url, "--engine", "prefect"]
+    ran = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=RUN_DEADLINE_S)
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    lines = ran.stdout.splitlines()
+    assert lines[:2] == [
+        "h6 is waiting for people: 2 experiments wait for approval (#1, #2; `peirce pending h6`)",
+        "continue with: peirce resume h6",
+    ]
+    db = open_database(url)
+    [request, _] = _requests(db)
+    api = {PREFECT_API_URL: prefect_env["PREFECT_API_URL"]}
+    with temporary_settings(updates=api), get_client(sync_client=True) as client:
+        state = client.read_flow_run(UUID(request.detail["prefect_flow_run_id"])).state
+    assert state is not None and state.type == StateType.COMPLETED
+    with db.session() as session:
+        assert session.scalars(select(Campaign.status)).one() == "waiting"
+
+    assert invoke("approve", "h6", "--all", "--by", "Ada", "--db", url, cwd=tmp_path).returncode == 0
+    resumed = subprocess.run(
+        [PEIRCE, "resume", "h6", "--db", url, "--engine", "prefect"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_DEADLINE_S,
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "h6 is waiting for people: 2 experiments wait for approval (#3, #4; `peirce pending h6`)" in resumed.stdout
+    with db.session() as session:
+        states = dict(session.execute(select(Experiment.seq, Experiment.state)).all())
+    assert states == {1: "completed", 2: "completed", 3: "planned", 4: "planned"}
