@@ -344,10 +344,33 @@ def _print_status(console: Console, opened: Database, ref: str) -> None:
         shown = ", ".join(f"{counts[s]} {s}" for s in ("open", "supported", "refuted", "retired") if counts.get(s))
         rejected = f" ({counts['rejected']} proposals rejected)" if counts.get("rejected") else ""
         lines.append(f"  hypotheses: {shown or 'none accepted'}{rejected}; see peirce hypotheses {info['name']}")
-    if info["stop_reason"]:
+    waiting = _waiting_line(opened, ref)
+    if waiting is not None:
+        lines.append(waiting)  # what waits now, rather than what waited when the campaign paused
+    if info["stop_reason"] and info["status"] != "waiting":
         lines.append(f"  stop reason: {info['stop_reason']}")
     for line in lines:
         console.print(line, markup=False)
+
+
+def _waiting_line(opened: Database, ref: str) -> str | None:
+    """For a campaign waiting for people (paused, or its runner waiting in its process): what waits, read now."""
+    # Imported here: the store loads SQLAlchemy, which `--help` does not need.
+    from orchestrator.people.waiting import waiting
+    from orchestrator.store.models import CampaignStatus
+    from orchestrator.store.records import find_campaign
+
+    with opened.session() as session:
+        campaign = find_campaign(session, ref)
+        what = waiting(session, campaign.id)
+        name, status = campaign.name, campaign.status
+    if status == CampaignStatus.WAITING:
+        if not what:
+            return f"  waiting: nothing waits for people any more; continue with: peirce resume {name}"
+        return f"  waiting: {what.describe(name)}; then: peirce resume {name}"
+    if what and status in (CampaignStatus.RUNNING, CampaignStatus.STOPPING):
+        return f"  waiting: {what.describe(name)}"
+    return None
 
 
 def _runner_gone(opened: Database, ref: str) -> str | None:

@@ -145,6 +145,10 @@ def edit(
     problem = spec.problem(candidates=lab.candidates)
     _check_point(spec, problem, lab, point, changed=[k for k in changes])
     predicted = _prediction(db, spec, problem, campaign_id, decision_id, point)
+    unpredicted = None
+    if predicted is None:
+        bayesian = spec.planner.kind == "bayesian"
+        unpredicted = "the model needs two results" if bayesian else f"the {spec.planner.kind} planner predicts nothing"
     with db.session() as session:
         campaign = session.get_one(Campaign, campaign_id)
         experiment, request = _awaiting_approval(session, campaign, seq)
@@ -189,6 +193,7 @@ def edit(
                 "changed": changed,
                 "predicted_before": predicted_before,
                 "predicted": predicted,
+                "no_prediction": unpredicted,
             },
         )
 
@@ -280,7 +285,23 @@ def _all_waiting(session: Session, campaign: Campaign) -> list[tuple[Experiment,
         if request.experiment_id is not None
     ]
     if not waiting:
-        raise SpecError("SEQ", f"nothing in campaign '{campaign.name}' waits for approval")
+        last = session.scalar(
+            select(PersonRequest)
+            .where(
+                PersonRequest.campaign_id == campaign.id,
+                PersonRequest.kind == RequestKind.APPROVAL,
+                PersonRequest.resolved_at.is_not(None),
+            )
+            .order_by(PersonRequest.resolved_at.desc(), PersonRequest.id.desc())
+            .limit(1)
+        )
+        answered = (
+            ""
+            if last is None
+            else f" (the last request, for #{last.detail.get('seq')}, was answered ({last.resolution}) by "
+            f"{last.resolved_by})"
+        )
+        raise SpecError("SEQ", f"nothing in campaign '{campaign.name}' waits for approval{answered}")
     return sorted(waiting, key=lambda pair: pair[0].seq)
 
 
@@ -402,7 +423,7 @@ def _prediction(
     """The campaign's model's prediction at `point` (objective -> mean, std), fitted on the completed results with
     the seed and warm start of the decision that proposed the experiment; None where no model predicts."""
     if spec.planner.kind != "bayesian":
-        return None  # a baseline planner predicts nothing; its experiments carry no prediction
+        return None  # a baseline planner predicts nothing; its experiments carry no prediction either
     with db.session() as session:
         observed = [o for _, o in observations(session, campaign_id, [o.name for o in spec.objectives])]
         decision = session.get(Decision, decision_id) if decision_id is not None else None
