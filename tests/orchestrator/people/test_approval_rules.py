@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from orchestrator.campaign import runs
 from orchestrator.campaign.approval import ApprovalRule, Condition, parse_condition
-from orchestrator.campaign.spec import ApprovalPolicy
+from orchestrator.campaign.spec import ApprovalPolicy, json_schema
 from orchestrator.cycle.context import CampaignContext, load_context, open_campaign
 from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.recovery import start_cycle
@@ -25,7 +25,8 @@ from orchestrator.store.database import Database, open_database
 from orchestrator.store.models import Decision, Experiment, ExperimentState, Hypothesis, RequestKind
 from planners.base import Observation, Plan, PlanningProblem, Prediction, Proposal
 from planners.space import Point
-from tests.campaigns import hartmann_spec, to_spec
+from tests.campaigns import hartmann_spec, to_spec, write_spec
+from tests.orchestrator.cli.helpers import invoke
 
 # --- parsing ---------------------------------------------------------------------------------------------------
 
@@ -307,3 +308,31 @@ def test_tests_hypothesis_reads_the_source_of_the_hypothesis_the_proposal_tests(
     ]
     assert reasons("person") == [[], [], []]
     assert [bool(r) for r in reasons("any")] == [True, True, False]  # the third tests nothing
+
+
+# --- the file's tools ------------------------------------------------------------------------------------------
+
+RULES = {
+    "rules": [
+        {"parameter": "x1 > 0.8"},
+        {"tests_hypothesis": "llm"},
+        {"predicted": "y.std > 0.5"},
+    ],
+    "timeout": "30m",
+}
+
+
+def test_validate_and_the_schema_accept_every_form_of_approval(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json_schema())
+    forms: list[Any] = ["none", "batch", None, {"policy": "batch", "timeout": 600}, RULES]
+    for form in forms:
+        data = hartmann_spec(approval=form, planner={"kind": "bayesian"})
+        assert [e.message for e in validator.iter_errors(data)] == [], form
+        write_spec(tmp_path / "c.yaml", data)
+        checked = invoke("validate", "c.yaml", cwd=tmp_path)
+        assert checked.returncode == 0 and checked.stdout.startswith("ok h6"), checked.stderr
+    # What the loader refuses for want of exactly one key, editors flag too.
+    two_keys = hartmann_spec(approval={"rules": [{"parameter": "x1 > 0.8", "first_use": "x2"}]})
+    assert list(validator.iter_errors(two_keys))
+    assert "approval" in invoke("schema", cwd=tmp_path).stdout
