@@ -76,13 +76,23 @@ def create_or_reopen(
         return _create_or_reopen(db, spec, spec_text, seed_ledger)
 
 
+def _same_spec_read_today(existing: Campaign, spec: CampaignSpec) -> bool:
+    """Whether the stored spec, read by today's model, is `spec`. A campaign stored before a setting existed
+    (`approval.timeout`, `notify`) has another hash for the same file, since the stored JSON lacks the new field;
+    read today, the field takes its default, as the file's does."""
+    try:
+        return CampaignSpec.model_validate(existing.spec).content_hash() == spec.content_hash()
+    except ValueError:  # pydantic's ValidationError: stored under a model that has since changed incompatibly
+        return False
+
+
 def _create_or_reopen(
     db: Database, spec: CampaignSpec, spec_text: str, seed_ledger: SeedLedger | None
 ) -> tuple[int, Literal["created", "reopened"]]:
     with db.session() as session:
         existing = session.scalar(select(Campaign).where(Campaign.name == spec.name))
         if existing is not None:
-            if existing.spec_hash != spec.content_hash():
+            if existing.spec_hash != spec.content_hash() and not _same_spec_read_today(existing, spec):
                 raise CampaignConflict(
                     f"name: campaign '{spec.name}' already exists with a different spec; "
                     f"rename the new one, or `peirce resume {spec.name}` to continue the stored one"
