@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from instruments.station import PERSON
 from orchestrator.campaign.runs import lease_lost
 from orchestrator.cycle.context import CampaignContext, fence
 from orchestrator.cycle.induce import open_experiments, spent_experiments
@@ -145,6 +146,12 @@ def in_doubt(session: Any, experiment: Experiment) -> dict[str, Any]:
         return {"reason": "in doubt after an interruption: the lab keeps no record to reconcile with"}
     step = last.detail or {}
     action = f"{step.get('instrument')}.{step.get('action')} (step {step.get('step')})"
+    if last.kind == "action-started" and step.get("instrument") == PERSON:
+        # A manual step: nothing was sent to an instrument; the person's entry, if any, came too late for this run.
+        return {
+            "reason": f"interrupted while step {step.get('step')} ({step.get('action')}) waited for a person",
+            "last_action": step,
+        }
     if last.kind == "action-started":
         return {
             "reason": f"in doubt after an interruption: {action} was sent and never confirmed; check the instrument",

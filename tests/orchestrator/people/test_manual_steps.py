@@ -20,6 +20,7 @@ from orchestrator.campaign import runs
 from orchestrator.campaign.spec import parse_spec
 from orchestrator.cycle.context import CampaignContext, load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
+from orchestrator.cycle.recovery import recover
 from orchestrator.errors import SpecError
 from orchestrator.lab.build import build_lab
 from orchestrator.lab.contract import ExperimentJournal, LabAbandoned
@@ -27,7 +28,7 @@ from orchestrator.people.requests import open_requests
 from orchestrator.store.database import Database, open_database
 from orchestrator.store.models import Campaign, Event, Experiment, Measurement, PersonRequest, RequestKind
 from tests.instruments.station_specs import EXAMPLE, station_yaml
-from tests.orchestrator.cli.helpers import PEIRCE, invoke
+from tests.orchestrator.cli.helpers import PEIRCE, invoke, one_error
 
 WEIGHING = "    - {instrument: balance, action: weigh, save: {mass_g: mass}}\n"
 BY_HAND = '    - {manual: "Weigh the vial ({volume} mL of A dosed)", outcome: mass_mg, unit: mg}\n'
@@ -265,3 +266,43 @@ def _open_step_of(db: Database, seq: int) -> bool:
                 .where(Experiment.seq == seq, PersonRequest.resolved_at.is_(None))
             )
         )
+
+
+@pytest.mark.slow
+def test_a_runner_killed_while_a_person_weighs_leaves_the_experiment_abandoned_and_the_step_withdrawn(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "station.yaml"
+    spec.write_text(manual_station_yaml(name="killed", experiments=2, batch_size=1), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 'station.db'}"
+    db = open_database(url)
+    runner = subprocess.Popen(
+        [PEIRCE, "run", str(spec), "--db", url, "--engine", "inline"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        (request,) = _wait_for_steps(db, "killed", 1)
+    finally:
+        runner.kill()
+        runner.communicate(timeout=60)
+
+    # The next runner (here its first act, recovery) finds the protocol gone with the process that ran it.
+    with db.session() as session:
+        campaign_id = session.scalar(select(Campaign.id).where(Campaign.name == "killed"))
+    lease = runs.claim(db, campaign_id)
+    ctx = load_context(db, campaign_id)
+    ctx.runner = lease.runner
+    recover(ctx)
+    with db.session() as session:
+        experiment = session.get_one(Experiment, request.experiment_id)
+        withdrawn = session.get_one(PersonRequest, request.id)
+        volume = f"{experiment.parameters['volume']:g}"
+        assert (experiment.state, experiment.error) == (
+            "abandoned",
+            f"interrupted while step 8 (Weigh the vial ({volume} mL of A dosed)) waited for a person",
+        )
+        assert (withdrawn.resolution, withdrawn.resolved_by) == ("withdrawn", "peirce")
+    late = invoke("tell", "killed", "1", "mass_mg=13000", "--by", "Ada", "--db", url, cwd=tmp_path)
+    one_error(late, "SEQ: experiment #1 has no manual step waiting (the last one was withdrawn by peirce)")
+    status = invoke("status", "killed", "--db", url, cwd=tmp_path)
+    assert "unconfirmed" not in status.stdout  # nothing was sent to an instrument and left unconfirmed
+    db.dispose()
