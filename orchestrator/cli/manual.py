@@ -31,7 +31,7 @@ commands = typer.Typer()
 FORMATS = ("table", "csv", "markdown")
 ByOption = Annotated[
     str | None,
-    typer.Option("--by", help="Who is entering it (recorded with the entry).", show_default=False, metavar="NAME"),
+    typer.Option("--by", help="Who enters it (required; recorded with the entry).", show_default=False, metavar="NAME"),
 ]
 
 
@@ -47,8 +47,7 @@ def next_work(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --output file if it exists.")] = False,
 ) -> None:
-    """Show the experiments handed out and waiting for results (with their instructions), and manual steps waiting.
-    Writes nothing to the database."""
+    """Show the work handed out: experiments waiting for results, manual steps waiting. Writes nothing."""
     # Imported here: the store and the spec load SQLAlchemy and pydantic, which `--help` does not need.
     from orchestrator.people.worksheet import handout, write_sheet
 
@@ -153,8 +152,7 @@ def tell(
     by: ByOption = None,
     db: DbOption = None,
 ) -> None:
-    """Enter one experiment's results (yield=83.1 …), the number of a manual step it waits on (mass_mg=12.3), or
-    that it could not be run (--not-run "why")."""
+    """Enter one experiment's results (yield=83.1), a manual step's number (mass_mg=12.3), or --not-run "why"."""
     # Imported here: the store and the people room load SQLAlchemy and pydantic (start-up time).
     from orchestrator.people.requests import check_person
     from orchestrator.people.results import ResultEntry, enter_results
