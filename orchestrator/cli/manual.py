@@ -222,6 +222,8 @@ def _what_next(opened: Database, ref: str) -> None:
         console.print(f"still waiting: {what.describe(name)}", markup=False)
     elif status == CampaignStatus.WAITING:
         console.print(f"nothing waits for people now; continue with: peirce resume {name}", markup=False)
+    elif status == CampaignStatus.RUNNING:
+        console.print(f"nothing waits for people now; {name}'s runner goes on by itself", markup=False)
 
 
 def _nothing_line(handed: Handout) -> str:
