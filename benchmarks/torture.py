@@ -280,6 +280,9 @@ BUDGET = {
     ("prefect", "bayesian"): 10,
 }
 STATION_BUDGET = 6
+# Campaigns in a row that end before any kill: a part stops there (its campaigns fail at once, or end too soon to be
+# killed) instead of starting campaign after campaign until its time is up; the violations say why.
+BARREN_LIMIT = 4
 
 
 def last_event(db: Path) -> int:
@@ -338,7 +341,7 @@ def kill_and_resume(
 
 def kill_series(
     folder: Path, engine: str, planner: str, kills: int, rng: random.Random, tally: Tally, deadline: float
-) -> None:
+) -> int:
     """One campaign killed `kills` times at random moments, resumed after each, then run to its end."""
     experiments = BUDGET[engine, planner]
     spec, name = hartmann_spec(folder, planner, experiments)
@@ -364,6 +367,7 @@ def kill_series(
     )
     check_campaign_end(db, name, experiments, tally, f"{engine}/{planner} {folder.name}")
     print(f"  {engine}/{planner}: {done_kills} kills, campaign {folder.name} finished", flush=True)
+    return done_kills
 
 
 # --- kills during station dispenses ----------------------------------------------------------------------------------
@@ -379,7 +383,7 @@ def _action(detail: Any) -> tuple[Any, Any]:
     return step.get("instrument"), step.get("action")
 
 
-def station_series(folder: Path, kills: int, tally: Tally, deadline: float) -> None:
+def station_series(folder: Path, kills: int, tally: Tally, deadline: float) -> int:
     """The reaction station on its twins, killed right after a dispense's write-ahead record, resumed each time."""
     spec = yaml.safe_load((EXAMPLES / "reaction_station.yaml").read_text())
     spec["budget"] = {"experiments": STATION_BUDGET, "batch_size": 3, "max_retries": 2}
@@ -401,6 +405,7 @@ def station_series(folder: Path, kills: int, tally: Tally, deadline: float) -> N
     check_campaign_end(db, name, STATION_BUDGET, tally, f"station {folder.name}")
     check_dispenses(db, tap, tally, f"station {folder.name}")
     print(f"  station: {done_kills} kills during dispenses, campaign {folder.name} finished", flush=True)
+    return done_kills
 
 
 def check_dispenses(db: Path, tap: Path, tally: Tally, where: str) -> None:
@@ -451,9 +456,9 @@ def tap_pump(log: Path, args: list[str]) -> None:
     local, sender = threading.local(), {"key": ""}
     run, command, respond = station_lab.StationRuntime.run, NewEraPump._command, TwinEndpoint.respond
 
-    def run_tapped(self: Any, parameters: Any, key: str, journal: Any = None) -> Any:
-        local.key = key
-        return run(self, parameters, key, journal)
+    def run_tapped(self: Any, parameters: Any, key: str, *rest: Any, **options: Any) -> Any:
+        local.key = key  # whatever else the runtime takes (a journal, a person to ask) passes through unchanged
+        return run(self, parameters, key, *rest, **options)
 
     def command_tapped(self: NewEraPump, *a: Any, **k: Any) -> Any:
         sender["key"] = getattr(local, "key", "")
@@ -582,24 +587,32 @@ def torture(
         share = 1.0 if engine == "inline" else 1.6  # a Prefect start costs seconds more
 
         def kills_of(deadline: float, engine: str = engine) -> None:
-            number = 0
-            while tally.kills[engine] < kills and time.monotonic() < deadline:
+            number, barren = 0, 0
+            while tally.kills[engine] < kills and time.monotonic() < deadline and barren < BARREN_LIMIT:
                 number += 1
                 folder = workdir / f"{engine}-{number}"
                 folder.mkdir()
                 planner = planners[(number - 1) % len(planners)]
                 per_campaign = min(10 if planner == "random" else 3, kills - tally.kills[engine])
-                kill_series(folder, engine, planner, per_campaign, rng, tally, deadline)
+                barren = 0 if kill_series(folder, engine, planner, per_campaign, rng, tally, deadline) else barren + 1
+            if barren >= BARREN_LIMIT:
+                print(f"  {engine}: {barren} campaigns in a row ended before any kill; see the violations", flush=True)
 
         parts.append((f"random kills, {engine}", share, kills_of))
 
     def station(deadline: float) -> None:
-        number = 0
-        while tally.kills["station"] < station_kills and time.monotonic() < deadline:
+        number, barren = 0, 0
+        while tally.kills["station"] < station_kills and time.monotonic() < deadline and barren < BARREN_LIMIT:
             number += 1
             folder = workdir / f"station-{number}"
             folder.mkdir()
-            station_series(folder, min(4, station_kills - tally.kills["station"]), tally, deadline)
+            barren = (
+                0
+                if station_series(folder, min(4, station_kills - tally.kills["station"]), tally, deadline)
+                else barren + 1
+            )
+        if barren >= BARREN_LIMIT:
+            print(f"  station: {barren} campaigns in a row ended before any kill; see the violations", flush=True)
 
     def simultaneous(deadline: float) -> None:
         if starts <= 0:
