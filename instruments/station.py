@@ -9,7 +9,10 @@ reaches people only through the `ask_person` callback its caller gives it (instr
 Reservations: an experiment holds one instrument at a time, from its first step there through the consecutive
 steps (and waits) on it, and releases it when its next step needs another instrument. So two experiments never
 use one instrument at once, while different instruments work for different experiments in parallel; and since
-no experiment ever waits for a second instrument while holding one, there is no deadlock.
+no experiment ever waits for a second instrument while holding one, there is no deadlock. Where other
+processes share the instruments (campaigns of one lab), the caller gives a `hold` callback: the station takes the
+lab-wide hold on an instrument right after its own reservation and gives it back with it, so the same rule holds
+across processes and computers (one instrument at a time, hence no deadlock between two instruments either).
 
 Journal: before an action is sent the station writes `action-started` through the journal callback (the
 orchestrator commits it to the database), then `action-done` or `action-failed` with the result or the typed
@@ -79,6 +82,10 @@ class PersonEntry:
 # can reach people (the orchestrator, through the lab adapter): the station itself knows only instruments.
 AskPerson = Callable[[int, ManualStep, str], PersonEntry]
 
+# The lab-wide hold on one instrument, open while the experiment uses it: entering waits while another experiment
+# (of any campaign sharing the instrument) holds it, and raises `HoldTimeout` when the wait is too long.
+HoldInstrument = Callable[[str], contextlib.AbstractContextManager[Any]]
+
 
 class ProtocolStepError(InvalidAction):
     """A step of a station's protocol that its drivers cannot carry out; `field` names it (`protocol[3].action`)."""
@@ -95,6 +102,12 @@ class StepNotDone(InstrumentError):
 
     kind = "not-done"
     retryable = False
+
+
+class HoldTimeout(InstrumentError):
+    """Another experiment held the instrument for longer than this one may wait (nothing was sent; retryable)."""
+
+    kind = "hold-timeout"
 
 
 class OutcomeError(InstrumentError):
@@ -209,17 +222,20 @@ class Station:
         key: str,
         journal: Journal | None = None,
         ask_person: AskPerson | None = None,
+        hold: HoldInstrument | None = None,
     ) -> dict[str, float]:
         """Run the protocol for one experiment; returns outcome name -> value. Raises typed InstrumentErrors.
 
         A manual step is handed to a person through `ask_person` and waits for the entry; without it, the step
-        cannot be done (`StepNotDone`)."""
+        cannot be done (`StepNotDone`). `hold`, where instruments are shared beyond this process, takes the lab-wide
+        hold on each instrument for as long as the experiment holds it here."""
         write = journal or (lambda kind, detail: None)
         sample = self._new_sample(key)
         write("sample", {"sample": sample})
         values: dict[str, float] = {}
         held: str | None = None
         touched: list[str] = []
+        shared = contextlib.ExitStack()  # the lab-wide hold on `held`, when there is one
         try:
             for index, step in enumerate(self.protocol):
                 if isinstance(step, WaitStep):
@@ -230,14 +246,20 @@ class Station:
                 if isinstance(step, ManualStep):
                     # The sample goes to a person, for as long as they take: the instrument it was on is free for
                     # other experiments meanwhile (and taken again, in turn, if a later step needs it).
-                    self._release(held)
+                    self._release(held, shared)
                     held = None
                     values[step.outcome] = self._ask(index, step, parameters, write, ask_person)
                     continue
                 if step.instrument != held:
-                    self._release(held)
+                    self._release(held, shared)
                     held = None
                     self._reservations[step.instrument].acquire()
+                    if hold is not None:
+                        try:
+                            shared.enter_context(hold(step.instrument))
+                        except BaseException:
+                            self._reservations[step.instrument].release()  # nothing was sent: nothing to abort
+                            raise
                     held = step.instrument
                     self.drivers[held].limits.experiment = key
                     if held not in touched:
@@ -253,7 +275,7 @@ class Station:
                 self._abort(held, write, exc)
             raise
         finally:
-            self._release(held)
+            self._release(held, shared)
             for name in touched:
                 self.drivers[name].limits.forget(key)
         return self._outcomes(parameters, values)
@@ -342,10 +364,14 @@ class Station:
                 {"instrument": name, "error": exc.kind, "message": str(exc), "transcript": _slice(driver, mark)},
             )
 
-    def _release(self, instrument: str | None) -> None:
+    def _release(self, instrument: str | None, shared: contextlib.ExitStack | None = None) -> None:
         if instrument is not None:
             self.drivers[instrument].limits.experiment = None
-            self._reservations[instrument].release()
+            try:
+                if shared is not None:
+                    shared.close()  # the lab-wide hold first, then this process's reservation
+            finally:
+                self._reservations[instrument].release()
 
     def _outcomes(self, parameters: Mapping[str, Any], values: dict[str, float]) -> dict[str, float]:
         numbers = {k: float(v) for k, v in parameters.items() if isinstance(v, int | float) and not isinstance(v, bool)}

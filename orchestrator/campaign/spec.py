@@ -30,6 +30,7 @@ from instruments.formula import Formula, FormulaError
 from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.approval import ApprovalRule, check_rules
 from orchestrator.campaign.knowledge_file import check_file
+from orchestrator.campaign.lab_file import resolve_station
 from orchestrator.campaign.notify import Webhook
 from orchestrator.campaign.station import STATION_MODELS, ManualStepSpec, StationLab, WaitStepSpec
 from orchestrator.errors import SpecError
@@ -350,6 +351,27 @@ def json_schema() -> dict[str, Any]:
     ]
     del wait["type"]
     defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
+    # With lab_file, a station names the lab's instruments: a list, or a mapping to narrower limits.
+    station = defs["StationLab"]["properties"]
+    station["instruments"] = {
+        "anyOf": [
+            station["instruments"],
+            {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            {
+                "type": "object",
+                "additionalProperties": {
+                    "anyOf": [
+                        {
+                            "type": "object",
+                            "properties": {"limits": {"type": "object"}},
+                            "additionalProperties": False,
+                        },
+                        {"type": "null"},
+                    ]
+                },
+            },
+        ]
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "peirce campaign"
     return schema
@@ -377,6 +399,10 @@ def parse_spec(text: str, base_dir: Path, source: str = "<spec>") -> CampaignSpe
         raise SpecError(where, f"{what}{problem}") from None
     if not isinstance(data, dict):
         raise SpecError(source, f"a campaign file must be a mapping of keys, not {type(data).__name__}")
+    lab = data.get("lab")
+    if isinstance(lab, dict) and "station" in lab and lab.get("lab_file") is not None:
+        # The lab's instruments, written into the spec: the stored campaign never reads the lab file again.
+        data = {**data, "lab": resolve_station(lab, base_dir)}
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:

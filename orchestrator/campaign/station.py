@@ -11,10 +11,19 @@ lab:
     - {manual: "Weigh the precipitate", outcome: mass_mg, unit: mg}   # a person does it and enters the number
   outcomes: {yield: "100 * conversion"}
   twins: {time_scale: 600}        # run on device twins instead of hardware (ports are then not needed)
+
+Or, with the instruments declared once for the lab (orchestrator/campaign/lab_file.py):
+
+lab:
+  station: reaction_bench
+  lab_file: lab.yaml                # relative to the campaign file
+  instruments: [pump, hotplate]     # or {pump: {limits: {volume_ml: {max: 2}}}}: narrower limits, never wider
+  protocol: ...
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Discriminator, Field, FiniteFloat, Tag, model_validator
@@ -113,10 +122,25 @@ class TwinSettings(_Strict):
     faults: FaultSpec = Field(default_factory=FaultSpec)
 
 
+class SharedInstruments(_Strict):
+    """Filled in from the lab file when the campaign file names one (never written by hand): the instruments are the
+    lab's, shared with its other campaigns, and each experiment holds one before it uses it."""
+
+    lab: Identifier = Field(description="The lab's name (the lab file's `lab:`); holds are named after it.")
+    hold_timeout_s: float = Field(gt=0, description="How long an experiment waits for an instrument another holds.")
+
+
 class StationLab(_Strict):
     """A station of real instruments (or their twins) and the protocol one experiment follows on it."""
 
     station: Identifier = Field(description="The station's name.")
+    lab_file: Path | None = Field(
+        default=None,
+        description="The lab's instruments file (relative to the campaign file); `instruments` then names them.",
+    )
+    shared: SharedInstruments | None = Field(
+        default=None, description="Set from the lab file: the lab whose instruments these are (not written by hand)."
+    )
     instruments: dict[Identifier, InstrumentSpec] = Field(min_length=1)
     protocol: list[StepSpec] = Field(min_length=1)
     outcomes: dict[Identifier, str] = Field(
@@ -135,4 +159,5 @@ STATION_MODELS: tuple[type[BaseModel], ...] = (
     ManualStepSpec,
     TwinSettings,
     FaultSpec,
+    SharedInstruments,
 )

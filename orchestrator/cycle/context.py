@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from orchestrator.campaign.runs import create_or_reopen, hold, runner_identity
 from orchestrator.campaign.spec import CampaignSpec
+from orchestrator.campaign.station import StationLab
 from orchestrator.lab.build import build_lab
-from orchestrator.lab.contract import Lab
+from orchestrator.lab.contract import InstrumentHolds, Lab
 from orchestrator.ledger.hypotheses import CampaignLedger, model_settings
 from orchestrator.ledger.knowledge import import_at_creation
 from orchestrator.store.database import Database
@@ -49,6 +50,9 @@ class CampaignContext:
     # The lease this process holds ("host:pid"), or None where no lease is kept (stages called by a test or a
     # notebook): with it, every act is fenced (`fence`), so a runner that lost its lease cannot act.
     runner: str | None = None
+    # Lab-wide holds on instruments shared with other campaigns (a station from a lab file, with a Prefect server
+    # to hold them on); None where the campaign's instruments are its own.
+    holds: InstrumentHolds | None = None
 
 
 def load_context(
@@ -91,7 +95,18 @@ def load_context(
         ),
         clock=utcnow if clock is None else clock,
         runner=runner,
+        holds=_shared_holds(db, spec),
     )
+
+
+def _shared_holds(db: Database, spec: CampaignSpec) -> InstrumentHolds | None:
+    """The holds of a station whose instruments come from a lab file, when a Prefect server is there to keep them."""
+    if not isinstance(spec.lab, StationLab) or spec.lab.shared is None:
+        return None
+    # Imported here: Prefect's client takes seconds to load, and only a campaign on a shared lab needs it.
+    from orchestrator.cycle.holds import shared_holds
+
+    return shared_holds(db, spec.lab.shared)
 
 
 @dataclass(frozen=True)

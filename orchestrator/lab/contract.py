@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from instruments.station import AskPerson, Journal
+from instruments.station import AskPerson, HoldInstrument, Journal
 
 Point = Mapping[str, Any]
 
@@ -62,14 +62,24 @@ class LabAbandoned(Exception):
 
 @dataclass(frozen=True)
 class ExperimentJournal:
-    """What the cycle hands a lab for one attempt: a `Journal` (call it to write what happens), and `ask_person`,
-    which hands one manual step to a person and waits for the number they enter (None where nobody can be asked)."""
+    """What the cycle hands a lab for one attempt: a `Journal` (call it to write what happens), `ask_person`,
+    which hands one manual step to a person and waits for the number they enter (None where nobody can be asked),
+    and `hold`, which takes the lab-wide hold on an instrument shared with other campaigns (None where the
+    instruments are this campaign's alone, or no lab-wide holds can be taken)."""
 
     write: Journal
     ask_person: AskPerson | None = None
+    hold: HoldInstrument | None = None
 
     def __call__(self, kind: str, detail: dict[str, Any]) -> None:
         self.write(kind, detail)
+
+
+class InstrumentHolds(Protocol):
+    """Lab-wide holds on shared instruments (the cycle's `holds.PrefectHolds`): the hold callback of one attempt,
+    which journals each wait, hold and release through `write`."""
+
+    def for_attempt(self, write: Journal) -> HoldInstrument: ...
 
 
 class Lab(Protocol):

@@ -5,8 +5,10 @@ connects nothing; the first experiment connects (starting the twins first when t
 
 `StationRuntime` speaks the instruments' language (measurements, `InstrumentError`); `StationAdapter` puts it
 behind the lab contract, so an instrument's failure reaches the cycle as a `LabFailure` and its measurements as a
-`LabResult`, the same words a simulator's do. A manual step of the protocol is handed to a person through the
-journal the cycle gives (`ExperimentJournal.ask_person`); a step not done ends the experiment as `LabAbandoned`.
+`LabResult`, the same words a simulator's do. Instruments from a lab file are shared with the lab's other
+campaigns: each experiment holds one lab-wide while it uses it, through `ExperimentJournal.hold`. A manual step of
+the protocol is handed to a person through the journal the cycle gives (`ExperimentJournal.ask_person`); a step
+not done ends the experiment as `LabAbandoned`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from instruments.registry import load_driver
 from instruments.station import (
     ActionStep,
     AskPerson,
+    HoldInstrument,
     Journal,
     ManualStep,
     ProtocolStepError,
@@ -160,9 +163,10 @@ class StationRuntime:
         key: str,
         journal: Journal | None = None,
         ask_person: AskPerson | None = None,
+        hold: HoldInstrument | None = None,
     ) -> dict[str, float]:
         """Run the protocol for one experiment; its outcomes by name. Raises `InstrumentError`."""
-        return dict(self.start(journal).run(parameters, key, journal, ask_person))
+        return dict(self.start(journal).run(parameters, key, journal, ask_person, hold))
 
     def close(self) -> None:
         with self._lock:
@@ -192,8 +196,11 @@ class StationAdapter:
         # A manual step reaches a person through the journal the cycle hands in (it knows the database; the
         # station does not): the station is given that callback, and waits on it.
         ask_person = journal.ask_person if isinstance(journal, ExperimentJournal) else None
+        # Instruments shared with other campaigns are held lab-wide through the hold the cycle hands in (it knows
+        # the Prefect server; the station does not).
+        hold = journal.hold if isinstance(journal, ExperimentJournal) else None
         try:
-            return LabResult(values=self.station.run(parameters, key, journal, ask_person))
+            return LabResult(values=self.station.run(parameters, key, journal, ask_person, hold))
         except StepNotDone as exc:
             raise LabAbandoned(exc.message) from None
         except InstrumentError as exc:

@@ -23,7 +23,7 @@ from planners.space import (
 REPO = Path(__file__).resolve().parents[3]
 DIRECT_ARYLATION = REPO / "simulators" / "data" / "direct_arylation" / "reactions.csv"
 COMMITTED_SPECS = [
-    *sorted((REPO / "examples").glob("*.yaml")),
+    *sorted(p for p in (REPO / "examples").glob("*.yaml") if p.name != "lab.yaml"),  # lab.yaml: the lab's file
     REPO / "orchestrator" / "campaign" / "templates" / "campaign.yaml",
 ]
 

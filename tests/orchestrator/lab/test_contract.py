@@ -59,7 +59,7 @@ class FailingRuntime:
         self.closed = False
 
     def run(
-        self, parameters: Mapping[str, Any], key: str, journal: Any = None, ask_person: Any = None
+        self, parameters: Mapping[str, Any], key: str, journal: Any = None, ask_person: Any = None, hold: Any = None
     ) -> dict[str, float]:
         raise self.error
 

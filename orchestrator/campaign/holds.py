@@ -1,0 +1,82 @@
+"""Who holds the lab's shared instruments, and who waits, read from the database.
+
+The cycle writes an event of the experiment when it starts to wait for an instrument (`hold-waiting`), takes it
+(`hold-taken`), gives it back (`hold-released`) or gives up waiting (`hold-timeout`), each naming the instrument
+and its lab-wide hold (`instrument:<lab>/<name>`). What holds now is the last of these per experiment attempt,
+for experiments still under way (dispatched or running): a runner that died holding an instrument leaves its
+experiment in doubt, and its hold (a Prefect lease) lapses on its own; once recovery settles the experiment the
+stale row no longer shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.store.models import Campaign, Event, Experiment, ExperimentState
+
+HOLD_EVENTS = ("hold-waiting", "hold-taken", "hold-released", "hold-timeout")
+
+
+def slot_name(lab: str, instrument: str) -> str:
+    """The lab-wide hold on one instrument (a Prefect global concurrency limit of one slot)."""
+    return f"instrument:{lab}/{instrument}"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One experiment holding or waiting for one instrument."""
+
+    slot: str
+    instrument: str
+    campaign: str
+    seq: int
+    attempt: int
+    state: str  # "held" | "waiting"
+    since: datetime
+
+    @property
+    def who(self) -> str:
+        return f"campaign {self.campaign} (experiment {self.seq})"
+
+
+def current_holds(session: Session, slot: str | None = None) -> list[Hold]:
+    """What holds and what waits now, oldest first; only `slot`'s when given."""
+    rows = session.execute(
+        select(Event, Campaign.name, Experiment.seq)
+        .join(Experiment, Experiment.id == Event.entity_id)
+        .join(Campaign, Campaign.id == Event.campaign_id)
+        .where(
+            Event.entity == "experiment",
+            Event.kind.in_(HOLD_EVENTS),
+            Experiment.state.in_(sorted(ExperimentState.IN_DOUBT)),
+        )
+        .order_by(Event.id)
+    ).all()
+    last: dict[tuple[int, int, str], tuple[Event, str, int]] = {}
+    for event, campaign, seq in rows:
+        detail = event.detail or {}
+        if slot is not None and detail.get("slot") != slot:
+            continue
+        key = (int(event.entity_id or 0), int(detail.get("attempt", 0)), str(detail.get("slot")))
+        last[key] = (event, campaign, seq)  # the latest says: waiting since, held since, or done with it
+    holds = []
+    for (_, attempt, slot_), (event, campaign, seq) in last.items():
+        if event.kind not in ("hold-waiting", "hold-taken"):
+            continue
+        detail = event.detail or {}
+        holds.append(
+            Hold(
+                slot=slot_,
+                instrument=str(detail.get("instrument", "")),
+                campaign=campaign,
+                seq=seq,
+                attempt=attempt,
+                state="held" if event.kind == "hold-taken" else "waiting",
+                since=event.at,
+            )
+        )
+    return sorted(holds, key=lambda h: (h.slot, h.state != "held", h.since))
