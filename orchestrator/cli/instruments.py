@@ -1,4 +1,5 @@
-"""`peirce instruments` (installed drivers and their skills) and `peirce twin` (serve a device twin by hand)."""
+"""`peirce instruments` (installed drivers and their skills), `peirce twin` (serve a device twin by hand) and
+`peirce holds` (who holds the lab's shared instruments, and who waits for them)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.cli import output
-from orchestrator.cli.options import JsonOption
+from orchestrator.cli import database, output
+from orchestrator.cli.options import DbOption, JsonOption
 from orchestrator.errors import SpecError
 
 commands = typer.Typer()
@@ -100,3 +101,24 @@ def twin_command(
     finally:
         server.stop()
         console.print(f"stopped; {len(server.log)} requests served, {len(server.injected)} faults injected")
+
+
+@commands.command("holds")
+def holds_command(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Who holds the lab's shared instruments now, since when, and who waits for them (read-only)."""
+    # Imported here: the store loads SQLAlchemy, which `--help` does not need.
+    from orchestrator.campaign.holds import current_holds
+
+    with database.for_reading(db).session() as session:
+        holds = current_holds(session)
+    if as_json:
+        rows = [{**h.__dict__, "since": h.since.isoformat()} for h in holds]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    console = output.console()
+    if not holds:
+        console.print("no instrument is held or waited for")
+        return
+    for hold in holds:
+        what = "holds" if hold.state == "held" else "waits for"
+        console.print(escape(f"{hold.slot}: {hold.who} {what} {hold.instrument} since {hold.since:%H:%M:%S}"))
