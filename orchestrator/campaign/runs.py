@@ -181,6 +181,13 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
     return Lease(db, campaign_id, me, interval_s=interval_s, clock=clock)
 
 
+def refuse_unless_free(db: Database, campaign_id: int) -> None:
+    """Refuse (`CampaignConflict`) a campaign that is completed or run by a live process, reading only: a check
+    before work is handed elsewhere (`peirce submit`); the runner's own `claim` is what decides."""
+    with db.session() as session:
+        _refuse_unless_free(session.get_one(Campaign, campaign_id), runner_identity(), utcnow())
+
+
 def _refuse_unless_free(campaign: Campaign, me: str, now: datetime) -> None:
     # A stopped or failed campaign may go on (after a person's stop, or once the cause of a failure is fixed).
     if campaign.status == CampaignStatus.COMPLETED:

@@ -23,7 +23,7 @@ import typer
 from typer._click import exceptions as click_exceptions
 
 from orchestrator import __version__
-from orchestrator.cli import archive, campaigns, database, instruments, ledger, manual, output, people, review
+from orchestrator.cli import archive, campaigns, database, deploy, instruments, ledger, manual, output, people, review
 from orchestrator.errors import PeirceError
 
 # Usage errors (an unknown option, a missing argument, a bad value) are exit status 2, as for any bad input.
@@ -43,6 +43,7 @@ app.add_typer(archive.commands, name="archive")
 app.add_typer(instruments.commands)
 app.add_typer(manual.commands)
 app.add_typer(people.commands)
+app.add_typer(deploy.commands)
 
 
 def _print_version(asked: bool) -> None:

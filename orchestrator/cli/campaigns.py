@@ -151,8 +151,8 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
     from orchestrator.campaign import runs
     from orchestrator.cycle.context import load_context
     from orchestrator.cycle.progress import subscribe
+    from orchestrator.cycle.release import release_failed
     from orchestrator.cycle.waiting import WAITING_FOR_PEOPLE
-    from orchestrator.people.notify import notify_failed
 
     console = output.console()
     ctx = load_context(opened, campaign_id)
@@ -187,9 +187,7 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
     except PeirceError:
         raise  # a lost lease among them: the campaign is the other runner's now, neither failed nor finished
     except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        runs.release_after_error(opened, campaign_id, message, runner=lease.runner)
-        notify_failed(opened, campaign_id, message)  # here, above the lease's room; it never raises
+        message = release_failed(opened, campaign_id, exc, lease.runner)
         raise PeirceError(f"campaign '{ctx.name}' failed: {message}") from exc
     finally:
         unsubscribe()

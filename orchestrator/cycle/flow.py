@@ -16,18 +16,22 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import replace
 from types import FrameType
 from typing import Any, cast
 
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
+from prefect.context import FlowRunContext
+from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture
-from prefect.states import State
+from prefect.states import Cancelled, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
+from orchestrator.campaign import runs
 from orchestrator.cycle.abduce import abduce
 from orchestrator.cycle.context import CampaignContext, ExperimentOutcome, load_context
 from orchestrator.cycle.deduce import deduce
@@ -37,8 +41,12 @@ from orchestrator.cycle.loop import run_loop
 from orchestrator.cycle.prefect_input import PrefectWait
 from orchestrator.cycle.prefect_server import ensure_temporary_server
 from orchestrator.cycle.progress import CycleReport
+from orchestrator.cycle.release import release_failed
 from orchestrator.cycle.waiting import await_people
-from orchestrator.store.database import URL_ENV, open_database
+from orchestrator.errors import CampaignConflict, PeirceError
+from orchestrator.store.database import URL_ENV, Database, open_database
+from orchestrator.store.models import Campaign
+from orchestrator.store.records import add_event
 
 _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -151,15 +159,66 @@ def _runner_sigterm_handler() -> Iterator[None]:
 
 
 @flow(name="peirce-campaign")
-def campaign_flow(campaign_id: int) -> str:
-    """Run campaign `campaign_id` of the database named by $PEIRCE_DB_URL to its end; returns the stop reason."""
+def campaign_flow(campaign_id: int) -> str | State[Any]:
+    """Run campaign `campaign_id` of the database named by $PEIRCE_DB_URL to its end; returns the stop reason.
+
+    One runner per campaign however the flow run was started: inside `peirce run`/`resume` the process already
+    holds the campaign's lease; a flow run a worker started takes it here (`_run_leased`), and ends `Cancelled`,
+    saying who runs the campaign, when another process holds it."""
     db = open_database(os.environ.get(URL_ENV))
     try:
-        ctx = load_context(db, campaign_id)
-        with _runner_sigterm_handler():
-            return run_loop(ctx, PrefectStages(ctx))
+        if _held_by_this_process(db, campaign_id):
+            ctx = load_context(db, campaign_id)
+            with _runner_sigterm_handler():
+                return run_loop(ctx, PrefectStages(ctx))
+        return _run_leased(db, campaign_id)
     finally:
         db.dispose()
+
+
+def _held_by_this_process(db: Database, campaign_id: int) -> bool:
+    with db.session() as session:
+        return session.get_one(Campaign, campaign_id).runner == runs.runner_identity()
+
+
+def _run_leased(db: Database, campaign_id: int) -> str | State[Any]:
+    """A flow run started by a worker (a deployment's run): claim the lease (atomic; refused while another process
+    holds it), keep it fresh on the heartbeat thread for the whole loop, and free it however the loop ends, as
+    `peirce run` does: finished or paused by the loop itself, failed (`release_failed`), stopped when Prefect ends
+    the run (its cancel is SIGTERM to this process) with what was in flight left for `peirce resume` to reconcile."""
+    context = FlowRunContext.get()
+    flow_run_id = str(context.flow_run.id) if context is not None and context.flow_run is not None else None
+    try:
+        lease = runs.claim(db, campaign_id)
+    except CampaignConflict as exc:
+        message = f"campaign {str(exc).removeprefix('CAMPAIGN: ')}"
+        with db.session() as session:
+            add_event(
+                session,
+                campaign_id,
+                "campaign",
+                campaign_id,
+                "run-refused",
+                detail={"flow_run_id": flow_run_id, "reason": message},
+            )
+        return Cancelled(message=message)
+    try:
+        with lease:
+            ctx = replace(load_context(db, campaign_id), runner=lease.runner)
+            return run_loop(ctx, PrefectStages(ctx))
+    except TerminationSignal as exc:
+        runs.release_after_signal(db, campaign_id, lease.runner, f"stopped by signal {signal.Signals(exc.signal).name}")
+        raise
+    except PeirceError:
+        raise  # a lost lease among them: the campaign is the other runner's now, neither failed nor finished
+    except Exception as exc:
+        release_failed(db, campaign_id, exc, lease.runner)
+        raise
+    finally:
+        # Whatever else ended the run (a cancel that reached the flow another way): the campaign is left stopped and
+        # resumable, never marked as run by a process that has gone. A no-op once the lease was given back.
+        with suppress(Exception):  # the database gone: the next `peirce resume` takes the dead runner's lease over
+            runs.release_after_signal(db, campaign_id, lease.runner, "stopped: its flow run ended")
 
 
 def run_with_prefect(db_url: str, campaign_id: int, campaign_name: str, max_workers: int) -> str:
@@ -177,4 +236,5 @@ def run_with_prefect(db_url: str, campaign_id: int, campaign_name: str, max_work
         task_runner=runner,
         flow_run_name=f"{campaign_name}",
     )
-    return configured(campaign_id=campaign_id)
+    # A str: this process holds the lease (`_drive` took it), so the flow never ends refused with a state.
+    return cast(str, configured(campaign_id=campaign_id))
