@@ -13,6 +13,7 @@ run twice. Each attempt is recorded under the experiment's idempotency key with 
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any, cast
 
-from prefect import Task, flow, task
+from prefect import Task, flow, get_client, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext
@@ -30,6 +31,7 @@ from prefect.futures import PrefectFuture
 from prefect.states import Cancelled, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
+from sqlalchemy import select
 
 from orchestrator.campaign import runs
 from orchestrator.cycle.abduce import abduce
@@ -38,14 +40,16 @@ from orchestrator.cycle.deduce import deduce
 from orchestrator.cycle.experiment import RetryPolicy, run_attempt
 from orchestrator.cycle.induce import induce
 from orchestrator.cycle.loop import run_loop
+from orchestrator.cycle.prefect_artifacts import publish_cycle
 from orchestrator.cycle.prefect_input import PrefectWait
 from orchestrator.cycle.prefect_server import ensure_temporary_server
-from orchestrator.cycle.progress import CycleReport
+from orchestrator.cycle.progress import CycleReport, report_lines
 from orchestrator.cycle.release import release_failed
-from orchestrator.cycle.waiting import await_people
+from orchestrator.cycle.waiting import PausedForPeople, await_people
 from orchestrator.errors import CampaignConflict, PeirceError
+from orchestrator.people.waiting import waiting
 from orchestrator.store.database import URL_ENV, Database, open_database
-from orchestrator.store.models import Campaign
+from orchestrator.store.models import Campaign, Cycle, Experiment
 from orchestrator.store.records import add_event
 
 _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -82,7 +86,6 @@ def deduce_task(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[in
 
 @task(
     name="experiment",
-    task_run_name="experiment-{experiment_id}",
     retry_condition_fn=_retry_only_failed_attempts,
     **_TASK_OPTIONS,
 )
@@ -105,7 +108,10 @@ def _quoted(ctx: CampaignContext) -> CampaignContext:
 
 
 class PrefectStages:
-    """The loop's stages as Prefect tasks."""
+    """The loop's stages as Prefect tasks, named for what a scientist sees in Prefect's UI: the flow run after the
+    campaign, task runs `abduce-c<cycle>`, `deduce-c<cycle>`, `experiment-<seq>` and `induce-c<cycle>`. The cycle's
+    lines the terminal shows go to the flow run's logs, and each induced cycle publishes its artifacts
+    (`prefect_artifacts`)."""
 
     def __init__(self, ctx: CampaignContext) -> None:
         self.ctx = ctx
@@ -113,23 +119,83 @@ class PrefectStages:
         policy = RetryPolicy.of(ctx.spec.budget)
         # The campaign's retries declared on the task; the policy still decides each one (see AttemptFailed).
         self.experiment = experiment_task.with_options(retries=policy.max_retries, retry_delay_seconds=policy.delay_s)
+        _name_flow_run(ctx.name)
+
+    @property
+    def _log(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+        """The logger of the flow run the stages are called in (its lines are the run's logs in Prefect)."""
+        return get_run_logger()
 
     def abduce(self, cycle_id: int) -> list[int]:
-        return abduce_task(self._ctx_arg, cycle_id)
+        return abduce_task.with_options(task_run_name=f"abduce-c{self._index(cycle_id)}")(self._ctx_arg, cycle_id)
 
     def deduce(self, cycle_id: int, batch_size: int) -> list[int]:
-        return deduce_task(self._ctx_arg, cycle_id, batch_size)
+        index = self._index(cycle_id)
+        planned = deduce_task.with_options(task_run_name=f"deduce-c{index}")(self._ctx_arg, cycle_id, batch_size)
+        seqs = self._seqs(planned)
+        self._log.info("cycle %d: %d experiments planned (%s)", index, len(seqs), _listed(seqs.values()))
+        return planned
 
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
-        futures = [self.experiment.submit(self._ctx_arg, i) for i in experiment_ids]
+        seqs = self._seqs(experiment_ids)
+        futures = [
+            self.experiment.with_options(task_run_name=f"experiment-{seqs[i]}").submit(self._ctx_arg, i)
+            for i in experiment_ids
+        ]
         return [f.result() for f in futures]
 
     def wait_for_people(self, cycle_id: int) -> list[int] | None:
-        # Paused with Prefect's approval form while a batch waits for approval (cycle.prefect_input).
-        return await_people(self.ctx, cycle_id, wait=PrefectWait(self.ctx, cycle_id))
+        with self.ctx.db.session() as session:
+            what = waiting(session, self.ctx.campaign_id, cycle_id)
+        if what:
+            self._log.info("cycle %d: %s", self._index(cycle_id), what.describe(self.ctx.name))
+        try:
+            # Paused with Prefect's approval form while a batch waits for approval (cycle.prefect_input).
+            return await_people(self.ctx, cycle_id, wait=PrefectWait(self.ctx, cycle_id))
+        except PausedForPeople as paused:
+            self._log.info("%s is %s; continue with: peirce resume %s", self.ctx.name, paused.reason, self.ctx.name)
+            raise
 
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
-        return induce_task(self._ctx_arg, cycle_id, cycle_seconds)
+        name = f"induce-c{self._index(cycle_id)}"
+        report = induce_task.with_options(task_run_name=name)(self._ctx_arg, cycle_id, cycle_seconds)
+        for line in report_lines(report):
+            level = logging.WARNING if line.startswith("  planner warning:") else logging.INFO
+            self._log.log(level, "%s", line)
+        if report.stop_reason:
+            self._log.info("%s stops: %s", self.ctx.name, report.stop_reason)
+        try:
+            publish_cycle(self.ctx, cycle_id, report)
+        except Exception as exc:  # what the UI shows never stops the science: said in the run's logs instead
+            self._log.warning("cycle %d: artifacts not published: %s: %s", report.cycle, type(exc).__name__, exc)
+        return report
+
+    def _index(self, cycle_id: int) -> int:
+        with self.ctx.db.session() as session:
+            return session.get_one(Cycle, cycle_id).index
+
+    def _seqs(self, experiment_ids: Sequence[int]) -> dict[int, int]:
+        """Experiment id -> seq (the number a scientist knows an experiment by)."""
+        with self.ctx.db.session() as session:
+            rows = session.execute(select(Experiment.id, Experiment.seq).where(Experiment.id.in_(experiment_ids)))
+            return {int(id_): int(seq) for id_, seq in rows.all()}
+
+
+def _listed(seqs: Any) -> str:
+    return ", ".join(f"#{seq}" for seq in sorted(seqs)) or "none"
+
+
+def _name_flow_run(campaign: str) -> None:
+    """Name the flow run after the campaign when it was started under another name (a deployment's run, which a
+    worker started under a name Prefect made up); `run_with_prefect` names its runs so already."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.name == campaign:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, name=campaign)
+    except Exception as exc:  # a name is for people; the campaign runs without it
+        get_run_logger().warning("flow run not renamed to %s: %s: %s", campaign, type(exc).__name__, exc)
 
 
 _SignalHandler = Callable[[int, FrameType | None], Any] | int | None
@@ -237,4 +303,30 @@ def run_with_prefect(db_url: str, campaign_id: int, campaign_name: str, max_work
         flow_run_name=f"{campaign_name}",
     )
     # A str: this process holds the lease (`_drive` took it), so the flow never ends refused with a state.
-    return cast(str, configured(campaign_id=campaign_id))
+    with _run_logs_to_prefect():
+        return cast(str, configured(campaign_id=campaign_id))
+
+
+# The loggers of flow and task runs (`get_run_logger`), whose records Prefect's API handler sends to the run's logs.
+_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
+
+
+@contextmanager
+def _run_logs_to_prefect() -> Iterator[None]:
+    """The run's logs reach Prefect's API even where the terminal is kept quiet of Prefect.
+
+    `peirce run` sets Prefect's log level to CRITICAL (`cli.campaigns.quiet_prefect`): its own lines would bury
+    the progress lines. The run loggers inherit that level and would drop the cycle lines meant for the run's
+    logs, so while the flow runs they take INFO and stop passing records on to the terminal's handler; they keep
+    their own, Prefect's API handler. Where Prefect logs INFO already (a worker's run, a script), nothing changes."""
+    saved = [(logger, logger.level, logger.propagate) for logger in map(logging.getLogger, _RUN_LOGGERS)]
+    for logger, _, _ in saved:
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, level, propagate in saved:
+            logger.setLevel(level)
+            logger.propagate = propagate

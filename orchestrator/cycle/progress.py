@@ -39,3 +39,15 @@ def subscribe(listener: Listener) -> Callable[[], None]:
 def publish(report: CycleReport) -> None:
     for listener in list(_listeners):
         listener(report)
+
+
+def report_lines(report: CycleReport) -> list[str]:
+    """The cycle as plain lines, as the terminal shows them (the CLI adds colour): spent, failures and best so
+    far, then the planner's warnings and the hypothesis news, each on a line of its own."""
+    best = ", ".join(f"{name} = {b['value']:.4g} (#{b['seq']})" for name, b in report.best.items()) or "none yet"
+    mark = " (improved)" if report.improved else ""
+    failed = f", {report.failed_in_cycle} failed" if report.failed_in_cycle else ""
+    lines = [f"cycle {report.cycle}  {report.spent}/{report.budget} experiments{failed}  best {best}{mark}"]
+    lines += [f"  planner warning: {warning}" for warning in report.warnings]
+    lines += [f"  {news}" for news in report.hypotheses]
+    return lines
