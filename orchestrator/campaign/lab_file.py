@@ -25,10 +25,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError
 
 from orchestrator.campaign.station import InstrumentSpec, LimitSpec, TwinSettings
+from orchestrator.campaign.yaml_file import load_yaml
 from orchestrator.errors import SpecError
 from orchestrator.records.base import StrictModel as _Strict
 from planners.space import Identifier
@@ -57,15 +57,13 @@ def load_lab_file(path: Path) -> LabFile:
     """Read and check a lab file; a fault is one SpecError naming the file and the field
     (`lab.yaml: instruments.pump.port`)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError("lab.lab_file", f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError("lab.lab_file", f"cannot read {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path.name}:{mark.line + 1}:{mark.column + 1}" if mark else path.name
-        raise SpecError(where, f"YAML syntax error: {getattr(exc, 'problem', None) or exc}") from None
+    # The campaign file's loader: a repeated key or runaway nesting is refused here too, by line.
+    data = load_yaml(text, path.name)
     if not isinstance(data, dict):
         raise SpecError(path.name, "a lab file is a mapping with lab, instruments (and optionally twins, holds)")
     try:

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     Discriminator,
@@ -33,6 +32,7 @@ from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.lab_file import resolve_station
 from orchestrator.campaign.notify import Webhook
 from orchestrator.campaign.station import STATION_MODELS, ManualStepSpec, StationLab, WaitStepSpec
+from orchestrator.campaign.yaml_file import load_yaml
 from orchestrator.errors import SpecError
 from orchestrator.records import provenance
 from orchestrator.records.base import StrictModel as _Strict
@@ -50,55 +50,6 @@ from planners.space import (
     constraints_satisfiable,
 )
 from simulators.functions import TEST_FUNCTIONS
-
-# A campaign file nests a handful of levels (lab.protocol[2].args.volume is five); this leaves room for any real
-# one and stops a file of thousands of `[` long before Python's stack would.
-MAX_NESTING = 50
-
-
-class _LoadRefused(yaml.MarkedYAMLError):
-    """What the campaign loader refuses that YAML itself allows (a repeated key, nesting past MAX_NESTING)."""
-
-
-class _CampaignLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing two things it would otherwise get wrong: a key given twice in one mapping
-    (PyYAML keeps the last, silently) and nesting past MAX_NESTING (its composer recurses once per level, so
-    20,000 `[` end in a RecursionError)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_NESTING:
-                raise _LoadRefused(
-                    problem=f"nested more than {MAX_NESTING} levels deep", problem_mark=self.peek_event().start_mark
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            first_line: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue  # `<<: *defaults` then a key of its own is YAML's way to override, not a repeat
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    earlier = first_line.get(key)
-                except TypeError:
-                    continue  # an unhashable key: PyYAML refuses it itself, with its line
-                if earlier is not None:
-                    raise _LoadRefused(
-                        problem=f"duplicate key '{key}' (first given on line {earlier})",
-                        problem_mark=key_node.start_mark,
-                    )
-                first_line[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
-
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$")
 _DURATION_UNITS = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
@@ -389,14 +340,7 @@ def load_spec(path: Path) -> tuple[CampaignSpec, str]:
 
 
 def parse_spec(text: str, base_dir: Path, source: str = "<spec>") -> CampaignSpec:
-    try:
-        data = yaml.load(text, Loader=_CampaignLoader)  # a SafeLoader, with the two refusals above
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        what = "" if isinstance(exc, _LoadRefused) else "YAML syntax error: "
-        raise SpecError(where, f"{what}{problem}") from None
+    data = load_yaml(text, source)
     if not isinstance(data, dict):
         raise SpecError(source, f"a campaign file must be a mapping of keys, not {type(data).__name__}")
     lab = data.get("lab")

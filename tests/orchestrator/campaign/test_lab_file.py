@@ -77,3 +77,17 @@ def test_a_list_of_names_takes_the_lab_s_limits_and_shared_is_not_written_by_han
     with pytest.raises(SpecError) as caught:
         load_spec(folder / "shared_station.yaml")
     assert caught.value.field == "lab.shared"
+
+
+def test_a_lab_file_is_read_with_the_campaign_file_s_refusals(folder: Path) -> None:
+    """A key given twice in the lab file is refused by line (PyYAML alone keeps the last, silently), and runaway
+    nesting is one line, not a RecursionError."""
+    _edit(folder / "lab.yaml", "driver: ika-namur", "driver: ika-namur\n    driver: newera-pump")
+    with pytest.raises(SpecError) as caught:
+        load_spec(folder / "shared_station.yaml")
+    assert caught.value.field.startswith("lab.yaml:")
+    assert caught.value.message.startswith("duplicate key 'driver' (first given on line ")
+    (folder / "lab.yaml").write_text("[" * 20_000)
+    with pytest.raises(SpecError) as caught:
+        load_spec(folder / "shared_station.yaml")
+    assert caught.value.message == "nested more than 50 levels deep"
