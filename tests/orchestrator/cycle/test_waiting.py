@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from orchestrator.campaign import runs
 from orchestrator.cycle.context import CampaignContext, load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
-from orchestrator.lab.contract import HandedToPerson, Lab, LabResult
+from orchestrator.lab.contract import Lab
 from orchestrator.people.requests import answer, open_requests
 from orchestrator.people.results import ResultEntry, enter_results
 from orchestrator.store.database import Database, open_database
@@ -29,6 +29,7 @@ from orchestrator.store.models import (
 )
 from orchestrator.store.records import move_experiment
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec
+from tests.person_lab import PersonLab
 
 
 def _start(db_url: str, data: dict[str, Any], lab: Lab | None = None) -> tuple[Database, CampaignContext]:
@@ -140,19 +141,6 @@ def test_a_stop_asked_while_the_runner_waits_ends_the_wait_and_withdraws_the_req
         assert open_requests(session, ctx.campaign_id) == []
         resolutions = session.scalars(select(PersonRequest.resolution)).all()
     assert resolutions == ["withdrawn", "withdrawn"]
-
-
-class PersonLab:
-    """A lab that is a person: every experiment is handed out, its results entered later."""
-
-    candidates = None
-    max_concurrency = 4
-
-    def run(self, parameters: Any, key: str, journal: Any = None) -> LabResult:
-        raise HandedToPerson({"instructions": f"run {key}"})
-
-    def close(self) -> None:
-        return None
 
 
 def test_work_handed_to_a_person_waits_survives_a_lost_runner_and_continues_with_the_results(db_url: str) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from orchestrator.campaign import runs
 from orchestrator.cycle.context import CampaignContext, load_context, open_campaign
 from orchestrator.cycle.loop import InlineStages, run_loop
-from orchestrator.lab.contract import HandedToPerson, Lab, LabResult
+from orchestrator.lab.contract import Lab
 from orchestrator.people.notify import notify_failed
 from orchestrator.people.requests import answer, open_requests
 from orchestrator.store.database import Database, open_database
@@ -29,6 +29,7 @@ from orchestrator.store.models import Campaign, Event, Experiment, ExperimentSta
 from orchestrator.store.records import move_experiment, set_campaign_status
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec, write_spec
 from tests.orchestrator.cli.helpers import invoke
+from tests.person_lab import PersonLab
 
 SECRET = "T0KEN-sk-1234567890abcdef"  # what a chat service's webhook path would hold
 ENV = "PEIRCE_TEST_WEBHOOK"
@@ -175,19 +176,6 @@ def test_a_batch_waiting_for_approval_is_announced_once_with_its_seqs_and_the_en
         "peirce: h6 finished: budget of 4 experiments spent",
     ]
     assert _events(db, "notify-failed") == []
-
-
-class PersonLab:
-    """A lab that is a person: every experiment is handed out, its results entered later."""
-
-    candidates = None
-    max_concurrency = 4
-
-    def run(self, parameters: Any, key: str, journal: Any = None) -> LabResult:
-        raise HandedToPerson({"instructions": f"run {key}"})
-
-    def close(self) -> None:
-        return None
 
 
 def test_work_handed_to_a_person_asks_for_results(tmp_path: Path, hooks: Hooks) -> None:
