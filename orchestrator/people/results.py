@@ -151,21 +151,27 @@ def checked_values(
     for name, objective in objectives.items():
         if name not in values or values[name] is None or (isinstance(values[name], str) and not values[name].strip()):
             raise SpecError(f"{where}: {name}", f"no value for outcome '{name}'")
-        raw = values[name]
-        if isinstance(raw, bool):
-            raise SpecError(f"{where}: {name}", f"{raw!r} is not a number")
-        try:
-            value = float(raw.strip() if isinstance(raw, str) else raw)
-        except (TypeError, ValueError):
-            raise SpecError(f"{where}: {name}", f"{str(raw)[:40]!r} is not a number") from None
-        if not math.isfinite(value):
-            raise SpecError(f"{where}: {name}", f"{raw!r} is not a finite number")
+        value = finite_number(values[name], f"{where}: {name}")
         unit = (units.get(name) or "").strip()
         if unit and unit != objective.unit:
             wanted = f"'{objective.unit}'" if objective.unit else "no unit"
             raise SpecError(f"{where}: {name}", f"unit '{unit}', but {name} is recorded in {wanted}")
         checked[name] = value
     return checked
+
+
+def finite_number(raw: Any, field: str) -> float:
+    """A value a person gave for a measured outcome (a number, or text of one), as a finite float; one line naming
+    `field` otherwise. True and False are not numbers here, though Python would read them as 1 and 0."""
+    if isinstance(raw, bool):
+        raise SpecError(field, f"{raw!r} is not a number")
+    try:
+        value = float(raw.strip() if isinstance(raw, str) else raw)
+    except (TypeError, ValueError):
+        raise SpecError(field, f"{str(raw)[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise SpecError(field, f"{raw!r} is not a finite number")
+    return value
 
 
 def write_measurements(

@@ -16,7 +16,6 @@ naming who entered it; the same value entered again changes nothing.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,7 +26,7 @@ from sqlalchemy.orm import Session
 from instruments.station import ManualStep, PersonEntry, StepNotDone
 from orchestrator.errors import SpecError
 from orchestrator.people.requests import answer, check_person, open_request, open_requests
-from orchestrator.people.results import ENTERED, NOT_RUN
+from orchestrator.people.results import ENTERED, NOT_RUN, finite_number
 from orchestrator.records.events import EventKind
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, CampaignStatus, Experiment, PersonRequest, RequestKind
@@ -153,14 +152,7 @@ def _step_value(values: Mapping[str, Any], outcome: str, unit: str, step: str) -
     if set(values) != {outcome}:
         given = ", ".join(values) or "nothing"
         raise SpecError("VALUES", f"{step} waits for {wanted}; got {given}")
-    raw = values[outcome]
-    try:
-        value = float(raw.strip() if isinstance(raw, str) else raw)
-    except (TypeError, ValueError):
-        raise SpecError(outcome, f"{str(raw)[:40]!r} is not a number") from None
-    if isinstance(raw, bool) or not math.isfinite(value):
-        raise SpecError(outcome, f"{raw!r} is not a finite number")
-    return value
+    return finite_number(values[outcome], outcome)
 
 
 def _entered_before(session: Session, experiment: Experiment, values: Mapping[str, Any], not_run: str | None) -> str:
