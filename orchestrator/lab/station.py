@@ -14,7 +14,8 @@ not done ends the experiment as `LabAbandoned`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from instruments.contract import Driver
@@ -93,6 +94,7 @@ class StationRuntime:
         self.bench: Any = None
         self._lock = threading.Lock()
         self._connected: set[str] = set()
+        self.shared_ports = False  # set by the first experiment run under lab-wide holds
 
     def _make_drivers(self, ports: Mapping[str, str], line: Mapping[str, Any] | None = None) -> dict[str, Driver]:
         return {
@@ -107,8 +109,9 @@ class StationRuntime:
 
     # --- lifetime ---------------------------------------------------------------------------------------------------
 
-    def start(self, journal: Journal | None = None) -> Station:
-        """Start the twins (in twin mode, once) and connect every driver. An experiment that finds the station
+    def start(self, journal: Journal | None = None, *, connect: bool = True) -> Station:
+        """Start the twins (in twin mode, once) and connect every driver (unless `connect` is false: instruments
+        shared lab-wide are connected by the hold, see `_connect_while_held`). An experiment that finds the station
         unconnected (first use, or a connection that failed) connects it; a failure is that experiment's error."""
         with self._lock:
             if self.station is None:
@@ -128,7 +131,7 @@ class StationRuntime:
                     on_arrive=on_arrive,
                     time_scale=time_scale,
                 )
-            for name in self.station.drivers:
+            for name in self.station.drivers if connect else ():
                 if name not in self._connected:
                     # A connect that failed half-way (a fault during set-up) is done again from the start, by the
                     # next experiment, whose journal then holds it.
@@ -166,12 +169,42 @@ class StationRuntime:
         hold: HoldInstrument | None = None,
     ) -> dict[str, float]:
         """Run the protocol for one experiment; its outcomes by name. Raises `InstrumentError`."""
-        return dict(self.start(journal).run(parameters, key, journal, ask_person, hold))
+        if hold is None:
+            return dict(self.start(journal).run(parameters, key, journal, ask_person))
+        # Shared with the lab's other campaigns: a port is open only while this experiment holds its instrument
+        # lab-wide. A serial port is opened by one process at a time, a serial device server (and a TCP twin) serves
+        # one client at a time: a campaign that kept its ports open would keep every other campaign out.
+        self.shared_ports = True
+        station = self.start(journal, connect=False)
+        return dict(station.run(parameters, key, journal, ask_person, self._connect_while_held(station, hold, journal)))
+
+    def _connect_while_held(self, station: Station, hold: HoldInstrument, journal: Journal | None) -> HoldInstrument:
+        """The lab-wide hold, with the instrument's port opened (and its identity checked) once it is held, and
+        closed before it is given back. A failure after the port opened is handled by the station while the
+        instrument is still held (it brings it to its safe state first)."""
+
+        @contextmanager
+        def held(instrument: str) -> Iterator[None]:
+            driver = station.drivers[instrument]
+            with hold(instrument):
+                try:
+                    station.connect([instrument], journal)
+                    yield
+                finally:
+                    driver.close()
+
+        return held
 
     def close(self) -> None:
         with self._lock:
             if self.station is not None:
-                self.station.close()
+                if self.shared_ports:
+                    # Ports of shared instruments are closed already, at each hold's end; an abort now would open
+                    # one again and reach an instrument another campaign may be using.
+                    for driver in self.station.drivers.values():
+                        driver.close()
+                else:
+                    self.station.close()
                 self.station = None
                 self._connected.clear()
             for server in self.servers:
