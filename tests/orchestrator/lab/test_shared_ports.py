@@ -76,12 +76,11 @@ def test_two_campaigns_take_turns_on_a_one_client_instrument_and_each_opens_it_o
         try:
             for i in range(EXPERIMENTS_EACH):
                 journal: list[tuple[str, dict[str, Any]]] = []
-                values = runtimes[name].run(
-                    {"x": float(i)},
-                    f"{name}-{i}",
-                    lambda kind, detail, journal=journal: journal.append((kind, detail)),
-                    hold=hold.for_campaign(name),
-                )
+
+                def write(kind: str, detail: dict[str, Any], journal: list[Any] = journal) -> None:
+                    journal.append((kind, detail))
+
+                values = runtimes[name].run({"x": float(i)}, f"{name}-{i}", write, hold=hold.for_campaign(name))
                 kinds = [kind for kind, _ in journal]
                 # The port is opened (identity checked) inside the hold, once per experiment, before its first act.
                 assert kinds.count("connect-done") == 1, kinds
