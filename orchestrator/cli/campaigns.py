@@ -156,6 +156,7 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
 
     console = output.console()
     ctx = load_context(opened, campaign_id)
+    _warn_unless_held(ctx)
     lease = runs.claim(opened, campaign_id)
     ctx = replace(ctx, runner=lease.runner)
     progress = Progress(
@@ -198,6 +199,20 @@ def _drive(opened: Database, campaign_id: int, engine: str) -> None:
     else:
         console.print(f"[bold]{escape(ctx.name)}[/] finished: {escape(reason)}")
     _print_status(console, opened, ctx.name)
+
+
+def _warn_unless_held(ctx: CampaignContext) -> None:
+    """Say so when a campaign on a lab's shared instruments runs where no lab-wide hold can be taken (no Prefect
+    server every campaign talks to): nothing then keeps the lab's other campaigns off its instruments."""
+    from orchestrator.campaign.station import StationLab  # loaded already with the spec (start-up time, as above)
+
+    lab = ctx.spec.lab
+    if isinstance(lab, StationLab) and lab.shared is not None and ctx.holds is None:
+        output.errors().print(
+            f"warning: the instruments of lab '{lab.shared.lab}' are not held lab-wide: no Prefect server "
+            "(PREFECT_API_URL); run no other campaign on them meanwhile",
+            markup=False,
+        )
 
 
 def _run_engine(opened: Database, ctx: CampaignContext, campaign_id: int, engine: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 from orchestrator.campaign.spec import CampaignSpec, load_spec
 from orchestrator.campaign.station import StationLab
 from orchestrator.errors import SpecError
+from tests.orchestrator.cli.helpers import invoke
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -91,3 +92,18 @@ def test_a_lab_file_is_read_with_the_campaign_file_s_refusals(folder: Path) -> N
     with pytest.raises(SpecError) as caught:
         load_spec(folder / "shared_station.yaml")
     assert caught.value.message == "nested more than 50 levels deep"
+
+
+def test_a_run_without_a_prefect_server_says_the_lab_s_instruments_are_not_held(folder: Path) -> None:
+    _edit(folder / "shared_station.yaml", "experiments: 12, batch_size: 3", "experiments: 1, batch_size: 1")
+    _edit(folder / "lab.yaml", "time_scale: 600", "time_scale: 60000")  # the 5-60 min reaction in well under 1 s
+    url = f"sqlite:///{folder / 'lab.db'}"
+    ran = invoke(
+        "run", "shared_station.yaml", "--db", url, "--engine", "inline", cwd=folder, env={"PREFECT_API_URL": None}
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "shared_station finished: budget of 1 experiments spent" in ran.stdout
+    assert ran.stderr.splitlines()[0] == (
+        "warning: the instruments of lab 'bench_lab' are not held lab-wide: no Prefect server (PREFECT_API_URL); "
+        "run no other campaign on them meanwhile"
+    )

@@ -26,10 +26,11 @@ class Result:
     stderr: str
 
 
-def invoke(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+def invoke(*args: str, cwd: Path, env: dict[str, str | None] | None = None) -> Result:
     """Run `peirce ARGS` in this process, in folder `cwd`, with standard output and error captured as a pipe would
-    (not a terminal). $PEIRCE_DB_URL and $COLUMNS are unset unless `env` sets them; the environment and the working
-    folder are restored afterwards (a command may set Prefect's variables for itself)."""
+    (not a terminal). $PEIRCE_DB_URL and $COLUMNS are unset unless `env` sets them (a None in `env` unsets a
+    variable); the environment and the working folder are restored afterwards (a command may set Prefect's
+    variables for itself)."""
     environment: dict[str, str | None] = {"PEIRCE_DB_URL": None, "COLUMNS": None, **(env or {})}
     saved_environ, saved_cwd = dict(os.environ), Path.cwd()
     os.chdir(cwd)
