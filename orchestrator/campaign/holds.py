@@ -2,7 +2,7 @@
 
 The cycle writes an event of the experiment when it starts to wait for an instrument (`hold-waiting`), takes it
 (`hold-taken`), gives it back (`hold-released`) or gives up waiting (`hold-timeout`), each naming the instrument
-and its lab-wide hold (`instrument:<lab>/<name>`). What holds now is the last of these per experiment attempt,
+and its lab-wide hold (`instrument:<lab>:<name>`). What holds now is the last of these per experiment attempt,
 for experiments still under way (dispatched or running): a runner that died holding an instrument leaves its
 experiment in doubt, and its hold (a Prefect lease) lapses on its own; once recovery settles the experiment the
 stale row no longer shows.
@@ -23,7 +23,7 @@ HOLD_EVENTS = ("hold-waiting", "hold-taken", "hold-released", "hold-timeout")
 
 def slot_name(lab: str, instrument: str) -> str:
     """The lab-wide hold on one instrument (a Prefect global concurrency limit of one slot)."""
-    return f"instrument:{lab}/{instrument}"
+    return f"instrument:{lab}:{instrument}"  # Prefect refuses / % & > < in a limit's name
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The lab file: instruments declared once for the lab, shared by the campaigns that name it.
 
-lab: bench_lab                      # the lab's name: an experiment's hold on `pump` is `instrument:bench_lab/pump`
+lab: bench_lab                      # the lab's name: an experiment's hold on `pump` is `instrument:bench_lab:pump`
 holds: {timeout_s: 600}             # how long an experiment waits for an instrument another campaign holds
 instruments:
   pump: {driver: newera-pump, port: /dev/ttyUSB0, limits: {volume_ml: {max: 3, per_experiment: 3}}}

@@ -5,7 +5,7 @@ processes and on other computers. An experiment holds an instrument from the fir
 steps on it to the last (the station's own rule, `instruments.station`), so its sample is never left on an
 instrument another experiment is using; it holds one instrument at a time, so no two experiments can each hold
 what the other waits for (no deadlock, and no need to order holds). The hold is the slot of the global
-concurrency limit `instrument:<lab>/<name>` (limit 1, created when missing), taken with Prefect's
+concurrency limit `instrument:<lab>:<name>` (limit 1, created when missing), taken with Prefect's
 `concurrency(..., strict=True)` under a lease that Prefect renews while the hold lasts and that lapses on its
 own if the process dies.
 
