@@ -7,7 +7,8 @@ campaign to that pool's workers (`prefect worker start --pool NAME` on the compu
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -15,6 +16,9 @@ from rich.markup import escape
 from orchestrator.cli import database, output
 from orchestrator.cli.campaigns import SpecArg, quiet_prefect
 from orchestrator.cli.options import DbOption
+
+if TYPE_CHECKING:
+    from sqlalchemy import URL
 
 commands = typer.Typer()
 
@@ -52,8 +56,14 @@ def deploy(pool: PoolOption, db: DbOption = None) -> None:
     console = output.console()
     pool_line = f"work pool '{pool}' created" if deployed.pool_created else f"work pool '{pool}' exists"
     console.print(f"deployed {deployed.name} ({pool_line}; deployment {deployed.deployment_id})", markup=False)
-    shown = opened.engine.url.render_as_string(hide_password=True)
-    console.print(f"start a worker beside the instruments: PEIRCE_DB_URL='{shown}' prefect worker start --pool {pool}")
+    console.print(
+        f"start a worker beside the instruments: PEIRCE_DB_URL='{worker_url(opened.engine.url)}' "
+        f"prefect worker start --pool {pool}",
+        markup=False,
+        soft_wrap=True,
+    )
+    if opened.engine.url.get_backend_name() == "sqlite":
+        console.print("(a SQLite file serves workers on this computer only; a lab of several uses PostgreSQL)")
     console.print(f"submit a campaign: peirce submit CAMPAIGN.yaml --pool {pool}", markup=False)
 
 
@@ -82,3 +92,11 @@ def submit(spec_path: SpecArg, pool: PoolOption, db: DbOption = None) -> None:
     if submitted.ui_url:
         console.print(f"watch it at {submitted.ui_url}", markup=False, soft_wrap=True)
     console.print(f"follow it with: peirce status {escape(spec.name)}")
+
+
+def worker_url(url: URL) -> str:
+    """The database URL as a worker is to be given it: the password hidden (the worker's owner types it), and a
+    SQLite file by its absolute path, since a worker does not start in this folder."""
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        url = url.set(database=str(Path(url.database).resolve()))
+    return url.render_as_string(hide_password=True)

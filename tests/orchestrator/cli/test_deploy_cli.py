@@ -71,3 +71,18 @@ def test_a_bad_campaign_file_is_one_line_before_the_server_is_asked(tmp_path: Pa
     missing = invoke("submit", "nowhere.yaml", "--pool", "lab", cwd=tmp_path, env={"PREFECT_API_URL": NO_SERVER})
     assert missing.returncode == 2
     assert "nowhere.yaml" in _one_line(missing.stderr)
+
+
+def test_the_worker_is_told_a_sqlite_file_by_its_absolute_path_and_never_a_password(tmp_path: Path) -> None:
+    from sqlalchemy import make_url
+
+    from orchestrator.cli.deploy import worker_url
+
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # a worker starts elsewhere: `peirce.db` must be named by where it is
+        assert worker_url(make_url("sqlite:///peirce.db")) == f"sqlite:///{folder / 'peirce.db'}"
+    assert worker_url(make_url("sqlite:////srv/lab/peirce.db")) == "sqlite:////srv/lab/peirce.db"
+    shown = worker_url(make_url("postgresql+psycopg://lab:s3cret@db.lab:5432/peirce"))
+    assert shown == "postgresql+psycopg://lab:***@db.lab:5432/peirce"
