@@ -35,21 +35,76 @@ if TYPE_CHECKING:
 commands = typer.Typer()
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "campaign" / "templates" / "campaign.yaml"
+# The templates of self-driving labs: the folders of examples/ beside the packages (docs/templates.md).
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "examples"
 SpecArg = Annotated[Path, typer.Argument(metavar="SPEC", help="Campaign file (YAML).", show_default=False)]
 
 
 @commands.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the example campaign.")] = Path("campaign.yaml"),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Where to write: the campaign file (default campaign.yaml), or with --template the folder "
+            "(default: the template's name).",
+            show_default=False,
+        ),
+    ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            "--template", help="Start from a template of a self-driving lab (docs/templates.md).", metavar="NAME"
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file or folder.")] = False,
 ) -> None:
-    """Write a commented example campaign to start from."""
+    """Write a commented example campaign to start from, or a template's folder (campaign, notes, README)."""
+    if template is not None:
+        _init_from_template(template, path or Path(template), force)
+        return
+    path = path or Path("campaign.yaml")
     if path.exists() and not force:
         raise SpecError(str(path), "file exists (use --force to overwrite)")
     path.write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
     output.console().print(
         f"wrote {path}; check it with [bold]peirce validate {path}[/], run it with [bold]peirce run {path}[/]"
     )
+
+
+def templates() -> dict[str, Path]:
+    """The templates by name: each folder of examples/ that holds a campaign.yaml (they ship with the source)."""
+    if not TEMPLATES_DIR.is_dir():
+        return {}
+    return {d.name: d for d in sorted(TEMPLATES_DIR.iterdir()) if (d / "campaign.yaml").is_file()}
+
+
+def _init_from_template(name: str, folder: Path, force: bool) -> None:
+    known = templates()
+    if name not in known:
+        choices = ", ".join(known) or "none found: they ship with peirce's source, in examples/"
+        raise SpecError("--template", f"no template '{name}' (templates: {choices})")
+    if folder.exists() and not folder.is_dir():
+        raise SpecError(str(folder), "is a file, not a folder")
+    files = [f for f in sorted(known[name].rglob("*")) if f.is_file() and not _generated(f)]
+    targets = [folder / f.relative_to(known[name]) for f in files]
+    clashes = [t for t in targets if t.exists()]
+    if clashes and not force:
+        raise SpecError(str(clashes[0]), "file exists (use --force to overwrite)")
+    for source, target in zip(files, targets, strict=True):  # every check first: a refusal writes nothing
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(source.read_bytes())
+    campaign = folder / "campaign.yaml"
+    output.console().print(
+        f"wrote {folder}/ ({len(files)} files) from template {name}; read {folder / 'README.md'}, "
+        f"run it with peirce run {campaign}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _generated(path: Path) -> bool:
+    """What running a template leaves beside it (caches, databases, reports), never part of the template."""
+    return "__pycache__" in path.parts or path.suffix in (".pyc", ".db") or path.name.endswith("-report.html")
 
 
 @commands.command()
