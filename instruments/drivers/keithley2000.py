@@ -1,4 +1,5 @@
-"""Keithley Model 2000 digital multimeter over RS-232 in its SCPI language, measuring DC volts (a photodetector).
+"""Keithley Model 2000 digital multimeter over RS-232 in its SCPI language, measuring DC volts (a photodetector) or
+four-wire resistance (a four-point probe on a film).
 
 Implemented from Keithley Instruments, "Model 2000 Multimeter User's Manual", document 2000-900-01 Rev. J
 (August 2010):
@@ -10,7 +11,10 @@ Implemented from Keithley Instruments, "Model 2000 Multimeter User's Manual", do
   `:READ?` = `:ABORt` + `:INITiate` + `:FETCh?`, `:MEASure:VOLTage:DC?`); the :FORMat subsystem (p. 5-28,
   Figure 5-1: an ASCII reading is `±1.23456789E±00` with the UNITs and CHANnel elements appended when selected,
   and an overflow reads `+9.9E37` with no units; `:FORMat:ELEMents READing`); the [SENSe[1]] subsystem (p. 5-37:
-  `:FUNCtion 'VOLTage:DC'`, `:VOLTage:DC:RANGe <0 to 1010>`, `:RANGe:AUTO <b>`, `:NPLCycles <0.01 to 10>`);
+  `:FUNCtion 'VOLTage:DC'`, `:VOLTage:DC:RANGe <0 to 1010>`, `:RANGe:AUTO <b>`, `:NPLCycles <0.01 to 10>`, and the
+  same for four-wire ohms: `:CONFigure:FRESistance`, `:MEASure:FRESistance?`, `:FUNCtion 'FRESistance'`,
+  `:FRESistance:RANGe <n>` (ranges 100 Ω to 100 MΩ), `:FRESistance:RANGe:AUTO <b>`, `:FRESistance:NPLCycles <n>`;
+  each function keeps its own range and integration time);
   the SYSTem subsystem (`:SYSTem:ERRor?` reads the FIFO error queue of 10 entries, `0,"No error"` when empty,
   `-350,"Queue overflow"` in the last place when it filled; `:SYSTem:REMote` / `:LOCal`, RS-232 only);
   `:INITiate:CONTinuous OFF` (with continuous initiation on, the `:INITiate` inside `:READ?` fails with
@@ -29,7 +33,12 @@ error queue with `:SYSTem:ERRor?` until it says `0,"No error"`; any entry found 
 re-sent after a lost answer (an error would be lost with it): a lost answer there fails the action, which re-runs
 whole (every action is idempotent). A query the 2000 cannot answer is answered with nothing and an entry in the
 queue; after such a timeout the driver reads the queue and reports the entry as a DeviceError. An overflow reading
-is a DeviceError with code `+9.9E37`.
+is a DeviceError with code `+9.9E37` (in four-wire ohms: an open probe, or a sample that does not conduct within
+100 MΩ).
+
+Each measurement reads the function it is named after: the driver keeps the function it last set and confirmed,
+and a measurement of the other one selects its own first with `:SENSe:FUNCtion` (which keeps that function's range
+and integration time, unlike :CONFigure), read back; so a photometer reading is never taken in ohms.
 
 At connect the driver clears the queue (`*CLS`), takes the front panel (`:SYSTem:REMote`), selects DC volts, turns
 continuous initiation off and asks for the reading element only (`:FORMat:ELEMents READ`), whatever a previous
@@ -61,6 +70,10 @@ OVERFLOW_V = 9.9e37
 ERROR_QUEUE_SIZE = 10
 # The integration times :NPLCycles accepts (p. 5-37).
 NPLC_MIN, NPLC_MAX = 0.01, 10.0
+# The four-wire ohms ranges (100 Ω to 100 MΩ in decades) and the readings a function name may come back as.
+FRES_RANGE_MIN_OHM, FRES_RANGE_MAX_OHM = 1.0, 1.0e8
+DCV, FRES = "VOLT:DC", "FRES"
+_FUNCTION_NAMES = {"VOLT:DC": DCV, "VOLTAGE:DC": DCV, "FRES": FRES, "FRESISTANCE": FRES}
 # Power line frequency assumed for timing (the slower of 50 and 60 Hz); a reading takes about three integrations
 # with autozero on (signal, reference and zero).
 _LINE_HZ = 50.0
@@ -188,14 +201,16 @@ def _format_number(value: float) -> str:
 
 
 class Keithley2000(Driver):
-    """A Keithley 2000 on RS-232 in SCPI, reading DC volts (the output of a photodiode amplifier)."""
+    """A Keithley 2000 on RS-232 in SCPI, reading DC volts (the output of a photodiode amplifier) or four-wire ohms
+    (a four-point probe)."""
 
     name = "keithley-2000"
     title = "Keithley 2000 multimeter (SCPI)"
     manual = (
         "Keithley Model 2000 Multimeter User's Manual, 2000-900-01 Rev. J (Aug 2010): section 4 Remote Operation "
         "(RS-232 operation, programming syntax, common commands *IDN? *RST *CLS *OPC?), section 5 SCPI Command "
-        "Reference (:CONFigure/:READ?/:MEASure?, :FORMat:ELEMents, [:SENSe]:VOLTage:DC:RANGe/NPLCycles, "
+        "Reference (:CONFigure/:READ?/:MEASure?, :FORMat:ELEMents, [:SENSe]:VOLTage:DC and :FRESistance "
+        "RANGe/NPLCycles, "
         ":SYSTem:ERRor?/:REMote/:LOCal, :INITiate:CONTinuous), appendix B status and error messages"
     )
     serial = SerialSettings(
@@ -241,6 +256,38 @@ class Keithley2000(Driver):
             returns={"voltage_v": "V", "voltage_sd_v": "V"},
         ),
         Action(
+            "configure_resistance_4w",
+            "Select four-wire ohms (:CONF:FRES), the range that holds range_ohm (or autoranging from it) and the "
+            "integration time in power line cycles; returns the range and NPLC the meter reports.",
+            arguments=(
+                Argument(
+                    "range_ohm",
+                    unit="ohm",
+                    minimum=FRES_RANGE_MIN_OHM,
+                    maximum=FRES_RANGE_MAX_OHM,
+                    description="Largest resistance expected; the 2000 picks the lowest of 100 Ω … 100 MΩ (decades) "
+                    "that holds it (with autorange on, the range it starts from).",
+                ),
+                Argument(
+                    "nplc",
+                    unit="PLC",
+                    minimum=NPLC_MIN,
+                    maximum=NPLC_MAX,
+                    default=1.0,
+                    description="Integration time in power line cycles: longer is quieter and slower.",
+                ),
+                Argument("autorange", "boolean", default=False, description="Let the 2000 choose the range."),
+            ),
+            returns={"range_ohm": "ohm", "nplc": "PLC"},
+        ),
+        Action(
+            "measure_resistance_4w",
+            "Take `samples` four-wire resistance readings (:READ? each) and return their mean and sample standard "
+            "deviation; an open probe or a sample past 100 MΩ is an overflow (a device error).",
+            arguments=(Argument("samples", "integer", minimum=1, maximum=100, default=1),),
+            returns={"resistance_ohm": "ohm", "resistance_sd_ohm": "ohm"},
+        ),
+        Action(
             "reset",
             "Return the meter to its *RST defaults (DC volts, autorange, 1 PLC), clear the error queue and select "
             "the reading element only again.",
@@ -255,13 +302,17 @@ class Keithley2000(Driver):
 
     def __init__(self, port: str, **options: Any) -> None:
         super().__init__(port, **options)
-        self._nplc = 1.0  # the integration time the meter is set to, for the reading timeout
+        # The integration time each function is set to (for the reading timeout), and the function last confirmed.
+        self._nplc = 1.0
+        self._fres_nplc = 1.0
+        self._function = DCV
 
     # --- the contract ---------------------------------------------------------------------------------------------
 
     def connect(self) -> dict[str, str]:
         """Open the line, identify the meter, and put it in the state every action assumes (see module doc)."""
         identity = super().connect()
+        self._function = ""  # confirmed by the read-back at the end
         self._setting("*CLS")  # errors from before this session would be blamed on its first action
         self._setting(":SYST:REM")
         self._setting(":SENS:FUNC 'VOLT:DC'")  # keeps the DCV range and NPLC, unlike :CONF
@@ -307,6 +358,7 @@ class Keithley2000(Driver):
         The settings are read back: a setting lost on the line (not answered, so not otherwise noticed) is a
         ProtocolError rather than a measurement under the wrong settings.
         """
+        self._function = ""  # unknown until the settings are read back
         self._setting(":CONF:VOLT:DC")
         self._setting(f":SENS:VOLT:DC:RANG {_format_number(range_v)}")
         if autorange:
@@ -324,6 +376,7 @@ class Keithley2000(Driver):
             wrong.append(f"range {status['range_v']:g} V below the asked {range_v:g} V")
         if wrong:
             raise ProtocolError(f"the 2000 did not take the settings: {', '.join(wrong)}", command=":CONF:VOLT:DC")
+        self._function = DCV
         return {"range_v": status["range_v"], "nplc": status["nplc"]}
 
     def do_measure_voltage(self, samples: int) -> dict[str, Any]:
@@ -332,15 +385,73 @@ class Keithley2000(Driver):
         Each reading may take a few integrations, so its timeout grows with the NPLC. An overflow reading is a
         DeviceError (+9.9E37): the mean of readings past the range would be meaningless.
         """
-        timeout_s = self.transport.settings.timeout_s + _CONVERSIONS * self._nplc / _LINE_HZ
+        self._select_function(DCV)
+        mean, spread = self._readings(samples, self._nplc)
+        return {"voltage_v": mean, "voltage_sd_v": spread}
+
+    def do_configure_resistance_4w(self, range_ohm: float, nplc: float, autorange: bool) -> dict[str, Any]:
+        """`:CONF:FRES` (four-wire ohms, one-shot triggering, defaults), `:SENS:FRES:RANG <n>` (the lowest range
+        holding n; autorange off), `:SENS:FRES:RANG:AUTO ON` when asked and `:SENS:FRES:NPLC <n>`, each checked
+        against the error queue, then read back (as `configure_dc_voltage` does, and for the same reason)."""
+        self._setting(":CONF:FRES")
+        self._setting(f":SENS:FRES:RANG {_format_number(range_ohm)}")
+        if autorange:
+            self._setting(":SENS:FRES:RANG:AUTO ON")
+        self._setting(f":SENS:FRES:NPLC {_format_number(nplc)}")
+        function = self._query_parsed(":SENS:FUNC?", parse_quoted)
+        range_read = self._query_parsed(":SENS:FRES:RANG?", parse_number)
+        autorange_read = self._query_parsed(":SENS:FRES:RANG:AUTO?", parse_boolean)
+        nplc_read = self._query_parsed(":SENS:FRES:NPLC?", parse_number)
+        self._fres_nplc = nplc_read
+        wrong = []
+        if _FUNCTION_NAMES.get(function.upper()) != FRES:
+            wrong.append(f"function {function}")
+        if autorange_read != autorange:
+            wrong.append(f"autorange {'on' if autorange_read else 'off'}")
+        if not math.isclose(nplc_read, nplc, rel_tol=1e-6, abs_tol=1e-9):
+            wrong.append(f"NPLC {nplc_read:g} (asked {nplc:g})")
+        if not autorange and range_read < range_ohm * (1 - 1e-9):
+            wrong.append(f"range {range_read:g} ohm below the asked {range_ohm:g} ohm")
+        if wrong:
+            self._function = ""  # unknown: the next measurement selects its function again
+            raise ProtocolError(f"the 2000 did not take the settings: {', '.join(wrong)}", command=":CONF:FRES")
+        self._function = FRES
+        return {"range_ohm": range_read, "nplc": nplc_read}
+
+    def do_measure_resistance_4w(self, samples: int) -> dict[str, Any]:
+        """`samples` times `:READ?` in four-wire ohms, then the error queue (as `measure_voltage`)."""
+        self._select_function(FRES)
+        mean, spread = self._readings(samples, self._fres_nplc)
+        return {"resistance_ohm": mean, "resistance_sd_ohm": spread}
+
+    def _readings(self, samples: int, nplc: float) -> tuple[float, float]:
+        """`samples` readings (`:READ?`, the timeout grown by the integration time), their mean and spread."""
+        timeout_s = self.transport.settings.timeout_s + _CONVERSIONS * nplc / _LINE_HZ
         readings = [self._query_parsed(":READ?", parse_reading, timeout_s=timeout_s) for _ in range(samples)]
         self._check_errors(":READ?")
         spread = statistics.stdev(readings) if len(readings) > 1 else 0.0
-        return {"voltage_v": statistics.fmean(readings), "voltage_sd_v": spread}
+        return statistics.fmean(readings), spread
+
+    def _select_function(self, function: str) -> None:
+        """Make `function` the one measured, unless it is the one last confirmed; read back (a lost setting would
+        otherwise read the other quantity). `:SENSe:FUNCtion` keeps the function's range and NPLC."""
+        if self._function == function:
+            return
+        self._function = ""
+        self._setting(f":SENS:FUNC '{function}'")
+        found = self._query_parsed(":SENS:FUNC?", parse_quoted)
+        if _FUNCTION_NAMES.get(found.upper()) != function:
+            raise ProtocolError(f"the 2000 did not select {function}", received=found, command=":SENS:FUNC?")
+        if function == FRES:
+            self._fres_nplc = self._query_parsed(":SENS:FRES:NPLC?", parse_number)
+        else:
+            self._nplc = self._query_parsed(":SENS:VOLT:DC:NPLC?", parse_number)
+        self._function = function
 
     def do_reset(self) -> dict[str, Any]:
         """`*RST` (defaults: DC volts, autorange, 1 PLC, continuous initiation off), `*CLS` (empties the error
         queue), `*OPC?` (waits for both), then `:FORMat:ELEMents READ` again (common commands, p. 4-39)."""
+        self._function = ""  # confirmed by the read-back at the end
         self.send("*RST")
         self.send("*CLS")
         self._query_parsed("*OPC?", parse_opc, timeout_s=self.transport.settings.timeout_s + 1.0)
@@ -396,6 +507,7 @@ class Keithley2000(Driver):
         if function.upper() not in ("VOLT:DC", "VOLTAGE:DC"):
             raise ProtocolError("the 2000 did not select DC volts", received=function, command=":SENS:FUNC?")
         self._nplc = self._query_parsed(":SENS:VOLT:DC:NPLC?", parse_number)
+        self._function = DCV
 
     def _drain_errors(self) -> list[tuple[int, str]]:
         """Read the error queue until it is empty. Never re-sent after a lost answer: each read removes an entry."""

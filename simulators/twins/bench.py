@@ -59,6 +59,9 @@ class Vessel:
     p_mmol: float = 0.0
     d_mmol: float = 0.0
     temperature_c: float = 22.0
+    # What a four-point probe on the sample reads (V/I across its inner pins): a film deposited on a substrate
+    # sets it; infinite where nothing conducts (a liquid in a vial, a bare glass substrate).
+    resistance_ohm: float = math.inf
 
     @classmethod
     def charged(cls, key: str, chemistry: Chemistry, ambient_c: float) -> Vessel:

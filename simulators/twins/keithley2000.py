@@ -1,4 +1,5 @@
-"""Device twin of a Keithley Model 2000 multimeter on RS-232 (SCPI), reading a photodiode amplifier on the bench.
+"""Device twin of a Keithley Model 2000 multimeter on RS-232 (SCPI): DC volts from a photodiode amplifier on the
+bench, or four-wire ohms from a four-point probe on a film.
 
 Protocol as in Keithley Instruments, "Model 2000 Multimeter User's Manual", 2000-900-01 Rev. J (August 2010):
 - section 4 (RS-232 operation, p. 4-6; programming syntax, p. 4-32; common commands, p. 4-39): requests and
@@ -14,7 +15,10 @@ Protocol as in Keithley Instruments, "Model 2000 Multimeter User's Manual", 2000
   <0..1010|MIN|MAX|DEF>`, `...:RANGe:AUTO <b>`, `...:NPLCycles <0.01..10|MIN|MAX|DEF>`, `:FORMat:ELEMents
   <READing,CHANnel,UNITs>`, `:FORMat[:DATA] ASCii`, `:SYSTem:ERRor?` (= `:STATus:QUEue[:NEXT]?`),
   `:STATus:QUEue:CLEar`, `:SYSTem:VERSion?`, `:SYSTem:REMote`, `:SYSTem:LOCal`, `:SYSTem:PRESet`, and each one's
-  query form where the manual has one.
+  query form where the manual has one; for four-wire ohms `:CONFigure:FRESistance`, `:MEASure:FRESistance?`,
+  `[:SENSe[1]]:FUNCtion 'FRESistance'`, `[:SENSe[1]]:FRESistance:RANGe[:UPPer] <0..120e6|MIN|MAX|DEF>`,
+  `...:FRESistance:RANGe:AUTO <b>` and `...:FRESistance:NPLCycles <0.01..10|MIN|MAX|DEF>` (ranges 100 Ω to 100 MΩ
+  in decades). Each function keeps its own range, autorange and integration time, as the 2000 does.
 - appendix B: errors go to a FIFO queue of 10 (`0,"No error"` when empty; when it overflows the last entry becomes
   `-350,"Queue overflow"`) and set the Standard Event Status Register bits (CME, EXE, DDE, QYE): -102 syntax
   error, -104 data type error, -108 parameter not allowed, -109 missing parameter, -113 undefined header, -114
@@ -23,18 +27,22 @@ Protocol as in Keithley Instruments, "Model 2000 Multimeter User's Manual", 2000
   data out of range, -224 illegal parameter value, -230 data corrupt or stale (`:FETCh?` with no fresh reading:
   no answer).
 
-Readings: `±d.dddddddd E±dd` (Figure 5-1) with the units (`VDC`) and channel (`,0INTCHAN`) elements appended when
-selected, rounded to the resolution the integration time gives (6½ digits from 1 PLC, 5½ from 0.1 PLC, 4½
-below, as the front-panel RATE key sets them); past 120 % of the range (1010 V on the 1000 V range) the reading is
-the overflow `+9.90000000E+37`, with no units. Autorange picks the lowest range that holds the reading.
+Readings: `±d.dddddddd E±dd` (Figure 5-1) with the units (`VDC`, or `OHM4W` in four-wire ohms) and channel
+(`,0INTCHAN`) elements appended when selected, rounded to the resolution the integration time gives (6½ digits
+from 1 PLC, 5½ from 0.1 PLC, 4½ below, as the front-panel RATE key sets them); past 120 % of the range (1010 V on
+the 1000 V range) the reading is the overflow `+9.90000000E+37`, with no units. Autorange picks the lowest range
+that holds the reading.
 
 Power-on state: DC volts, autorange, 1 PLC, continuous initiation ON (the front panel keeps measuring), elements
-READ; `*RST` sets continuous initiation off, `:SYSTem:PRESet` on. Only DC volts is modelled: the other functions
-of a 2000 (`'VOLT:AC'`, `'RES'`, ...) are refused with -224 by this twin.
+READ; `*RST` sets continuous initiation off, `:SYSTem:PRESet` on. Only DC volts and four-wire ohms are modelled:
+the other functions of a 2000 (`'VOLT:AC'`, `'RES'`, ...) are refused with -224 by this twin.
 
 Physics: the meter reads a photodiode amplifier behind the vessel at `instrument`: `dark_v + blank_v *
 10 ** (-absorbance)` (full blank signal with no vessel in the light path), plus seeded noise of `noise_sd_v` at
-1 PLC, falling as 1/sqrt(NPLC). A reading takes `NPLC / line_hz` simulated seconds.
+1 PLC, falling as 1/sqrt(NPLC). In four-wire ohms the meter reads the four-point probe on the sample at
+`instrument`: the sample's `resistance_ohm` (V/I across the inner pins; infinite, an overflow, when there is no
+sample or nothing on it conducts), with seeded noise of `fres_noise_ppm` of the reading at 1 PLC. A reading takes
+`NPLC / line_hz` simulated seconds.
 
 Faults (`device_error`: the 2000 does not act on the request and reports its own error):
 - a reading query (`:READ?`, `:FETCh?`, `:MEASure...?`) answers the overflow reading `+9.90000000E+37`, what the
@@ -80,8 +88,12 @@ RANGE_MAX_V = 1010.0  # the largest :RANGe parameter, and the largest reading on
 NPLC_MIN, NPLC_MAX, NPLC_DEFAULT = 0.01, 10.0, 1.0
 ELEMENTS = ("READ", "CHAN", "UNIT")  # the order they are sent in (Figure 5-1)
 _ELEMENT_NAMES = {"READ": "READ", "READING": "READ", "CHAN": "CHAN", "CHANNEL": "CHAN", "UNIT": "UNIT", "UNITS": "UNIT"}
-# Function names a 2000 takes in :FUNCtion (quoted); only DC volts is modelled here.
+# Function names a 2000 takes in :FUNCtion (quoted); only DC volts and four-wire ohms are modelled here.
 _DCV_NAMES = ("VOLT", "VOLT:DC", "VOLTAGE", "VOLTAGE:DC")
+_FRES_NAMES = ("FRES", "FRESISTANCE")
+DCV, FRES = "VOLT:DC", "FRES"  # the function names :FUNCtion? answers
+RANGES_OHM = (1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
+RANGE_MAX_OHM = 120e6  # the largest :FRESistance:RANGe parameter: 120 % of the 100 MΩ range
 # Standard Event Status Register bits (section 4, status structure) by error class.
 _ESR_OPC, _ESR_QYE, _ESR_DDE, _ESR_EXE, _ESR_CME = 1, 4, 8, 16, 32
 
@@ -179,11 +191,12 @@ class Keithley2000Twin(TwinProtocol):
         *,
         firmware: str = "A20  /A02",
         line_hz: float = 60.0,
+        fres_noise_ppm: float = 20.0,
     ) -> None:
-        if not all(math.isfinite(x) for x in (blank_v, noise_sd_v, dark_v, line_hz)):
-            raise ValueError("blank_v, noise_sd_v, dark_v and line_hz must be finite")
-        if blank_v <= 0 or noise_sd_v < 0 or dark_v < 0 or line_hz <= 0:
-            raise ValueError("blank_v and line_hz must be positive, noise_sd_v and dark_v not negative")
+        if not all(math.isfinite(x) for x in (blank_v, noise_sd_v, dark_v, line_hz, fres_noise_ppm)):
+            raise ValueError("blank_v, noise_sd_v, dark_v, line_hz and fres_noise_ppm must be finite")
+        if blank_v <= 0 or noise_sd_v < 0 or dark_v < 0 or line_hz <= 0 or fres_noise_ppm < 0:
+            raise ValueError("blank_v and line_hz must be positive, noise_sd_v, dark_v and fres_noise_ppm not negative")
         if not serial or any(c in serial + firmware for c in ',;"\r\n') or not (serial + firmware).isascii():
             raise ValueError("serial and firmware are ASCII without , ; or quotes")
         self.bench = bench
@@ -194,6 +207,7 @@ class Keithley2000Twin(TwinProtocol):
         self.noise_sd_v = noise_sd_v
         self.dark_v = dark_v
         self.line_hz = line_hz
+        self.fres_noise_ppm = fres_noise_ppm
         self.errors: list[tuple[int, str]] = []
         self.esr = 0
         self.remote = False
@@ -203,6 +217,10 @@ class Keithley2000Twin(TwinProtocol):
         self._set_table = self._table(
             {
                 "CONFigure:VOLTage:[DC]": self._configure,
+                "CONFigure:FRESistance": self._configure_fres,
+                "[SENSe#]:FRESistance:RANGe:[UPPer]": self._set_fres_range,
+                "[SENSe#]:FRESistance:RANGe:AUTO": self._set_fres_autorange,
+                "[SENSe#]:FRESistance:NPLCycles": self._set_fres_nplc,
                 "[SENSe#]:FUNCtion": self._set_function,
                 "[SENSe#]:VOLTage:[DC]:RANGe:[UPPer]": self._set_range,
                 "[SENSe#]:VOLTage:[DC]:RANGe:AUTO": self._set_autorange,
@@ -223,8 +241,11 @@ class Keithley2000Twin(TwinProtocol):
                 "SYSTem:ERRor": self._next_error,
                 "STATus:QUEue:[NEXT]": self._next_error,
                 "SYSTem:VERSion": lambda p: self._none(p) or "1991.0",
-                "CONFigure": lambda p: self._none(p) or '"VOLT:DC"',
-                "[SENSe#]:FUNCtion": lambda p: self._none(p) or '"VOLT:DC"',
+                "CONFigure": lambda p: self._none(p) or f'"{self.function}"',
+                "[SENSe#]:FUNCtion": lambda p: self._none(p) or f'"{self.function}"',
+                "[SENSe#]:FRESistance:RANGe:[UPPer]": lambda p: self._none(p) or _nr3(self.fres_range_ohm),
+                "[SENSe#]:FRESistance:RANGe:AUTO": lambda p: self._none(p) or ("1" if self.fres_autorange else "0"),
+                "[SENSe#]:FRESistance:NPLCycles": lambda p: self._none(p) or _nr3(self.fres_nplc),
                 "[SENSe#]:VOLTage:[DC]:RANGe:[UPPer]": lambda p: self._none(p) or _nr3(self.range_v),
                 "[SENSe#]:VOLTage:[DC]:RANGe:AUTO": lambda p: self._none(p) or ("1" if self.autorange else "0"),
                 "[SENSe#]:VOLTage:[DC]:NPLCycles": lambda p: self._none(p) or _nr3(self.nplc),
@@ -234,6 +255,7 @@ class Keithley2000Twin(TwinProtocol):
                 "READ": self._read,
                 "FETCh": self._fetch,
                 "MEASure:VOLTage:[DC]": self._measure,
+                "MEASure:FRESistance": self._measure_fres,
             }
         )
 
@@ -294,7 +316,7 @@ class Keithley2000Twin(TwinProtocol):
             handler = self._resolve(header, mnemonics, query)
         except ScpiError:
             return "query" if unit.split(" ")[0].endswith("?") else "setting"
-        if handler in (self._read, self._fetch, self._measure):
+        if handler in (self._read, self._fetch, self._measure, self._measure_fres):
             return "reading"
         if handler == self._next_error:
             return "errors"
@@ -364,10 +386,14 @@ class Keithley2000Twin(TwinProtocol):
     # --- state ------------------------------------------------------------------------------------------------------
 
     def _power_on(self) -> None:
-        """The *RST defaults of the DC volts function (and the present range autorange found, 1000 V at first)."""
+        """The *RST defaults: DC volts, and each function autoranging (from its top range at first) at 1 PLC."""
+        self.function = DCV
         self.autorange = True
         self.range_v = 1000.0
         self.nplc = NPLC_DEFAULT
+        self.fres_autorange = True
+        self.fres_range_ohm = RANGES_OHM[-1]
+        self.fres_nplc = NPLC_DEFAULT
         self.continuous = False
         self.last_reading: str | None = None
 
@@ -458,14 +484,41 @@ class Keithley2000Twin(TwinProtocol):
     def _configure(self, params: list[str]) -> None:
         """:CONF:VOLT:DC: DC volts with its *RST settings, one-shot triggering (continuous initiation off)."""
         self._none(params)
+        self.function = DCV
         self.autorange, self.nplc, self.continuous = True, NPLC_DEFAULT, False
+        self.last_reading = None
+
+    def _configure_fres(self, params: list[str]) -> None:
+        """:CONF:FRES: four-wire ohms with its *RST settings (autorange, 1 PLC), one-shot triggering."""
+        self._none(params)
+        self.function = FRES
+        self.fres_autorange, self.fres_nplc, self.continuous = True, NPLC_DEFAULT, False
+        self.last_reading = None
+
+    def _set_fres_range(self, params: list[str]) -> None:
+        expected = self._numeric(params, 0.0, RANGE_MAX_OHM, RANGE_MAX_OHM)
+        self.fres_range_ohm = next(r for r in RANGES_OHM if expected <= r or r == RANGES_OHM[-1])
+        self.fres_autorange = False
+        self.last_reading = None
+
+    def _set_fres_autorange(self, params: list[str]) -> None:
+        self.fres_autorange = self._boolean(params)
+        self.last_reading = None
+
+    def _set_fres_nplc(self, params: list[str]) -> None:
+        self.fres_nplc = self._numeric(params, NPLC_MIN, NPLC_MAX, NPLC_DEFAULT)
         self.last_reading = None
 
     def _set_function(self, params: list[str]) -> None:
         text = self._one(params)
         if len(text) < 2 or text[0] not in "'\"" or text[-1] != text[0]:
             raise ScpiError(-104)
-        if text[1:-1].strip().upper() not in _DCV_NAMES:
+        name = text[1:-1].strip().upper()
+        if name in _DCV_NAMES:
+            self.function = DCV
+        elif name in _FRES_NAMES:
+            self.function = FRES
+        else:
             raise ScpiError(-224)
         self.last_reading = None
 
@@ -518,8 +571,14 @@ class Keithley2000Twin(TwinProtocol):
         self._configure(params)
         return self._read([])
 
+    def _measure_fres(self, params: list[str]) -> str:
+        self._configure_fres(params)
+        return self._read([])
+
     def _take_reading(self) -> str:
-        """One conversion of the photodiode amplifier's output, formatted per :FORMat:ELEMents."""
+        """One conversion of the selected function, formatted per :FORMat:ELEMents."""
+        if self.function == FRES:
+            return self._take_fres_reading()
         with self.bench.lock:
             self.bench.sync()
             vessel = self.bench.vessel_at(self.instrument)
@@ -531,11 +590,34 @@ class Keithley2000Twin(TwinProtocol):
             self.range_v = next((r for r in RANGES_V if abs(volts) <= _full_scale(r)), RANGES_V[-1])
         if abs(volts) > _full_scale(self.range_v):
             return OVERFLOW
-        digits = 6 if self.nplc >= 1 else 5 if self.nplc >= 0.1 else 4  # 6½, 5½, 4½ digits
-        resolution = self.range_v * 10.0**-digits
+        return self._format(volts, self.range_v, self.nplc, "VDC")
+
+    def _take_fres_reading(self) -> str:
+        """One four-wire reading of the probe on the sample at this instrument (an overflow with none there)."""
+        with self.bench.lock:
+            self.bench.sync()
+            vessel = self.bench.vessel_at(self.instrument)
+            ohms = vessel.resistance_ohm if vessel is not None else math.inf
+            noise = self.bench.noise(self.fres_noise_ppm * 1e-6 / math.sqrt(self.fres_nplc))
+        self.bench.sleep(self.fres_nplc / self.line_hz)
+        if not math.isfinite(ohms):
+            if self.fres_autorange:
+                self.fres_range_ohm = RANGES_OHM[-1]
+            return OVERFLOW
+        ohms *= 1.0 + noise
+        if self.fres_autorange:
+            self.fres_range_ohm = next((r for r in RANGES_OHM if abs(ohms) <= 1.2 * r), RANGES_OHM[-1])
+        if abs(ohms) > 1.2 * self.fres_range_ohm:
+            return OVERFLOW
+        return self._format(ohms, self.fres_range_ohm, self.fres_nplc, "OHM4W")
+
+    def _format(self, value: float, range_: float, nplc: float, unit: str) -> str:
+        """A reading rounded to the resolution its range and integration time give, with the selected elements."""
+        digits = 6 if nplc >= 1 else 5 if nplc >= 0.1 else 4  # 6½, 5½, 4½ digits
+        resolution = range_ * 10.0**-digits
         parts = []
         if "READ" in self.elements:
-            parts.append(_nr3(round(volts / resolution) * resolution) + ("VDC" if "UNIT" in self.elements else ""))
+            parts.append(_nr3(round(value / resolution) * resolution) + (unit if "UNIT" in self.elements else ""))
         if "CHAN" in self.elements:
             parts.append("0" + ("INTCHAN" if "UNIT" in self.elements else ""))
         return ",".join(parts)

@@ -26,7 +26,7 @@ from instruments.drivers.keithley2000 import (
 )
 from instruments.errors import DeviceError, InstrumentTimeout, ProtocolError
 from simulators.twins.bench import Bench, Vessel
-from simulators.twins.keithley2000 import Keithley2000Twin
+from simulators.twins.keithley2000 import OVERFLOW, Keithley2000Twin
 from simulators.twins.loopback import LoopbackTwin
 from simulators.twins.server import TwinEndpoint, TwinServer
 
@@ -38,6 +38,8 @@ class TestKeithley2000Conformance(DriverConformance):
     examples = [  # noqa: RUF012 - the kit's declared ClassVar
         ("configure_dc_voltage", {"range_v": 10, "nplc": 1}),
         ("measure_voltage", {"samples": 3}),
+        ("configure_resistance_4w", {"range_ohm": 1000, "nplc": 1}),
+        ("measure_resistance_4w", {"samples": 3}),
         ("read_errors", {}),
         ("reset", {}),
     ]
@@ -47,7 +49,7 @@ class TestKeithley2000Conformance(DriverConformance):
 
     @pytest.fixture
     def twin(self) -> Iterator[TwinServer]:
-        with TwinServer(Keithley2000Twin(Bench(time_scale=10, seed=1)), name="photometer") as server:
+        with TwinServer(Keithley2000Twin(_film_bench(Bench(time_scale=10, seed=1))), name="photometer") as server:
             server.start_pty()
             yield server
 
@@ -58,8 +60,16 @@ class TestKeithley2000ConformanceInProcess(TestKeithley2000Conformance):
     @pytest.fixture
     def twin(self) -> Iterator[LoopbackTwin]:
         clock = ManualClock()
-        with LoopbackTwin(Keithley2000Twin(Bench(time_scale=10, seed=1, wall_clock=clock)), clock=clock) as server:
+        bench = _film_bench(Bench(time_scale=10, seed=1, wall_clock=clock))
+        with LoopbackTwin(Keithley2000Twin(bench), clock=clock) as server:
             yield server
+
+
+def _film_bench(bench: Bench, resistance_ohm: float = 220.0) -> Bench:
+    """A bench with a film under the meter's probe: the four-wire examples read it; the vial-free light path still
+    reads the blank in DC volts (a film absorbs nothing here)."""
+    bench.place("photometer", "film").resistance_ohm = resistance_ohm
+    return bench
 
 
 # --- a meter on a bench -----------------------------------------------------------------------------------------------
@@ -475,3 +485,83 @@ def test_timeouts_without_an_error_entry_stay_timeouts(rig: Callable[..., Rig]) 
     with pytest.raises(InstrumentTimeout):
         driver.execute("measure_voltage", {})
     assert driver.execute("measure_voltage", {})["voltage_v"] > 4
+
+
+# --- four-wire resistance: a four-point probe on a film -------------------------------------------------------------
+
+
+def test_four_wire_resistance_of_the_film_under_the_probe(rig: Callable[..., Rig]) -> None:
+    bench, twin, server, driver = rig(fres_noise_ppm=0.0)
+    bench.place("photometer", "film").resistance_ohm = 22.1234
+    result = driver.execute("configure_resistance_4w", {"range_ohm": 50, "nplc": 1})
+    assert result == {"range_ohm": 100.0, "nplc": 1.0}, "the lowest range holding 50 ohm"
+    measured = driver.execute("measure_resistance_4w", {"samples": 3})
+    assert measured == {"resistance_ohm": pytest.approx(22.1234, abs=1e-4), "resistance_sd_ohm": 0.0}
+    assert twin.function == "FRES" and server.log.count(":READ?") == 3
+    assert driver.query(":READ?") == "+2.21234000E+01", "6½ digits on the 100 ohm range"
+
+
+def test_each_function_keeps_its_settings_and_a_measurement_selects_its_own(rig: Callable[..., Rig]) -> None:
+    bench, twin, server, driver = rig()
+    bench.place("photometer", "film").resistance_ohm = 5.0e4
+    driver.execute("configure_dc_voltage", {"range_v": 10, "nplc": 2})
+    driver.execute("configure_resistance_4w", {"range_ohm": 1e5, "nplc": 5})
+    assert (twin.range_v, twin.nplc, twin.fres_range_ohm, twin.fres_nplc) == (10.0, 2.0, 1e5, 5.0)
+    start = len(server.log)
+    volts = driver.execute("measure_voltage", {})["voltage_v"]
+    assert volts == pytest.approx(BLANK_V + DARK_V, abs=0.003), "volts, not ohms"
+    assert server.log[start] == ":SENS:FUNC 'VOLT:DC'" and twin.function == "VOLT:DC"
+    assert (twin.range_v, twin.nplc) == (10.0, 2.0), ":SENSe:FUNCtion keeps the function's settings"
+    assert driver.execute("measure_resistance_4w", {})["resistance_ohm"] == pytest.approx(5.0e4, rel=1e-3)
+    assert twin.function == "FRES" and (twin.fres_range_ohm, twin.fres_nplc) == (1e5, 5.0)
+    start = len(server.log)
+    driver.execute("measure_resistance_4w", {"samples": 2})
+    assert server.log[start:] == [":READ?", ":READ?", ":SYST:ERR?"], "the function is selected once"
+    driver.execute("reset", {})
+    assert twin.function == "VOLT:DC"
+    assert driver.execute("measure_voltage", {})["voltage_v"] > 4
+
+
+def test_an_open_probe_or_an_insulating_film_is_an_overflow(rig: Callable[..., Rig]) -> None:
+    bench, _, _, driver = rig()
+    driver.execute("configure_resistance_4w", {"range_ohm": 1e8, "nplc": 1, "autorange": True})
+    with pytest.raises(DeviceError) as caught:
+        driver.execute("measure_resistance_4w", {})  # nothing under the probe
+    assert caught.value.code == OVERFLOW_CODE
+    film = bench.place("photometer", "film")
+    film.resistance_ohm = 3.0e8  # past 120 % of the 100 MΩ range
+    with pytest.raises(DeviceError):
+        driver.execute("measure_resistance_4w", {})
+    film.resistance_ohm = 2.5e3
+    driver.execute("configure_resistance_4w", {"range_ohm": 1000, "nplc": 1})
+    with pytest.raises(DeviceError):
+        driver.execute("measure_resistance_4w", {}), "2.5 kΩ on the fixed 1 kΩ range"
+    driver.execute("configure_resistance_4w", {"range_ohm": 100, "nplc": 1, "autorange": True})
+    assert driver.execute("measure_resistance_4w", {})["resistance_ohm"] == pytest.approx(2.5e3, rel=1e-3)
+
+
+def test_a_lost_function_selection_is_caught_by_the_read_back(rig: Callable[..., Rig]) -> None:
+    bench, twin, server, driver = rig()
+    bench.place("photometer", "film").resistance_ohm = 100.0
+    server.faults.script[:] = ["no_answer"]  # :SENS:FUNC 'FRES' is lost
+    with pytest.raises(ProtocolError, match="did not select FRES"):
+        driver.execute("measure_resistance_4w", {})
+    assert twin.function == "VOLT:DC" and ":READ?" not in server.log[-3:]
+    assert driver.execute("measure_resistance_4w", {})["resistance_ohm"] == pytest.approx(100.0, rel=1e-3)
+
+
+def test_the_twins_four_wire_commands(meter: Keithley2000Twin) -> None:
+    meter.bench.place("photometer", "film").resistance_ohm = 1234.5
+    meter.handle("*RST;:FORM:ELEM READ,UNIT")
+    assert meter.handle(":MEAS:FRES?") == ["+1.23450000E+03OHM4W"]
+    assert meter.handle(":CONF?;:SENS:FUNC?") == ['"FRES";"FRES"']
+    meter.handle(":sense:fresistance:nplcycles 0.1;range:upper 5e3")
+    assert meter.handle(":SENS:FRES:RANG?;RANG:AUTO?;:SENS:FRES:NPLC?") == ["+1.00000000E+04;0;+1.00000000E-01"]
+    assert meter.handle(":READ?") == ["+1.23450000E+03OHM4W"]
+    meter.handle(":SENS:FRES:RANG MAX")
+    assert meter.fres_range_ohm == 1e8 and meter.errors == []
+    meter.handle(":SENS:FRES:RANG 2e8")
+    assert meter.errors == [(-222, "Parameter data out of range")]
+    meter.handle(":SENS:FUNC 'VOLT';:SENS:FUNC 'FRESISTANCE'")
+    assert meter.function == "FRES"
+    assert meter.error_reply(":MEAS:FRES?") == [OVERFLOW]
