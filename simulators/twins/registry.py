@@ -12,6 +12,8 @@ BUILT_IN = {
     "ika-namur": "simulators.twins.ika_namur:IkaNamurTwin",
     "newera-pump": "simulators.twins.newera_pump:NewEraPumpTwin",
     "keithley-2000": "simulators.twins.keithley2000:Keithley2000Twin",
+    "ocean-optics": "simulators.twins.ocean_optics:OceanOpticsTwin",
+    "generic-sputter": "simulators.twins.sputter:SputterTwin",
 }
 GROUP = "peirce.twins"
 
