@@ -40,6 +40,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from instruments.arrays import ArrayData
 from instruments.contract import ARGUMENT_TYPES, Driver
 from instruments.errors import InstrumentError, InvalidAction, LimitViolation
 from instruments.limits import SafetyLimits
@@ -110,6 +111,9 @@ class DriverConformance:
             declared = driver.action(name).returns
             assert set(result) == set(declared), f"{name} returns {sorted(result)}, declares {sorted(declared)}"
             for key, value in result.items():
+                if key in driver.action(name).arrays:
+                    assert isinstance(value, ArrayData), f"{name}.{key} is declared an array"
+                    continue
                 assert isinstance(value, int | float | str) and not isinstance(value, bool), f"{name}.{key}"
 
     # --- refusal before sending ----------------------------------------------------------------------------------

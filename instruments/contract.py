@@ -98,6 +98,9 @@ class Action:
     arguments: tuple[Argument, ...] = ()
     returns: Mapping[str, str] = field(default_factory=dict)  # measurement name -> unit
     idempotent: bool = True
+    # Measurements (names in `returns`) that are arrays (`instruments.arrays.ArrayData`, e.g. a spectrum) rather
+    # than numbers: kept as data products and turned into numbers by analysis steps, never put in a formula.
+    arrays: tuple[str, ...] = ()
 
     def bind(self, given: Mapping[str, Any]) -> dict[str, Any]:
         unknown = set(given) - {a.name for a in self.arguments}
@@ -136,6 +139,7 @@ class Action:
                 for a in self.arguments
             ],
             "returns": dict(self.returns),
+            **({"arrays": list(self.arrays)} if self.arrays else {}),
         }
 
 

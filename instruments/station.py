@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from instruments.analysis import AnalysisError, load_analysis
+from instruments.arrays import ArrayData
 from instruments.clock import SYSTEM_CLOCK, Clock
 from instruments.contract import Driver
 from instruments.errors import InstrumentError, InvalidAction
@@ -64,7 +66,18 @@ class ManualStep:
     unit: str = ""
 
 
-Step = ActionStep | WaitStep | ManualStep
+@dataclass(frozen=True)
+class AnalysisStep:
+    """Turns saved arrays into numbers with a registered analysis (`instruments.analysis`): `input` maps the
+    analysis's array arguments to saved array names, `args` are its numbers, `save` keeps its results by name."""
+
+    analyse: str
+    input: Mapping[str, str]
+    args: Mapping[str, Any] = field(default_factory=dict)
+    save: Mapping[str, str] = field(default_factory=dict)  # returned number -> name in the formulas
+
+
+Step = ActionStep | WaitStep | ManualStep | AnalysisStep
 
 # Who a manual step's journal names as its instrument.
 PERSON = "person"
@@ -183,8 +196,13 @@ class Station:
     def check(self) -> None:
         """Every step names a known instrument, action and arguments; every formula name is saved or a parameter."""
         saved: set[str] = set()
+        arrays: set[str] = set()  # saved names that hold arrays: inputs of analyses, never of formulas
         for i, step in enumerate(self.protocol):
             if isinstance(step, WaitStep):
+                continue
+            if isinstance(step, AnalysisStep):
+                self._check_analysis(i, step, arrays)
+                saved |= set(step.save.values())
                 continue
             if isinstance(step, ManualStep):
                 saved.add(step.outcome)
@@ -212,7 +230,38 @@ class Station:
                         f"{step.action} returns no '{returned}' (returns: {', '.join(action.returns) or 'nothing'})",
                     )
             saved |= set(step.save.values())
-        self.saved_names = saved
+            arrays |= {name for returned, name in step.save.items() if returned in action.arrays}
+        for outcome, formula in self.outcomes.items():
+            used = sorted(set(formula.names) & arrays)
+            if used:
+                raise ProtocolStepError(
+                    f"outcomes.{outcome}", f"{', '.join(used)} is an array: an analysis step turns it into numbers"
+                )
+        self.saved_names = saved - arrays
+        self.array_names = arrays
+
+    def _check_analysis(self, i: int, step: AnalysisStep, arrays: set[str]) -> None:
+        try:
+            analysis = load_analysis(step.analyse)
+            analysis.bind(step.args)
+        except InvalidAction as exc:
+            field = "analyse" if exc.message.startswith("no analysis") else "args"
+            raise ProtocolStepError(f"protocol[{i}].{field}", exc.message) from None
+        if set(step.input) != set(analysis.inputs):
+            raise ProtocolStepError(
+                f"protocol[{i}].input", f"{step.analyse} takes the array(s) {', '.join(analysis.inputs)}"
+            )
+        for argument, name in step.input.items():
+            if name not in arrays:
+                raise ProtocolStepError(
+                    f"protocol[{i}].input.{argument}", f"'{name}' is not an array saved by an earlier step"
+                )
+        for returned in step.save:
+            if returned not in analysis.returns:
+                raise ProtocolStepError(
+                    f"protocol[{i}].save",
+                    f"{step.analyse} returns no '{returned}' (returns: {', '.join(analysis.returns)})",
+                )
 
     # --- running an experiment ------------------------------------------------------------------------------------
 
@@ -233,6 +282,7 @@ class Station:
         sample = self._new_sample(key)
         write("sample", {"sample": sample})
         values: dict[str, float] = {}
+        arrays: dict[str, ArrayData] = {}
         held: str | None = None
         touched: list[str] = []
         shared = contextlib.ExitStack()  # the lab-wide hold on `held`, when there is one
@@ -249,6 +299,9 @@ class Station:
                     self._release(held, shared)
                     held = None
                     values[step.outcome] = self._ask(index, step, parameters, write, ask_person)
+                    continue
+                if isinstance(step, AnalysisStep):
+                    values.update(self._analyse(index, step, arrays, write))
                     continue
                 if step.instrument != held:
                     self._release(held, shared)
@@ -268,7 +321,10 @@ class Station:
                         self.on_arrive(held, sample)
                 result = self._act(index, step, parameters, write)
                 for returned, name in step.save.items():
-                    values[name] = result[returned]
+                    if isinstance(result[returned], ArrayData):
+                        arrays[name] = result[returned]
+                    else:
+                        values[name] = result[returned]
         except InstrumentError as exc:
             # Only the instrument this experiment holds: the others it used may serve another experiment by now.
             if held is not None:
@@ -313,12 +369,28 @@ class Station:
             "action-done",
             {
                 **where,
-                "result": result,
+                # An array goes to the journal as plain data; the orchestrator stores it as a data product.
+                "result": {k: v.as_dict() if isinstance(v, ArrayData) else v for k, v in result.items()},
+                **({"saved": dict(step.save)} if step.save else {}),
                 "seconds": round(time.perf_counter() - started, 4),
                 "transcript": _slice(driver, mark),
             },
         )
         return result
+
+    def _analyse(
+        self, index: int, step: AnalysisStep, arrays: Mapping[str, ArrayData], write: Journal
+    ) -> dict[str, float]:
+        """An analysis step: the registered function on the saved arrays, journalled with what it read and gave (the
+        inputs by saved name, so a replay finds the stored arrays and computes it again)."""
+        where = {"step": index, "analyse": step.analyse, "input": dict(step.input), "args": dict(step.args)}
+        try:
+            result = load_analysis(step.analyse).run({arg: arrays[name] for arg, name in step.input.items()}, step.args)
+        except (AnalysisError, InvalidAction) as exc:
+            write("analysis-failed", {**where, "message": str(exc)})
+            raise OutcomeError(f"protocol[{index}] ({step.analyse}): {exc}") from None
+        write("analysis-done", {**where, "result": result})
+        return {name: result[returned] for returned, name in step.save.items()}
 
     def _ask(
         self,

@@ -50,6 +50,9 @@ class SerialSettings:
     backoff_s: float = 0.05  # first back-off; doubles per retry
     grace_s: float = 0.5  # after a timeout, how long to drain late bytes before the next command
     max_line: int = 4096  # a longer "line" is a protocol error, not a memory leak
+    # Control bytes a protocol sends inside its answers (STX/ETX of the New Era pumps; ACK/NAK lines of an Ocean
+    # Optics spectrometer); any other control byte in an answer is a garbled line.
+    control_bytes: str = "\t\x02\x03"
 
     def with_overrides(self, overrides: dict[str, Any]) -> SerialSettings:
         """Settings with a station file's overrides (terminators given as text with escapes, e.g. "\\r")."""
@@ -219,6 +222,22 @@ class SerialTransport:
             self._prepare()
             self._write(command)
 
+    def send_bare(self, text: str) -> None:
+        """Send `text` with no terminator (a mode switch the manual says must go without CR or LF). Never re-sent."""
+        with self._lock:
+            self._ensure_open()
+            self._prepare()
+            port = self._require_port()
+            self.transcript.record("tx", text)
+            try:
+                port.write(text.encode(self.settings.encoding))
+                port.flush()
+            except _LINE_ERRORS as exc:
+                self._drop()
+                raise Disconnected(
+                    f"line lost while writing: {exc}", instrument=self.instrument, command=text
+                ) from None
+
     def read_line(self, timeout_s: float | None = None, *, command: str | None = None) -> str:
         """Read one line; raises InstrumentTimeout, ProtocolError (undecodable, too long) or Disconnected."""
         s = self.settings
@@ -270,7 +289,7 @@ class SerialTransport:
             raise ProtocolError(
                 "undecodable answer", received=raw, instrument=self.instrument, command=command
             ) from None
-        if any(ord(c) < 32 and c not in "\t\x02\x03" for c in text):
+        if any(ord(c) < 32 and c not in self.settings.control_bytes for c in text):
             raise ProtocolError("control bytes in answer", received=raw, instrument=self.instrument, command=command)
         return text
 

@@ -31,7 +31,13 @@ from orchestrator.campaign.approval import ApprovalRule, check_rules
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.lab_file import resolve_station
 from orchestrator.campaign.notify import Webhook
-from orchestrator.campaign.station import STATION_MODELS, ManualStepSpec, StationLab, WaitStepSpec
+from orchestrator.campaign.station import (
+    STATION_MODELS,
+    AnalysisStepSpec,
+    ManualStepSpec,
+    StationLab,
+    WaitStepSpec,
+)
 from orchestrator.campaign.yaml_file import load_yaml
 from orchestrator.errors import SpecError
 from orchestrator.records import provenance
@@ -469,6 +475,9 @@ def check_station(spec: CampaignSpec, lab: StationLab, index: dict[str, int], ob
                 if name not in index:
                     raise SpecError(f"lab.protocol[{i}].manual", f"'{{{name}}}' is not a parameter")
             saved.add(step.outcome)
+            continue
+        if isinstance(step, AnalysisStepSpec):
+            saved |= set(step.save.values())  # the analysis and its arrays are checked against the drivers
             continue
         values = [step.wait] if isinstance(step, WaitStepSpec) else list(step.args.values())
         for value in values:

@@ -9,6 +9,7 @@ lab:
     - {instrument: pump, action: dispense, args: {volume_ml: "{volume}", rate_ml_min: 10}}
     - {wait: "{time}", unit: min}
     - {manual: "Weigh the precipitate", outcome: mass_mg, unit: mg}   # a person does it and enters the number
+    - {analyse: peak, input: {spectrum: trace}, args: {low: 400, high: 600}, save: {height: peak}}  # arrays -> numbers
   outcomes: {yield: "100 * conversion"}
   twins: {time_scale: 600}        # run on device twins instead of hardware (ports are then not needed)
 
@@ -88,20 +89,39 @@ class ManualStepSpec(_Strict):
     unit: str = Field(default="", description="Unit of the number entered (shown to the person).")
 
 
+class AnalysisStepSpec(_Strict):
+    """Arrays saved by earlier steps turned into numbers by a registered analysis (`instruments.analysis`):
+    `{analyse: absorbance_at_peak, input: {sample: film, dark: dark}, args: {...}, save: {absorbance: a_peak}}`."""
+
+    analyse: Identifier = Field(description="The analysis's name (instruments.analysis, or a package's entry point).")
+    input: dict[Identifier, Identifier] = Field(
+        min_length=1, description="The analysis's array arguments -> names earlier steps saved arrays under."
+    )
+    args: dict[Identifier, FiniteFloat] = Field(default_factory=dict, description="The analysis's numbers.")
+    save: dict[Identifier, Identifier] = Field(
+        default_factory=dict, description="Returned number -> name used in the outcome formulas."
+    )
+
+
 def _step_kind(value: Any) -> str:
     if isinstance(value, dict):
         if "manual" in value:
             return "manual-step"
+        if "analyse" in value:
+            return "analysis-step"
         return "wait-step" if "wait" in value else "action-step"
     if isinstance(value, ManualStepSpec):
         return "manual-step"
+    if isinstance(value, AnalysisStepSpec):
+        return "analysis-step"
     return "wait-step" if isinstance(value, WaitStepSpec) else "action-step"
 
 
 StepSpec = Annotated[
     Annotated[ActionStepSpec, Tag("action-step")]
     | Annotated[WaitStepSpec, Tag("wait-step")]
-    | Annotated[ManualStepSpec, Tag("manual-step")],
+    | Annotated[ManualStepSpec, Tag("manual-step")]
+    | Annotated[AnalysisStepSpec, Tag("analysis-step")],
     Discriminator(_step_kind),
 ]
 
@@ -157,6 +177,7 @@ STATION_MODELS: tuple[type[BaseModel], ...] = (
     ActionStepSpec,
     WaitStepSpec,
     ManualStepSpec,
+    AnalysisStepSpec,
     TwinSettings,
     FaultSpec,
     SharedInstruments,

@@ -27,6 +27,7 @@ from orchestrator.lab.contract import ExperimentJournal, HandedToPerson, LabAban
 from orchestrator.people.requests import answer, open_request, open_requests
 from orchestrator.people.results import write_measurements
 from orchestrator.people.steps import await_step
+from orchestrator.store.artifacts import store_arrays
 from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, RequestKind
 from orchestrator.store.records import add_event, move_experiment
 
@@ -142,6 +143,8 @@ def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Experimen
 
     def write(kind: str, detail: dict[str, Any]) -> None:
         with ctx.db.session() as session:
+            # Arrays an action returned (spectra) are stored as the experiment's data products, in this transaction.
+            detail = store_arrays(detail, ctx.db.artifacts, session)
             add_event(
                 session, ctx.campaign_id, "experiment", experiment_id, kind, detail={"attempt": attempt, **detail}
             )

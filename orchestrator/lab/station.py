@@ -24,6 +24,7 @@ from instruments.limits import SafetyLimits
 from instruments.registry import load_driver
 from instruments.station import (
     ActionStep,
+    AnalysisStep,
     AskPerson,
     HoldInstrument,
     Journal,
@@ -34,7 +35,7 @@ from instruments.station import (
     StepNotDone,
     WaitStep,
 )
-from orchestrator.campaign.station import ManualStepSpec, StationLab, StepSpec, WaitStepSpec
+from orchestrator.campaign.station import AnalysisStepSpec, ManualStepSpec, StationLab, StepSpec, WaitStepSpec
 from orchestrator.errors import SpecError
 from orchestrator.lab.contract import ExperimentJournal, LabAbandoned, LabFailure, LabResult
 from simulators.twins.bench import Bench
@@ -59,6 +60,8 @@ def _step(step: StepSpec) -> Step:
         return WaitStep(step.wait, step.unit)
     if isinstance(step, ManualStepSpec):
         return ManualStep(step.manual, step.outcome, step.unit)
+    if isinstance(step, AnalysisStepSpec):
+        return AnalysisStep(step.analyse, dict(step.input), dict(step.args), dict(step.save))
     return ActionStep(step.instrument, step.action, dict(step.args), dict(step.save))
 
 

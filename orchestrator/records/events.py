@@ -49,6 +49,9 @@ class EventKind(StrEnum):
     CONNECT_STARTED = "connect-started"
     CONNECT_DONE = "connect-done"
     CONNECT_FAILED = "connect-failed"
+    # An analysis step turned saved arrays (stored as data products) into numbers, or could not.
+    ANALYSIS_DONE = "analysis-done"
+    ANALYSIS_FAILED = "analysis-failed"
     # A person entered the number of a station's manual step (or said it could not be done); the station's journal
     # then shows the step as an action of the instrument "person".
     STEP_ENTERED = "step-entered"
@@ -75,6 +78,19 @@ class ActionDetail(StrictModel):
     limit: Any = None
     transcript: list[dict[str, Any]] = Field(default_factory=list)
     by: str | None = None  # who entered the value of a manual step (instrument "person")
+    saved: dict[str, str] = Field(default_factory=dict)  # returned measurement -> the name the protocol saved it as
+
+
+class AnalysisDetail(StrictModel):
+    """The detail of an `analysis-*` event: which step, which analysis on which saved arrays, and what it gave."""
+
+    step: int
+    analyse: str
+    input: dict[str, str]  # the analysis's array argument -> the saved array's name
+    args: dict[str, Any] = Field(default_factory=dict)
+    attempt: int | None = None
+    result: dict[str, float] = Field(default_factory=dict)
+    message: str | None = None
 
 
 class NotifyFailedDetail(StrictModel):

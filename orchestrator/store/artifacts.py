@@ -138,6 +138,37 @@ class ArtifactStore:
         return None
 
 
+def store_arrays(detail: dict[str, Any], store: ArtifactStore, session: Session) -> dict[str, Any]:
+    """An action's journal detail with each array of its result (a spectrum, a pattern) stored as an artifact in
+    `session` and replaced by a reference: `{kind: array, artifact: <sha256>, points, x_axis, y_axis}`. The event
+    stays small, the array is kept once by its content hash, and a reviewer reloads it by that hash."""
+    result = detail.get("result")
+    if not isinstance(result, dict) or not any(_is_array(v) for v in result.values()):
+        return detail
+    stored = {}
+    for name, value in result.items():
+        if _is_array(value):
+            digest = store.put(value, session)
+            value = {
+                "kind": "array",
+                "artifact": digest,
+                "points": len(value["x"]),
+                "x_axis": value["x_axis"],
+                "y_axis": value["y_axis"],
+            }
+        stored[name] = value
+    return {**detail, "result": stored}
+
+
+def is_array_reference(value: Any) -> bool:
+    """A stored array's reference in an event (see `store_arrays`)."""
+    return isinstance(value, dict) and value.get("kind") == "array" and "artifact" in value
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("kind") == "array" and "x" in value and "y" in value
+
+
 def _folder_for(engine: Engine) -> Path:
     if os.environ.get(ENV):
         return Path(os.environ[ENV])
