@@ -123,10 +123,19 @@ def _create_or_reopen(
         return campaign.id, "created"
 
 
-def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTERVAL_S, clock: Clock = utcnow) -> Lease:
-    """Take the runner lease and mark the campaign running; refuse if another live process holds it.
+def claim(
+    db: Database,
+    campaign_id: int,
+    *,
+    interval_s: float = HEARTBEAT_INTERVAL_S,
+    clock: Clock = utcnow,
+    note: dict[str, Any] | None = None,
+) -> Lease:
+    """Take the runner lease and mark the campaign running; refuse if another live process holds it. `note` goes
+    into the event that records the claim (a flow run's id, so that a later runner knows whose run it replaced).
 
-    Returns the lease, whose heartbeat is not yet beating: `Lease.start` (or `with lease:`) starts it.
+    Returns the lease, whose heartbeat is not yet beating: `Lease.start` (or `with lease:`) starts it. Its
+    `took_over_from` names the dead runner whose lease it took, if any.
 
     Why a compare-and-swap and `BEGIN IMMEDIATE` both: the claim reads the lease, decides, and writes. SQLite
     ignores `SELECT … FOR UPDATE`, and pysqlite starts a transaction only at the first write, so two processes
@@ -167,7 +176,7 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
                 session,
                 campaign,
                 CampaignStatus.RUNNING,
-                detail={"runner": me, **({"took_over_from": taken_over} if taken_over else {})},
+                detail={"runner": me, **({"took_over_from": taken_over} if taken_over else {}), **(note or {})},
             )
         elif taken_over:
             add_event(
@@ -176,9 +185,11 @@ def claim(db: Database, campaign_id: int, *, interval_s: float = HEARTBEAT_INTER
                 "campaign",
                 campaign.id,
                 "runner-replaced",
-                detail={"runner": me, "took_over_from": taken_over},
+                detail={"runner": me, "took_over_from": taken_over, **(note or {})},
             )
-    return Lease(db, campaign_id, me, interval_s=interval_s, clock=clock)
+    lease = Lease(db, campaign_id, me, interval_s=interval_s, clock=clock)
+    lease.took_over_from = taken_over
+    return lease
 
 
 def refuse_unless_free(db: Database, campaign_id: int) -> None:
@@ -252,6 +263,7 @@ class Lease:
         self.interval_s = interval_s
         self.clock = clock
         self.lost_to: str | None = None  # set once a heartbeat found the lease in another's hands
+        self.took_over_from: str | None = None  # the dead runner whose lease `claim` took, if it took one
         self.beats = 0
         self._stop_reason: str | None = None
         self._stop_written = False

@@ -45,6 +45,7 @@ from orchestrator.cycle.prefect_input import PrefectWait
 from orchestrator.cycle.prefect_server import ensure_temporary_server
 from orchestrator.cycle.progress import CycleReport, report_lines
 from orchestrator.cycle.release import release_failed
+from orchestrator.cycle.takeover import crash_dead_run
 from orchestrator.cycle.waiting import PausedForPeople, await_people
 from orchestrator.errors import CampaignConflict, PeirceError
 from orchestrator.people.waiting import waiting
@@ -255,7 +256,7 @@ def _run_leased(db: Database, campaign_id: int) -> str | State[Any]:
     context = FlowRunContext.get()
     flow_run_id = str(context.flow_run.id) if context is not None and context.flow_run is not None else None
     try:
-        lease = runs.claim(db, campaign_id)
+        lease = runs.claim(db, campaign_id, note={"flow_run_id": flow_run_id})
     except CampaignConflict as exc:
         message = f"campaign {str(exc).removeprefix('CAMPAIGN: ')}"
         with db.session() as session:
@@ -268,6 +269,8 @@ def _run_leased(db: Database, campaign_id: int) -> str | State[Any]:
                 detail={"flow_run_id": flow_run_id, "reason": message},
             )
         return Cancelled(message=message)
+    if lease.took_over_from:
+        crash_dead_run(db, campaign_id, lease.took_over_from, flow_run_id, get_run_logger())
     try:
         with lease:
             ctx = replace(load_context(db, campaign_id), runner=lease.runner)

@@ -1,0 +1,139 @@
+"""Faults of a lab on several machines, against real processes: a Prefect server, workers, a database.
+
+- A worker killed in the middle of an experiment (SIGKILL to the worker and the flow run it started, while the
+  experiment holds the lab's balance): the campaign is submitted again and a second worker carries it to the end of
+  its budget; the experiment in doubt is abandoned with the action it left unconfirmed, nothing is measured twice
+  or sent without a dispatch record, the balance's hold of the dead run lapses and is taken again, and Prefect's
+  record of the dead run is set to Crashed by the run that took the campaign over.
+- The Prefect server restarted under a running campaign (see its test).
+- The database restarted under a running campaign (see its test).
+
+Everything is read back from the database's tables and from Prefect's API, never through the code under test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.prefect import lab_setup, server
+from tests.prefect.lab_setup import final_runs, peirce, read_lab, read_run, submit, write_campaign, write_lab
+from tests.prefect.server import descendants, start_worker, stop_worker
+
+pytestmark = pytest.mark.slow
+prefect_env = server.prefect_env
+lab_db = lab_setup.lab_db
+balance = lab_setup.balance
+
+EXPERIMENTS, BATCH = 4, 2
+# The dead run's hold lapses on its own: its lease (60 s, Prefect's least) plus the server's 15 s sweep.
+FINAL_WITHIN_S = 360.0
+
+
+def wait_for_event(url: str, campaign: str, kind: str, within_s: float = 240.0) -> dict[str, Any]:
+    """The first event of `kind` of the campaign's experiments, polled from the events table."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + within_s
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    text(
+                        "SELECT v.entity_id, v.detail FROM events v JOIN campaigns c ON c.id = v.campaign_id"
+                        " WHERE c.name = :name AND v.entity = 'experiment' AND v.kind = :kind ORDER BY v.id LIMIT 1"
+                    ),
+                    {"name": campaign, "kind": kind},
+                ).first()
+            if row is not None:
+                return dict(row._mapping)
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    pytest.fail(f"no {kind} event of {campaign} within {within_s:.0f} s")
+
+
+def kill_tree(process: Any) -> None:
+    """SIGKILL to a worker and everything below it, at once: a computer that lost power, as far as they know."""
+    pids = [process.pid, *descendants(process.pid)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def test_a_worker_killed_mid_experiment_the_campaign_goes_on_on_another_worker(
+    prefect_env: dict[str, str], lab_db: str, balance: str, tmp_path: Path
+) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    lab, pool, name = f"lab_{suffix}", f"faults-{suffix}", f"killed_{suffix}"
+    write_lab(tmp_path, lab, balance)
+    # One experiment at a time, each holding the balance for 2 s between its weighings: the kill lands inside one.
+    spec = write_campaign(tmp_path, name, seed=1, experiments=EXPERIMENTS, batch=BATCH, wait_s=2.0, concurrency=1)
+    env = {**prefect_env, "PEIRCE_ARTIFACTS": str(tmp_path / "artifacts")}
+    env.pop("PEIRCE_DB_URL", None)
+    peirce(env, "deploy", "--pool", pool, "--db", lab_db, cwd=tmp_path)
+    logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
+    first_worker = start_worker(env, pool, db_url=lab_db, log=logs[0], name=f"{pool}-a")
+    second_worker = None
+    try:
+        first_run = submit(env, spec, pool, lab_db)
+        held = wait_for_event(lab_db, name, "hold-taken")
+        wait_for_event(lab_db, name, "action-done")  # the first weighing confirmed; the balance still held
+        kill_tree(first_worker)
+        killed_in = held["entity_id"]
+
+        # Nothing runs the campaign now; Prefect still believes its run is running.
+        assert str(read_run(env, first_run).state_name) == "Running"
+        second_worker = start_worker(env, pool, db_url=lab_db, log=logs[1], name=f"{pool}-b")
+        second_run = submit(env, spec, pool, lab_db)
+        runs = final_runs(env, [second_run], logs, FINAL_WITHIN_S)
+    finally:
+        for worker in (first_worker, second_worker):
+            if worker is not None:
+                stop_worker(worker)
+
+    state = runs[second_run].state
+    assert state is not None and state.is_completed(), (state, logs[1].read_text()[-3000:])
+    assert f"{second_run}" in logs[1].read_text() and f"{second_run}" not in logs[0].read_text()
+
+    db = read_lab(lab_db, [name])
+    assert db["campaigns"][name] == "completed"
+    experiments = {e["id"]: e for e in db["experiments"]}
+    # The experiment the kill interrupted is abandoned, naming what the dead run left unconfirmed or last did.
+    interrupted = experiments[killed_in]
+    assert interrupted["state"] == "abandoned", interrupted
+    abandoned = [e["detail"] for e in db["events"] if e["entity_id"] == killed_in and e["to_state"] == "abandoned"]
+    assert len(abandoned) == 1 and "interrupt" in abandoned[0]["reason"], abandoned
+    assert abandoned[0].get("last_action", abandoned[0].get("unconfirmed_action"))["instrument"] == "balance"
+    # The budget is spent all the same, by experiments the second run planned and measured.
+    completed = [e for e in experiments.values() if e["state"] == "completed"]
+    assert len(completed) == EXPERIMENTS, experiments
+    measured = {(m["experiment_id"], m["attempt"]) for m in db["measurements"] if m["name"] == "score"}
+    assert all((e["id"], e["attempts"]) in measured for e in completed)
+    assert len(measured) == len([m for m in db["measurements"] if m["name"] == "score"])  # none measured twice
+    # Every action sent to the balance belongs to an attempt with a dispatch record, and no step ran twice in one.
+    dispatched = {(d["experiment_id"], d["attempt"]) for d in db["dispatches"]}
+    steps = [
+        (e["entity_id"], e["detail"]["attempt"], e["detail"]["step"])
+        for e in db["events"]
+        if e["kind"] == "action-started"
+    ]
+    assert all((experiment, attempt) in dispatched for experiment, attempt, _ in steps)
+    assert len(steps) == len(set(steps))
+    # The dead run's hold lapsed and the balance was taken again: every later attempt holds it once.
+    taken = [e for e in db["events"] if e["kind"] == "hold-taken"]
+    assert len(taken) == len(completed) + 1
+    # The run that took the campaign over said whose lease it took, and set Prefect's record of the dead run.
+    replaced = [e["detail"] for e in db["events"] if e["entity"] == "campaign" and "took_over_from" in e["detail"]]
+    assert len(replaced) == 1, replaced
+    dead = read_run(env, first_run)
+    assert dead.state is not None and dead.state.is_crashed(), dead.state
+    assert str(second_run) in str(dead.state.message)
