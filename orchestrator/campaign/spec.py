@@ -10,6 +10,7 @@ Loading goes in three steps, each of which can reject the file with one `SpecErr
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -167,6 +168,51 @@ class LookupLab(_LabSpec):
     )
 
 
+class LabDuration(_Strict):
+    """How long one experiment of a function lab takes in the lab's own (simulated) time, and how fast that time
+    passes. An experiment that takes days is not waited for in a process: its results are released when its time
+    is up (`people.scheduled`), the runner waits for them in its process at most `wait`, then the campaign pauses
+    (status `waiting`) and `peirce resume` collects them once they are due."""
+
+    length: float | str = Field(
+        description="Duration of one experiment in `unit`: a number, or a formula over numeric parameters."
+    )
+    unit: Literal["s", "min", "h", "d"] = Field(default="d", description="Unit of `length`.")
+    time_scale: float = Field(
+        default=1.0, gt=0, description="Simulated seconds per wall-clock second (1: real time; 86400: a day a second)."
+    )
+    wait: float = Field(
+        default=0.0,
+        ge=0,
+        description="How long the runner waits in its process for results not yet due before the campaign pauses "
+        "(seconds or '10m'); 0 pauses at once.",
+    )
+
+    @field_validator("wait", mode="before")
+    @classmethod
+    def _parse_wait(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    @field_validator("length")
+    @classmethod
+    def _length(cls, value: float | str) -> float | str:
+        if isinstance(value, str):
+            try:
+                Formula(value)
+            except FormulaError as exc:
+                raise ValueError(str(exc)) from None
+        elif not math.isfinite(value):
+            raise ValueError(f"{value} is not a finite number")
+        elif value < 0:
+            raise ValueError(f"{value:g} is negative")
+        return value
+
+    def simulated_s(self, parameters: dict[str, Any]) -> float:
+        """Simulated seconds one experiment at `parameters` takes (never negative)."""
+        length = self.length if not isinstance(self.length, str) else Formula(self.length).evaluate(parameters)
+        return max(0.0, float(length)) * _DURATION_UNITS[self.unit]
+
+
 class PythonLab(_Strict):
     """A Python function as the lab: it takes an experiment's parameters (a dict) and returns its outcomes
     ({objective: value}); an exception it raises is the experiment's failure, retried as the budget allows. Named as
@@ -182,6 +228,13 @@ class PythonLab(_Strict):
     )
     max_concurrency: int = Field(
         default=1, ge=1, description="Calls at the same time (on threads); a function is not assumed thread-safe."
+    )
+    options: dict[Identifier, Any] = Field(
+        default_factory=dict, description="Keyword arguments passed to the function with every call (a seed, rates)."
+    )
+    duration: LabDuration | None = Field(
+        default=None,
+        description="How long each experiment takes in the lab's time: its results are released when it is up.",
     )
 
 
@@ -301,12 +354,13 @@ def json_schema() -> dict[str, Any]:
         {"type": timeout.pop("type"), "minimum": timeout.pop("minimum")},
         {"type": "string", "pattern": _DURATION.pattern},
     ]
-    wait = defs["ManualSettings"]["properties"]["wait"]
-    wait["anyOf"] = [
-        {"type": "number", "minimum": wait.pop("minimum")},
-        {"type": "string", "pattern": _DURATION.pattern},
-    ]
-    del wait["type"]
+    for model in ("ManualSettings", "LabDuration"):
+        wait = defs[model]["properties"]["wait"]
+        wait["anyOf"] = [
+            {"type": "number", "minimum": wait.pop("minimum")},
+            {"type": "string", "pattern": _DURATION.pattern},
+        ]
+        del wait["type"]
     defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
     # With lab_file, a station names the lab's instruments: a list, or a mapping to narrower limits.
     station = defs["StationLab"]["properties"]
@@ -440,7 +494,12 @@ def _check_lab_fits(spec: CampaignSpec, index: dict[str, int]) -> None:
     elif isinstance(lab, ManualLab):
         check_manual(lab, index, objective_names)
     elif isinstance(lab, PythonLab):
-        return  # whether the function can be imported is checked when the lab is built (`peirce validate` does)
+        # Whether the function can be imported is checked when the lab is built (`peirce validate` does).
+        if lab.duration is not None and isinstance(lab.duration.length, str):
+            numeric = {p.name for p in spec.space if p.is_numeric}
+            unknown = [n for n in Formula(lab.duration.length).names if n not in numeric]
+            if unknown:
+                raise SpecError("lab.duration.length", f"{', '.join(unknown)} is not a numeric parameter")
     else:
         for name in lab.columns:
             if name not in index:
@@ -616,6 +675,7 @@ def _is_field_of_any_model(name: str) -> bool:
         ManualLab,
         ManualSettings,
         PythonLab,
+        LabDuration,
         LinearConstraint,
         Objective,
         OutcomeConstraint,

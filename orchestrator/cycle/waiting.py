@@ -2,7 +2,8 @@
 
 A cycle whose experiments wait for a person (an approval, results entered by hand) cannot be induced until they are
 answered. The runner waits in its process for as long as the policy allows (`people.waiting.wait_limit_s`; zero by
-default), running each experiment as soon as it is approved; at the limit it pauses the campaign (status
+default), running each experiment as soon as it is approved and releasing results a lab scheduled for a time now
+past (an experiment that takes weeks of lab time); at the limit it pauses the campaign (status
 `waiting`, the reason stated, its lease freed) and ends. Nothing is lost: `peirce resume` continues the same cycle
 once the people have answered. Waiting never approves anything.
 """
@@ -16,6 +17,7 @@ from sqlalchemy import select
 
 from orchestrator.cycle.context import CampaignContext, fence
 from orchestrator.people.notify import notify_waiting
+from orchestrator.people.scheduled import release_due
 from orchestrator.people.waiting import Waiting, wait_limit_s, waiting
 from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState
 
@@ -75,9 +77,11 @@ def await_people(
 
 
 def _look(ctx: CampaignContext, cycle_id: int) -> tuple[list[int], Waiting, bool, float]:
-    """(approved experiments of the cycle ready to run, what waits, whether a stop was asked, the wait's limit)."""
+    """(approved experiments of the cycle ready to run, what waits, whether a stop was asked, the wait's limit).
+    Results a lab scheduled for a time now past are released first (`people.scheduled`)."""
     with ctx.db.session() as session:
         fence(session, ctx)
+        release_due(session, ctx.campaign_id, ctx.spec)
         what = waiting(session, ctx.campaign_id, cycle_id)
         ready = list(
             session.scalars(

@@ -1,7 +1,11 @@
 """A lab that is a Python function: `lab: {python: "package.module:function"}`, or a name registered by another
 package in the `peirce.labs` entry point group (`lab: {python: "my-lab"}`).
 
-The function takes an experiment's parameters (a dict) and returns its outcomes (`{objective: value}`). It is
+The function takes an experiment's parameters (a dict) and returns its outcomes (`{objective: value}`); it is also
+given the lab's `options` as keyword arguments, and, when it takes them, `key` (the experiment's idempotency key)
+and `journal` (a callable `journal(kind, detail)` that writes an event of the experiment, such as the steps a robot
+twin runs). With a `duration`, each experiment takes that long in the lab's time: its results are held in a request
+released when the time is up (`people.scheduled`), so the campaign can pause meanwhile. It is
 resolved when the lab is built, so `peirce validate` and `peirce run` refuse a function that cannot be imported
 before anything is written (`lab.python: …`). An exception raised inside it is the experiment's failure
 (`LabFailure`, retried under the same key as the budget allows) with its message; an answer that is not one finite
@@ -11,16 +15,19 @@ number per objective is a failure no retry can heal.
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 import sys
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from importlib.metadata import entry_points
 from typing import Any
 
 from instruments.station import Journal
-from orchestrator.campaign.spec import PythonLab
+from orchestrator.campaign.spec import LabDuration, PythonLab
 from orchestrator.errors import SpecError
-from orchestrator.lab.contract import LabFailure, LabResult
+from orchestrator.lab.contract import HandedToPerson, LabFailure, LabResult
+from orchestrator.store.models import utcnow
 
 ENTRY_POINT_GROUP = "peirce.labs"
 FIELD = "lab.python"
@@ -85,18 +92,57 @@ class PythonFunctionLab:
 
     candidates: list[dict[str, Any]] | None = None  # the function answers any point of the space
 
-    def __init__(self, function: LabFunction, outcomes: list[str], max_concurrency: int, name: str) -> None:
+    def __init__(
+        self,
+        function: LabFunction,
+        outcomes: list[str],
+        max_concurrency: int,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        duration: LabDuration | None = None,
+    ) -> None:
         self.function = function
         self.outcomes = outcomes
         self.max_concurrency = max_concurrency
         self.name = name
+        self.options = dict(options or {})
+        self.duration = duration
+        takes = _keywords(function)
+        # Only what the function names is passed: a function of the parameters alone stays valid.
+        self.takes: set[str] | _Any = _Any() if takes is None else takes
 
     def run(self, parameters: Mapping[str, Any], key: str, journal: Journal | None = None) -> LabResult:
+        extra: dict[str, Any] = dict(self.options)
+        if "key" in self.takes:
+            extra["key"] = key
+        if "journal" in self.takes:
+            extra["journal"] = journal
         try:
-            answer = self.function(dict(parameters))
+            answer = self.function(dict(parameters), **extra)
         except Exception as exc:  # whatever the function raised is the experiment's failure, with its message
             raise LabFailure(f"{self.name} raised {_said(exc)}", detail={"error": type(exc).__name__}) from exc
-        return LabResult(values=self._values(answer))
+        values = self._values(answer)
+        if self.duration is not None:
+            raise HandedToPerson(self._scheduled(parameters, values, self.duration))
+        return LabResult(values=values)
+
+    def _scheduled(
+        self, parameters: Mapping[str, Any], values: dict[str, float], duration: LabDuration
+    ) -> dict[str, Any]:
+        """The request detail of an experiment whose results are due after its duration: released then by the
+        runner that waits, or by `peirce resume` (`people.scheduled`); a person may enter real results before."""
+        lab_s = duration.simulated_s(dict(parameters))
+        ready_at = utcnow() + timedelta(seconds=lab_s / duration.time_scale)
+        length = lab_s / {"s": 1, "min": 60, "h": 3600, "d": 86400}[duration.unit]
+        return {
+            "instructions": f"runs on {self.name} for {length:g} {duration.unit} of lab time; its results are "
+            f"released at {ready_at:%Y-%m-%d %H:%M:%S} UTC",
+            "outcomes": {name: "" for name in self.outcomes},
+            "ready_at": ready_at.isoformat(),
+            "lab_time_s": lab_s,
+            "values": values,
+            "by": f"lab {self.name}"[:128],
+        }
 
     def _values(self, answer: Any) -> dict[str, float]:
         def refuse(why: str) -> LabFailure:
@@ -132,6 +178,32 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _keywords(function: Callable[..., Any]) -> set[str] | None:
+    """The keyword arguments `function` takes by name; None when it takes any (`**kwargs`) or cannot be inspected."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # some builtins and extension functions have no signature to read
+        return None
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+class _Any:
+    """Every name: what a function with `**kwargs` takes."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
 def build_python_lab(lab: PythonLab, outcomes: list[str]) -> PythonFunctionLab:
-    """The lab of a `lab: {python: …}` spec, its function resolved now (SpecError when it cannot be)."""
-    return PythonFunctionLab(resolve(lab), outcomes, lab.max_concurrency, lab.python.strip())
+    """The lab of a `lab: {python: …}` spec, its function resolved now (SpecError when it cannot be, or when it does
+    not take one of `lab.options`)."""
+    function = resolve(lab)
+    takes = _keywords(function)
+    for name in lab.options:
+        if takes is not None and name not in takes:
+            raise SpecError(f"lab.options.{name}", f"'{lab.python.strip()}' takes no argument '{name}'")
+    return PythonFunctionLab(
+        function, outcomes, lab.max_concurrency, lab.python.strip(), options=lab.options, duration=lab.duration
+    )

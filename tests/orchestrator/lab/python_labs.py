@@ -30,3 +30,17 @@ def wrong_answer(parameters: dict[str, Any]) -> dict[str, float]:
 
 
 NOT_A_FUNCTION = 42
+
+
+def scaled(parameters: dict[str, Any], *, scale: float = 1.0, key: str = "", journal: Any = None) -> dict[str, float]:
+    """The bowl times `scale` (a lab option); takes the experiment's key and journal, and uses both."""
+    CALLS.append({"parameters": dict(parameters), "scale": scale, "key": key})
+    if journal is not None:
+        journal("action-done", {"instrument": "bowl", "action": "measure", "key": key})
+    return {"y": scale * bowl(parameters["x1"], parameters["x2"])}
+
+
+def anything(parameters: dict[str, Any], **given: Any) -> dict[str, float]:
+    """A lab that takes any keyword argument (`**given`): every option, the key and the journal are passed."""
+    CALLS.append({"parameters": dict(parameters), "given": sorted(given)})
+    return {"y": bowl(parameters["x1"], parameters["x2"])}
