@@ -15,6 +15,11 @@ naming the instrument and who holds it ("waited 30 s for hotplate, held by campa
 not strictly first come, first served. Every wait, hold and release is an event of the experiment, so
 `peirce holds` says who holds what and who waits, across the lab's campaigns.
 
+A Prefect server restarting (an upgrade, a crash) is waited out, not failed on: a hold that cannot reach the
+server asks again every few seconds within the same `holds.timeout_s` (journalled once as
+`hold-server-unreachable`), and a slot that cannot be given back is left to lapse with its lease
+(`hold-release-failed`): what the experiment measured stands either way.
+
 Holds need a Prefect server every campaign of the lab talks to (PREFECT_API_URL). The inline engine, and the
 Prefect engine on its temporary in-process server, take none: a campaign there has its instruments to itself
 (the station still keeps its own experiments apart), and `peirce run` says so.
@@ -28,10 +33,11 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
 from prefect.settings import PREFECT_API_URL
 
 from instruments.station import HoldInstrument, HoldTimeout, Journal
@@ -41,6 +47,8 @@ from orchestrator.store.database import Database
 
 # How long a hold outlives a runner that died holding it (Prefect renews the lease while the hold lasts).
 LEASE_S = 60.0
+# How often a hold asks again while the Prefect server cannot be reached.
+SERVER_RETRY_S = 2.0
 
 
 def shared_holds(db: Database, shared: SharedInstruments) -> PrefectHolds | None:
@@ -84,27 +92,57 @@ class PrefectHolds:
     @contextmanager
     def _hold(self, instrument: str, write: Journal) -> Iterator[None]:
         slot = slot_name(self.lab, instrument)
-        self.ensure_limit(slot)
         where = {"instrument": instrument, "slot": slot}
         write("hold-waiting", where)
         started = time.monotonic()
-        stack = ExitStack()
+        stack = self._take(slot, instrument, where, write, started)
+        taken = time.monotonic()
+        write("hold-taken", {**where, "waited_s": round(taken - started, 3)})
         try:
-            stack.enter_context(
-                concurrency(slot, occupy=1, timeout_seconds=self.timeout_s, lease_duration=self.lease_s, strict=True)
-            )
-        except TimeoutError:
-            holder = self.holder(slot)
-            reason = f"waited {self.timeout_s:g} s for {instrument}, {holder}"
+            yield
+        finally:
+            # Written before the slot is given back, so the journal's interval lies inside the slot's.
+            write("hold-released", {**where, "held_s": round(time.monotonic() - taken, 3)})
+            try:
+                stack.close()
+            except Exception as exc:  # what the experiment did stands; an unreleased slot lapses with its lease
+                write(
+                    "hold-release-failed",
+                    {**where, "message": f"{_said(exc)}; the hold lapses within {self.lease_s:g} s"},
+                )
+
+    def _take(self, slot: str, instrument: str, where: dict[str, str], write: Journal, started: float) -> ExitStack:
+        """The slot, taken: wait while another holds it, and while the server cannot be reached (restarting, or a
+        network fault), both within `holds.timeout_s` of `started`; past it the experiment fails, retryable, with
+        one reason. Nothing has been sent to the instrument yet."""
+        unreachable: str | None = None
+        while True:
+            left = self.timeout_s - (time.monotonic() - started)
+            stack = ExitStack()
+            try:
+                self.ensure_limit(slot)
+                stack.enter_context(
+                    concurrency(
+                        slot, occupy=1, timeout_seconds=max(left, 0.0), lease_duration=self.lease_s, strict=True
+                    )
+                )
+                return stack
+            except TimeoutError:
+                reason = f"waited {self.timeout_s:g} s for {instrument}, {self.holder(slot)}"
+            except Exception as exc:
+                if not _unreachable(exc):
+                    raise
+                if unreachable is None:
+                    unreachable = _said(exc)
+                    write("hold-server-unreachable", {**where, "message": unreachable})
+                if left > SERVER_RETRY_S:
+                    time.sleep(SERVER_RETRY_S)
+                    continue
+                reason = (
+                    f"waited {self.timeout_s:g} s for {instrument}: the Prefect server did not answer ({unreachable})"
+                )
             write("hold-timeout", {**where, "message": reason})
             raise HoldTimeout(reason, instrument=instrument) from None
-        with stack:
-            taken = time.monotonic()
-            write("hold-taken", {**where, "waited_s": round(taken - started, 3)})
-            try:
-                yield
-            finally:
-                write("hold-released", {**where, "held_s": round(time.monotonic() - taken, 3)})
 
     def holder(self, slot: str) -> str:
         """Who holds the slot now, in words, from the database."""
@@ -114,3 +152,17 @@ class PrefectHolds:
             return "held by nobody peirce knows of (another program, or a runner that died and whose lease runs on)"
         first = held[0]
         return f"held by {first.who} since {first.since:%H:%M:%S}"
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the Prefect server could not answer now (down, restarting, overloaded), rather than that
+    it refused the request."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if isinstance(exc, PrefectHTTPStatusError):
+        return exc.response.status_code >= 500
+    return False
+
+
+def _said(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

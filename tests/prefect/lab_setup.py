@@ -143,7 +143,7 @@ def read_lab(url: str, names: list[str]) -> dict[str, Any]:
         engine.dispose()
     for event in events:
         detail = event["detail"]
-        event["detail"] = json.loads(detail) if isinstance(detail, str) else (detail or {})
+        event["detail"] = (json.loads(detail) if isinstance(detail, str) else detail) or {}
     return {
         "campaigns": campaigns,
         "experiments": experiments,

@@ -32,6 +32,7 @@ import pytest
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 SHARED_API_ENV = "PEIRCE_TEST_PREFECT_API_URL"
 STARTUP_DEADLINE_S = 150.0  # the server migrates a fresh SQLite database first; two shared cores are slow at it
+LEASES_ON_DISK = "prefect.server.concurrency.lease_storage.filesystem"
 # How often a process worker asks its pool for flow runs (Prefect's default is 10 s; tests wait less).
 WORKER_POLL_S = 1
 
@@ -79,12 +80,19 @@ class StartedServer:
             "PREFECT_SERVER_API_PORT": str(self.port),
             "PREFECT_SERVER_UI_ENABLED": "false",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+            # As docs/deploy.md sets a lab's server up: holds (leases) kept on disk, so a restart forgets none.
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASES_ON_DISK,
         }
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> dict[str, str]:
+        self.start()
+        return self.env
+
+    def start(self) -> None:
+        """Start the server (again, after `stop`: same port, same home and database) and wait until it answers."""
         log = self.home / "server.log"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
                 env=self.env,
@@ -97,11 +105,13 @@ class StartedServer:
         except BaseException:
             stop_process_group(self.process)
             raise
-        return self.env
 
-    def __exit__(self, *_: object) -> None:
+    def stop(self) -> None:
         if self.process is not None:
             stop_process_group(self.process)
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def wait_healthy(api: str, server: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
