@@ -296,16 +296,16 @@ class Station:
                 if isinstance(step, ManualStep):
                     # The sample goes to a person, for as long as they take: the instrument it was on is free for
                     # other experiments meanwhile (and taken again, in turn, if a later step needs it).
-                    self._release(held, shared)
-                    held = None
+                    previous, held = held, None  # cleared first: a release that fails is not tried again
+                    self._release(previous, shared)
                     values[step.outcome] = self._ask(index, step, parameters, write, ask_person)
                     continue
                 if isinstance(step, AnalysisStep):
                     values.update(self._analyse(index, step, arrays, write))
                     continue
                 if step.instrument != held:
-                    self._release(held, shared)
-                    held = None
+                    previous, held = held, None  # cleared first: a release that fails is not tried again
+                    self._release(previous, shared)
                     self._reservations[step.instrument].acquire()
                     if hold is not None:
                         try:

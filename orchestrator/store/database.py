@@ -203,6 +203,8 @@ def _create_engine(
         raise DatabaseError(f"--db: bad database URL {safe_url(url)}: {exc}") from None
     if not read_only:
         _stop_when_unwritable(engine, sqlite_file)
+        if engine.dialect.name == "postgresql":
+            _wait_out_restarts(engine, RECONNECT_WITHIN_S)
     if engine.dialect.name == "sqlite":
         if not read_only:
             event.listen(engine, "connect", _sqlite_pragmas)
@@ -211,6 +213,36 @@ def _create_engine(
             if sqlite_file is not None and not _may_write(sqlite_file):
                 _open_sqlite_read_only(engine, sqlite_file)
     return engine
+
+
+# How long a process that has reached its PostgreSQL server waits for it to come back before it gives up: a restart
+# (an upgrade, a failover) takes seconds; a server that is gone for longer ends the run, to be resumed.
+RECONNECT_WITHIN_S = 120.0
+RECONNECT_EVERY_S = 1.0
+
+
+def _wait_out_restarts(engine: Engine, within_s: float) -> None:
+    """Once a PostgreSQL server has answered this process, a new connection it refuses is asked for again, every
+    `RECONNECT_EVERY_S`, for up to `within_s`: a runner between two writes rides out a restart of the server. A
+    connection is made only before a transaction begins (idle ones are checked first, `pool_pre_ping`), so nothing
+    is repeated. A write under way when the server stops still fails, and the run stops, to be resumed. A server
+    that never answered is not waited for: a command given a wrong URL says so at once."""
+    reached = False
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: object, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        nonlocal reached
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                connection = dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                if not reached or time.monotonic() > deadline:
+                    raise
+                time.sleep(RECONNECT_EVERY_S)
+                continue
+            reached = True
+            return connection
 
 
 def _check_sqlite_path(url: URL, *, must_exist: bool, defaulted: bool) -> Path | None:

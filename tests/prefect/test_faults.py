@@ -16,17 +16,24 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 import signal
+import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
+from orchestrator.errors import PeirceError
+from orchestrator.store.database import open_database
 from tests.prefect import lab_setup, server
 from tests.prefect.lab_setup import final_runs, peirce, read_lab, read_run, submit, write_campaign, write_lab
+from tests.prefect.postgres_cluster import PrivatePostgres
 from tests.prefect.server import descendants, start_worker, stop_worker
 
 pytestmark = pytest.mark.slow
@@ -224,3 +231,101 @@ def _hold_spans(events: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
         elif event["kind"] == "hold-released" and key in taken:
             spans.append((taken.pop(key), event["at"]))
     return spans
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PrivatePostgres]:
+    # Not under pytest's own folder, which only root may enter: the server runs as the postgres user.
+    folder = Path(tempfile.mkdtemp(prefix="peirce-test-pg-"))
+    try:
+        cluster = PrivatePostgres(folder)
+        cluster.start()
+        try:
+            yield cluster
+        finally:
+            with contextlib.suppress(AssertionError):
+                cluster.stop("immediate")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_database_restarted_mid_run(
+    prefect_env: dict[str, str], own_postgres: PrivatePostgres, balance: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL server of its own, stopped (fast: every session ended, as for an upgrade) after the first
+    experiment completes and started again 5 s later. The runner waits for the server to come back and carries
+    on; had a write been under way at the stop, the run stops instead and the campaign is submitted again, which
+    this test then does. Either way: the budget spent, nothing measured lost, nothing repeated without a record."""
+    lab_db = own_postgres.url
+    suffix = uuid.uuid4().hex[:6]
+    lab, pool, name = f"lab_{suffix}", f"pg-{suffix}", f"pg_restarted_{suffix}"
+    write_lab(tmp_path, lab, balance)
+    spec = write_campaign(tmp_path, name, seed=3, experiments=6, batch=2, wait_s=1.0, concurrency=1)
+    env = {**prefect_env, "PEIRCE_ARTIFACTS": str(tmp_path / "artifacts")}
+    env.pop("PEIRCE_DB_URL", None)
+    peirce(env, "deploy", "--pool", pool, "--db", lab_db, cwd=tmp_path)
+    logs = [tmp_path / "worker.log"]
+    worker = start_worker(env, pool, db_url=lab_db, log=logs[0])
+    try:
+        run = submit(env, spec, pool, lab_db)
+        wait_for_completed(lab_db, name, 1)
+        own_postgres.stop("fast")
+        time.sleep(5)
+        own_postgres.start()
+        runs = final_runs(env, [run], logs, FINAL_WITHIN_S)
+        state = runs[run].state
+        assert state is not None
+        if not state.is_completed():
+            # Stopped by a write the restart cut short: the campaign is left to be taken over, and is.
+            assert state.is_failed() or state.is_crashed(), state
+            again = submit(env, spec, pool, lab_db)
+            state = final_runs(env, [again], logs, FINAL_WITHIN_S)[again].state
+            assert state is not None and state.is_completed(), (state, logs[0].read_text()[-3000:])
+    finally:
+        stop_worker(worker)
+
+    db = read_lab(lab_db, [name])
+    assert db["campaigns"][name] == "completed"
+    completed = [e for e in db["experiments"] if e["state"] == "completed"]
+    assert len(completed) == 6, db["experiments"]
+    # Anything else was in flight at the stop and is abandoned, with its reason.
+    for experiment in db["experiments"]:
+        if experiment["state"] != "completed":
+            assert experiment["state"] == "abandoned", experiment
+    measured = {(m["experiment_id"], m["attempt"]) for m in db["measurements"] if m["name"] == "score"}
+    assert all((e["id"], e["attempts"]) in measured for e in completed)
+    dispatched = {(d["experiment_id"], d["attempt"]) for d in db["dispatches"]}
+    steps = [
+        (e["entity_id"], e["detail"]["attempt"], e["detail"]["step"])
+        for e in db["events"]
+        if e["kind"] == "action-started"
+    ]
+    assert all((experiment, attempt) in dispatched for experiment, attempt, _ in steps)
+    assert len(steps) == len(set(steps))
+    spans = _hold_spans(db["events"])
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(sorted(spans))), spans
+
+
+def test_a_writer_waits_for_its_restarted_database_and_a_command_on_a_dead_one_fails_at_once(
+    own_postgres: PrivatePostgres,
+) -> None:
+    db = open_database(own_postgres.url)
+    try:
+        with db.session() as session:
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+        own_postgres.stop("fast")  # every session ended, the pooled connection with it
+        restarter = threading.Timer(3.0, own_postgres.start)
+        restarter.start()
+        started = time.monotonic()
+        with db.session() as session:  # waits for the server instead of failing
+            assert session.execute(text("SELECT 2")).scalar_one() == 2
+        assert time.monotonic() - started >= 2.5
+        restarter.join()
+    finally:
+        db.dispose()
+    # A process that never reached the server is not kept waiting: a wrong address says so at once.
+    own_postgres.stop("fast")
+    started = time.monotonic()
+    with pytest.raises(PeirceError):
+        open_database(own_postgres.url)
+    assert time.monotonic() - started < 30

@@ -115,3 +115,55 @@ def test_two_campaigns_take_turns_on_a_one_client_instrument_and_each_opens_it_o
         for runtime in runtimes.values():
             runtime.close()
         server.stop()
+
+
+class ReleaseRefused(Exception):
+    """What a lab-wide hold raises when it cannot be given back (its server unreachable)."""
+
+
+def test_a_hold_that_cannot_be_given_back_fails_once_and_leaves_the_station_usable() -> None:
+    servers = [
+        TwinServer(MettlerSicsTwin(Bench(time_scale=1000.0, seed=i)), FaultPlan(rate=0.0), name=f"balance-{i}")
+        for i in range(2)
+    ]
+    ports = [server.start_tcp() for server in servers]
+    station = StationLab.model_validate(
+        {
+            "station": "two_balances",
+            "shared": {"lab": "bench_lab", "hold_timeout_s": 30},
+            "instruments": {
+                name: {"driver": "mettler-sics", "port": port, "serial": {"timeout_s": 2.0}}
+                for name, port in zip(("first", "second"), ports, strict=True)
+            },
+            "protocol": [
+                {"instrument": "first", "action": "weigh", "save": {"mass_g": "a"}},
+                {"instrument": "second", "action": "weigh", "save": {"mass_g": "b"}},
+            ],
+            "outcomes": {"total": "a + b"},
+        }
+    )
+    refuse = {"first"}
+
+    @contextmanager
+    def hold(instrument: str) -> Iterator[None]:
+        yield
+        if instrument in refuse:
+            raise ReleaseRefused(f"{instrument}: the server did not answer")
+
+    runtime = StationRuntime(station)
+    try:
+        journal: list[tuple[str, dict[str, Any]]] = []
+        try:
+            runtime.run({}, "e-1", lambda kind, detail: journal.append((kind, detail)), hold=hold)
+        except ReleaseRefused as exc:
+            assert "first" in str(exc)  # the hold's own error, not a second release of the station's reservation
+        else:
+            raise AssertionError("a hold that could not be given back went unsaid")
+        refuse.clear()
+        # Nothing stays reserved in this process: the next experiment takes both instruments.
+        values = runtime.run({}, "e-2", lambda kind, detail: None, hold=hold)
+        assert set(values) == {"total"}
+    finally:
+        runtime.close()
+        for server in servers:
+            server.stop()
