@@ -139,11 +139,18 @@ class PrefectStages:
 
     def run_experiments(self, experiment_ids: Sequence[int]) -> list[ExperimentOutcome]:
         seqs = self._seqs(experiment_ids)
-        futures = [
-            self.experiment.with_options(task_run_name=f"experiment-{seqs[i]}").submit(self._ctx_arg, i)
-            for i in experiment_ids
-        ]
-        return [f.result() for f in futures]
+        # At most the lab's max_concurrency at once, however the flow run was started: a worker's flow run has
+        # Prefect's default task runner, which knows nothing of the lab (`peirce run` sizes its own the same way).
+        pool: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=self.ctx.lab.max_concurrency)
+        with pool as runner:
+            futures = [
+                runner.submit(
+                    self.experiment.with_options(task_run_name=f"experiment-{seqs[i]}"),
+                    parameters={"ctx": self._ctx_arg, "experiment_id": i},
+                )
+                for i in experiment_ids
+            ]
+            return [f.result() for f in futures]
 
     def wait_for_people(self, cycle_id: int) -> list[int] | None:
         with self.ctx.db.session() as session:

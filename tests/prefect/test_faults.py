@@ -219,6 +219,23 @@ def test_the_prefect_server_restarted_mid_run_the_campaign_carries_on(
     # Holds never overlapped, across the restart.
     spans = _hold_spans(db["events"])
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(sorted(spans))), spans
+    # The lab runs one experiment at a time (max_concurrency 1), batches of two notwithstanding, on a worker too.
+    running = _state_spans(db["events"], "running", "completed")
+    assert len(running) == 6 and all(a[1] <= b[0] for a, b in itertools.pairwise(sorted(running))), running
+
+
+def _state_spans(events: list[dict[str, Any]], start: str, end: str) -> list[tuple[Any, Any]]:
+    """Per experiment, from its last move to `start` to its move to `end`."""
+    began: dict[int, Any] = {}
+    spans = []
+    for event in events:
+        if event["entity"] != "experiment":
+            continue
+        if event["to_state"] == start:
+            began[event["entity_id"]] = event["at"]
+        elif event["to_state"] == end and event["entity_id"] in began:
+            spans.append((began.pop(event["entity_id"]), event["at"]))
+    return spans
 
 
 def _hold_spans(events: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
