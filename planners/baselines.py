@@ -119,7 +119,7 @@ def _take_new(draws: Iterator[Point], space: Space, seen: set[tuple], batch_size
             return proposals
     if proposals:
         return proposals
-    if space.constraints:
+    if space.constraints or space.mixtures:
         raise PlanningError(
             f"no point satisfies the constraints ({_describe(space)}) after {batch_size * DRAWS_PER_POINT} draws"
         )
@@ -127,7 +127,7 @@ def _take_new(draws: Iterator[Point], space: Space, seen: set[tuple], batch_size
 
 
 def _describe(space: Space) -> str:
-    return "; ".join(c.describe() for c in space.constraints)
+    return "; ".join([*(m.describe() for m in space.mixtures), *(c.describe() for c in space.constraints)])
 
 
 def _exhausted_message(space: Space) -> str:

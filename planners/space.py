@@ -1,4 +1,4 @@
-"""Parameter spaces: the typed parameters a campaign may vary, its linear constraints and its objectives.
+"""Parameter spaces: the typed parameters a campaign may vary, its linear constraints, its mixtures and its objectives.
 
 These pydantic models are both the campaign file's vocabulary (the orchestrator's spec embeds them) and the
 planners' description of the problem, so a parameter is defined in exactly one place.
@@ -199,6 +199,32 @@ class LinearConstraint(_Strict):
         return f"{terms} {self.operator} {self.rhs:g}"
 
 
+class Mixture(_Strict):
+    """Continuous parameters that are the fractions of one whole: they sum to `total` (1 by default), each within
+    its own bounds, e.g. the metals of a catalyst or the solvents of a blend.
+
+    A mixture is an equality constraint with structure, and planners use the structure: the baselines draw points
+    uniformly over the bounded simplex (see `Space.from_unit`), the Bayesian planner passes the equality to its
+    optimiser, and an effect of one component is taken with the others changed in proportion (`Space.setting`).
+    """
+
+    parameters: list[Identifier] = Field(min_length=2)
+    total: FiniteFloat = Field(default=1.0, gt=0)
+
+    @field_validator("parameters")
+    @classmethod
+    def _distinct(cls, parameters: list[str]) -> list[str]:
+        _reject_repeats(parameters, "parameter")
+        return parameters
+
+    def satisfied_by(self, point: Mapping[str, Any], tolerance: float = 1e-9) -> bool:
+        """The components sum to the total (within `tolerance` times the total)."""
+        return abs(sum(float(point[name]) for name in self.parameters) - self.total) <= tolerance * self.total
+
+    def describe(self) -> str:
+        return f"{' + '.join(self.parameters)} = {self.total:g}"
+
+
 class OutcomeConstraint(_Strict):
     """A measured outcome must stay on one side of a value, e.g. `{outcome: impurity, operator: "<=", value: 2}`.
 
@@ -247,7 +273,7 @@ class Objective(_Strict):
 
 @dataclass(frozen=True)
 class Space:
-    """The planners' view of a campaign: parameters in declared order plus linear constraints."""
+    """The planners' view of a campaign: parameters in declared order plus linear constraints and mixtures."""
 
     parameters: Sequence[Any]
     constraints: Sequence[LinearConstraint] = ()
@@ -255,6 +281,8 @@ class Space:
     """When set, the only points the lab can run (e.g. the rows of a lookup table); planners choose among them."""
     exclusions: Sequence[Any] = ()
     """Regions no experiment may enter (the campaign's safety rules); each has `holds(point) -> bool`."""
+    mixtures: Sequence[Mixture] = ()
+    """Groups of continuous parameters that sum to a total (the spec checks they exist and can)."""
 
     @property
     def names(self) -> list[str]:
@@ -291,24 +319,85 @@ class Space:
                 yield point
 
     def feasible(self, point: Mapping[str, Any]) -> bool:
-        return all(c.satisfied_by(point) for c in self.constraints) and not any(
-            region.holds(point) for region in self.exclusions
+        return (
+            all(m.satisfied_by(point) and self._within_bounds(m, point) for m in self.mixtures)
+            and all(c.satisfied_by(point) for c in self.constraints)
+            and not any(region.holds(point) for region in self.exclusions)
         )
+
+    def _within_bounds(self, mixture: Mixture, point: Mapping[str, Any]) -> bool:
+        # `from_unit` keeps every other parameter within its bounds by construction; a mixture's components are
+        # drawn on the simplex, where only the lower bounds hold by construction.
+        for name in mixture.parameters:
+            low, high = self.parameter(name).bounds
+            if not low - 1e-12 <= float(point[name]) <= high + 1e-12:
+                return False
+        return True
+
+    def mixture_of(self, name: str) -> Mixture | None:
+        return next((m for m in self.mixtures if name in m.parameters), None)
+
+    def setting(self, point: Mapping[str, Any], name: str, value: Any, fixed: Sequence[str] = ()) -> Point:
+        """`point` with `name` set to `value`. For a component of a mixture, the other components (except those in
+        `fixed`) are scaled in proportion so that the mixture still sums to its total: Cox's direction, the usual
+        meaning of one component's effect in a mixture (J. A. Cornell, Experiments with Mixtures, 3rd ed., 2002).
+        The result may break a component's bounds; `feasible` says so. `point` may lack `name`."""
+        moved = {**point, name: value}
+        mixture = self.mixture_of(name)
+        if mixture is None:
+            return moved
+        free = [n for n in mixture.parameters if n != name and n not in fixed]
+        held = sum(float(moved[n]) for n in mixture.parameters if n != name and n in fixed)
+        target = mixture.total - float(value) - held
+        current = sum(float(moved[n]) for n in free)
+        for n in free:
+            moved[n] = float(moved[n]) * target / current if current > 0 else target / len(free)
+        return moved
+
+    def snap(self, point: Mapping[str, Any]) -> Point:
+        """`point` with each mixture moved to the nearest point (Euclidean) that sums exactly to its total within
+        the components' bounds: an optimiser's equality holds to about 1e-6, an experiment's to rounding."""
+        snapped = dict(point)
+        for mixture in self.mixtures:
+            bounds = [self.parameter(n).bounds for n in mixture.parameters]
+            values = _project_bounded_simplex([float(point[n]) for n in mixture.parameters], bounds, mixture.total)
+            snapped.update(zip(mixture.parameters, values, strict=True))
+        return snapped
 
     def contains(self, point: Mapping[str, Any]) -> bool:
         return set(point) == set(self.names) and all(p.contains(point[p.name]) for p in self.parameters)
 
     def from_unit(self, u: Sequence[float]) -> Point:
-        """Map a point of the unit cube [0, 1)^d (one coordinate per parameter) to a point of the space."""
+        """Map a point of the unit cube [0, 1)^d (one coordinate per parameter) to a point of the space.
+
+        Uniform points of the cube give uniform points of the space. A mixture of k components takes the
+        coordinates of its first k - 1 components and maps them to a uniform point of the simplex above the
+        components' lower bounds by stick-breaking (the j-th of k - 1 breaks has the Beta(1, k - 1 - j) law, drawn
+        by its inverse distribution function; the last coordinate is unused). Upper bounds are then met by
+        rejection: `feasible` refuses a point above one, so a uniform draw on the bounded simplex is what is kept.
+        Normalising uniform draws instead would crowd the points towards the simplex's centre.
+        """
         point: Point = {}
+        coordinates: dict[str, float] = {}
         for p, x in zip(self.parameters, u, strict=True):
             x = min(max(float(x), 0.0), 1.0 - 1e-12)
+            coordinates[p.name] = x
             if isinstance(p, ContinuousParameter):
                 lo, hi = p.bounds
                 point[p.name] = lo + x * (hi - lo)
             else:
                 choices = p.values
                 point[p.name] = choices[int(x * len(choices))]
+        for mixture in self.mixtures:
+            lows = [float(self.parameter(n).bounds[0]) for n in mixture.parameters]
+            free = mixture.total - sum(lows)
+            k = len(mixture.parameters)
+            left = 1.0
+            for j, (name, low) in enumerate(zip(mixture.parameters[:-1], lows, strict=False)):
+                share = left * (1.0 - (1.0 - coordinates[name]) ** (1.0 / (k - 1 - j)))
+                left -= share
+                point[name] = low + free * share
+            point[mixture.parameters[-1]] = lows[-1] + free * left
         return point
 
 
@@ -318,8 +407,10 @@ class Space:
 EXACT_CHECK_POINTS = 1_000_000
 
 
-def constraints_satisfiable(parameters: Sequence[Any], constraints: Sequence[LinearConstraint]) -> bool:
-    """Whether some point of the parameters' ranges satisfies every linear constraint at once.
+def constraints_satisfiable(
+    parameters: Sequence[Any], constraints: Sequence[LinearConstraint], mixtures: Sequence[Mixture] = ()
+) -> bool:
+    """Whether some point of the parameters' ranges satisfies every linear constraint (and mixture) at once.
 
     Continuous parameters: a linear program over their bounds (feasibility only, no objective). Constrained
     parameters that are all finite (integer, discrete): every combination of their values, when there are at most
@@ -327,6 +418,8 @@ def constraints_satisfiable(parameters: Sequence[Any], constraints: Sequence[Lin
     finds every empty region and lets through only spaces whose relaxation has room and whose grid may not. Each
     constraint names numeric parameters only (the spec checks that first).
     """
+    if mixtures:
+        return _satisfiable_with_mixtures(parameters, constraints, mixtures)
     if not constraints:
         return True
     by_name = {p.name: p for p in parameters}
@@ -351,6 +444,53 @@ def constraints_satisfiable(parameters: Sequence[Any], constraints: Sequence[Lin
 
     result = linprog(np.zeros(len(names)), A_ub=matrix, b_ub=limits, bounds=ranges, method="highs")
     return result.status != 2  # 2: infeasible (0 is a point found; a numerical failure is not proof of none)
+
+
+def _satisfiable_with_mixtures(
+    parameters: Sequence[Any], constraints: Sequence[LinearConstraint], mixtures: Sequence[Mixture]
+) -> bool:
+    """The linear program over the parameters' ranges with each mixture's sum as an equality (mixtures are made of
+    continuous parameters, so the relaxation is the space itself for them)."""
+    by_name = {p.name: p for p in parameters}
+    names = sorted({n for c in constraints for n in c.coefficients} | {n for m in mixtures for n in m.parameters})
+    signed = [(1.0 if c.operator == "<=" else -1.0, c) for c in constraints]
+    a_ub = np.array([[sign * c.coefficients.get(n, 0.0) for n in names] for sign, c in signed]) if signed else None
+    b_ub = np.array([sign * c.rhs for sign, c in signed]) if signed else None
+    a_eq = np.array([[1.0 if n in m.parameters else 0.0 for n in names] for m in mixtures])
+    b_eq = np.array([m.total for m in mixtures])
+    ranges = [
+        by_name[n].bounds if hasattr(by_name[n], "bounds") else (min(by_name[n].values), max(by_name[n].values))
+        for n in names
+    ]
+    from scipy.optimize import linprog
+
+    result = linprog(np.zeros(len(names)), A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=ranges, method="highs")
+    return result.status != 2
+
+
+def _project_bounded_simplex(
+    values: Sequence[float], bounds: Sequence[tuple[float, float]], total: float
+) -> list[float]:
+    """The point nearest `values` with low_i <= x_i <= high_i and sum(x) = total: x_i = clip(v_i - t) for the shift
+    t that meets the sum, found by bisection (the sum falls monotonically in t); what rounding leaves of the sum
+    goes to the component farthest from its bounds, so the sum is exact to a few ulps."""
+    v = np.asarray(values, dtype=float)
+    low = np.array([b[0] for b in bounds], dtype=float)
+    high = np.array([b[1] for b in bounds], dtype=float)
+    a, b = float(np.min(v - high)) - 1.0, float(np.max(v - low)) + 1.0
+    for _ in range(200):
+        t = 0.5 * (a + b)
+        if np.clip(v - t, low, high).sum() > total:
+            a = t
+        else:
+            b = t
+        if b - a < 1e-15:
+            break
+    x = np.clip(v - 0.5 * (a + b), low, high)
+    room = np.minimum(x - low, high - x)
+    i = int(np.argmax(room))
+    x[i] = total - (x.sum() - x[i])
+    return [float(value) for value in x]
 
 
 def _count(parameter: Any) -> int:

@@ -3,9 +3,9 @@
 Loading goes in three steps, each of which can reject the file with one `SpecError` (`field: message`):
 1. YAML syntax (with line and column), a key given twice in one mapping, nesting deeper than any campaign needs,
 2. the schema (types, unknown keys, bounds, SMILES that RDKit rejects),
-3. cross-field rules (duplicate names, constraints over unknown or non-numeric parameters, constraints that no
-   point satisfies, a simulator that does not fit the space). Checks that need the lab itself (the lookup table's
-   columns) run when the lab is built.
+3. cross-field rules (duplicate names, constraints over unknown or non-numeric parameters, mixtures whose bounds
+   cannot sum to their total, constraints that no point satisfies, a simulator that does not fit the space). Checks
+   that need the lab itself (the lookup table's columns) run when the lab is built.
 """
 
 from __future__ import annotations
@@ -48,8 +48,10 @@ from planners.hypotheses.guards import SafetyRules
 from planners.hypotheses.settings import HypothesisSettings
 from planners.settings import BayesianSettings, PlannerSettings
 from planners.space import (
+    ContinuousParameter,
     Identifier,
     LinearConstraint,
+    Mixture,
     Objective,
     OutcomeConstraint,
     Parameter,
@@ -303,6 +305,10 @@ class CampaignSpec(_Strict):
     space: list[Parameter] = Field(min_length=1)
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[LinearConstraint] = Field(default_factory=list)
+    mixtures: list[Mixture] = Field(
+        default_factory=list,
+        description="Continuous parameters that are fractions of one whole: they sum to `total` (default 1).",
+    )
     outcome_constraints: list[OutcomeConstraint] = Field(
         default_factory=list, description="Bounds on measured objectives that a good experiment must respect."
     )
@@ -326,6 +332,7 @@ class CampaignSpec(_Strict):
             constraints=tuple(self.constraints),
             candidates=candidates,
             exclusions=tuple(self.safety.exclusions(self.space)),
+            mixtures=tuple(self.mixtures),
         )
 
     def problem(self, candidates: list[dict[str, Any]] | None = None) -> PlanningProblem:
@@ -442,9 +449,11 @@ def check_consistency(spec: CampaignSpec) -> None:
                 raise SpecError(
                     f"constraints[{i}].coefficients.{name}", f"parameter '{name}' is {parameter.type}, not numeric"
                 )
-    if not constraints_satisfiable(spec.space, spec.constraints):
-        described = "; ".join(c.describe() for c in spec.constraints)
-        raise SpecError("constraints", f"no point of the space satisfies them all ({described})")
+    _check_mixtures(spec, first_index)
+    if not constraints_satisfiable(spec.space, spec.constraints, spec.mixtures):
+        described = "; ".join([*(m.describe() for m in spec.mixtures), *(c.describe() for c in spec.constraints)])
+        field = "constraints" if spec.constraints else "mixtures"
+        raise SpecError(field, f"no point of the space satisfies them all ({described})")
     for i, outcome_constraint in enumerate(spec.outcome_constraints):
         if outcome_constraint.outcome not in seen_objectives:
             raise SpecError(
@@ -664,6 +673,42 @@ def _field_path(loc: tuple[Any, ...], data: Any) -> str:
     return "".join(parts)
 
 
+def _check_mixtures(spec: CampaignSpec, first_index: dict[str, int]) -> None:
+    """Each mixture names continuous parameters of the space, none in two mixtures, with bounds that can sum to the
+    total: the lower bounds at most the total, the upper bounds at least it, none negative."""
+    owner: dict[str, int] = {}
+    for i, mixture in enumerate(spec.mixtures):
+        bounds: list[tuple[float, float]] = []
+        for j, name in enumerate(mixture.parameters):
+            field = f"mixtures[{i}].parameters[{j}]"
+            if name not in first_index:
+                raise SpecError(field, f"unknown parameter '{name}'")
+            parameter = spec.space[first_index[name]]
+            if not isinstance(parameter, ContinuousParameter):
+                raise SpecError(field, f"parameter '{name}' is {parameter.type}; a mixture's components are continuous")
+            if name in owner:
+                raise SpecError(field, f"'{name}' is already a component of mixtures[{owner[name]}]")
+            owner[name] = i
+            if parameter.bounds[0] < 0:
+                raise SpecError(
+                    field, f"'{name}' may go below 0 (bounds [{parameter.bounds[0]:g}, {parameter.bounds[1]:g}])"
+                )
+            bounds.append(parameter.bounds)
+        lows, highs = sum(b[0] for b in bounds), sum(b[1] for b in bounds)
+        if lows > mixture.total * (1 + 1e-9):
+            raise SpecError(
+                f"mixtures[{i}]",
+                f"the lower bounds of {', '.join(mixture.parameters)} sum to {lows:g}, more than the total "
+                f"{mixture.total:g}",
+            )
+        if highs < mixture.total * (1 - 1e-9):
+            raise SpecError(
+                f"mixtures[{i}]",
+                f"the upper bounds of {', '.join(mixture.parameters)} sum to {highs:g}, less than the total "
+                f"{mixture.total:g}",
+            )
+
+
 def _is_field_of_any_model(name: str) -> bool:
     # A missing required key is in the location but not in the data; keep it. Tags are never field names.
     models: tuple[type[BaseModel], ...] = (
@@ -677,6 +722,7 @@ def _is_field_of_any_model(name: str) -> bool:
         PythonLab,
         LabDuration,
         LinearConstraint,
+        Mixture,
         Objective,
         OutcomeConstraint,
         HypothesisSettings,

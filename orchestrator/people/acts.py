@@ -372,6 +372,10 @@ def _check_point(
 ) -> None:
     """Every limit a proposal passes, for the edited point; the first it breaks as one SpecError."""
     where = ", ".join(changed)
+    for i, mixture in enumerate(spec.mixtures):
+        if not mixture.satisfied_by(point):
+            value = sum(float(point[n]) for n in mixture.parameters)
+            raise SpecError(f"mixtures[{i}]", f"the edited point breaks {mixture.describe()} (it gives {value:.12g})")
     for i, constraint in enumerate(spec.constraints):
         if not constraint.satisfied_by(point):
             value = sum(c * float(point[n]) for n, c in constraint.coefficients.items())

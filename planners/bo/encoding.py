@@ -141,7 +141,9 @@ class SpaceEncoding:
     def decode(self, X: Tensor) -> list[Point]:
         """Points for the rows of `X` (`n x d`), snapped to the nearest allowed value of each parameter."""
         host = X.detach().to("cpu", torch.float64).numpy()
-        return [{p.name: self._decode_value(i, p, row[i]) for i, p in enumerate(self.parameters)} for row in host]
+        points = [{p.name: self._decode_value(i, p, row[i]) for i, p in enumerate(self.parameters)} for row in host]
+        # The optimiser meets a mixture's equality to about 1e-6; an experiment's fractions sum to the total.
+        return [self.space.snap(point) for point in points] if self.space.mixtures else points
 
     def _scale(self, i: int, value: float) -> float:
         low, high = self._scales[i]
@@ -162,12 +164,29 @@ class SpaceEncoding:
         nearest = min(allowed, key=lambda v: abs(self._scale(i, v) - u))
         return int(nearest) if isinstance(p, IntegerParameter) else float(nearest)
 
-    # --- constraints -------------------------------------------------------------------------------------
+    # --- constraints and mixtures --------------------------------------------------------------------------
 
     def inequality_constraints(self) -> list[tuple[Tensor, Tensor, float]]:
         """The space's linear constraints in BoTorch's form `sum(coefficients * X[indices]) >= rhs`, in the search
         representation (x = low + (high - low) * u)."""
         return [self._constraint(c) for c in self.space.constraints]
+
+    def equality_constraints(self) -> list[tuple[Tensor, Tensor, float]]:
+        """Each mixture in BoTorch's form `sum(coefficients * X[indices]) = rhs`, in the search representation:
+        sum(low_i + (high_i - low_i) u_i) = total."""
+        equalities = []
+        for mixture in self.space.mixtures:
+            indices = [self.space.names.index(name) for name in mixture.parameters]
+            spans = [self._scales[i][1] - self._scales[i][0] for i in indices]
+            offset = sum(self._scales[i][0] for i in indices)
+            equalities.append(
+                (
+                    torch.tensor(indices, dtype=torch.long, device=self.device),
+                    torch.tensor(spans, dtype=self.dtype, device=self.device),
+                    mixture.total - offset,
+                )
+            )
+        return equalities
 
     def _constraint(self, constraint: LinearConstraint) -> tuple[Tensor, Tensor, float]:
         sign = 1.0 if constraint.operator == ">=" else -1.0

@@ -4,7 +4,7 @@
   batch is built greedily, one point at a time with the chosen ones pending (`optimize_acqf_discrete`): exact over
   the candidates, no rounding of a continuous optimum;
 - continuous spaces: multi-start L-BFGS-B from the best of many quasi-random raw samples (`optimize_acqf`),
-  sequential-greedy over the batch, linear constraints honoured;
+  sequential-greedy over the batch, linear constraints and mixtures' equalities honoured;
 - mixed spaces (continuous with integer, discrete, categorical or molecule parameters, too many combinations to
   enumerate): BoTorch's alternating optimiser (`optimize_acqf_mixed_alternating`), which alternates gradient steps
   on the continuous part with local search over neighbouring discrete values, so the cost grows with the number of
@@ -48,6 +48,7 @@ def optimize_infinite(
 ) -> Tensor:
     """Best batch of `q` points of a space with at least one continuous parameter."""
     constraints = encoding.inequality_constraints() or None
+    equalities = encoding.equality_constraints() or None
     options: dict[str, bool | float | int | str] = {
         "maxiter": settings.max_iterations,
         "batch_limit": settings.num_restarts,
@@ -60,6 +61,7 @@ def optimize_infinite(
             num_restarts=settings.num_restarts,
             raw_samples=settings.raw_samples,
             inequality_constraints=constraints,
+            equality_constraints=equalities,
             sequential=True,
             options=options,
             # A restart whose line search ends "abnormally" (flat log-acquisition far from the data) still leaves
@@ -76,6 +78,7 @@ def optimize_infinite(
         num_restarts=settings.num_restarts,
         raw_samples=settings.raw_samples,
         inequality_constraints=constraints,
+        equality_constraints=equalities,
         sequential=True,
         options={
             "maxiter_alternating": settings.max_alternating_rounds,

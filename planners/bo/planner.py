@@ -33,7 +33,7 @@ from planners.bo.optimize import OptimizerSettings, acquisition_values, optimize
 from planners.bo.surrogate import fit_models, is_constant
 from planners.molecules import MoleculeError
 from planners.settings import BayesianSettings
-from planners.space import ContinuousParameter, Point, Space, point_key
+from planners.space import ContinuousParameter, Point, Space, constraints_satisfiable, point_key
 
 
 class BayesianPlanner:
@@ -227,7 +227,12 @@ def _finite_choices(space: Space, observations: Sequence[Observation], pending: 
 
 
 def _check_polytope(space: Space) -> None:
-    """Refuse linear constraints that no point of the box satisfies, naming them (a linear programme decides)."""
+    """Refuse linear constraints (and mixtures) that no point of the box satisfies, naming them (a linear programme
+    decides)."""
+    if space.mixtures:
+        if not constraints_satisfiable(space.parameters, space.constraints, space.mixtures):
+            raise PlanningError(f"no point of the space satisfies the constraints ({_describe(space)})")
+        return
     if not space.constraints:
         return
     names = space.names
@@ -285,4 +290,4 @@ def _predict(model: Any, X: torch.Tensor, names: list[str], signs: torch.Tensor)
 
 
 def _describe(space: Space) -> str:
-    return "; ".join(c.describe() for c in space.constraints)
+    return "; ".join([*(m.describe() for m in space.mixtures), *(c.describe() for c in space.constraints)])

@@ -9,7 +9,7 @@ What each kind needs (the "reference" points stand for the space: every point of
 of it, or a scrambled Sobol sample of a continuous one):
 - effect / contrast: the reference points projected on the other parameters, with the claim's parameter set to
   each of its two values and the context held; the claim holds when the mean over the first set beats the mean
-  over the second;
+  over the second (a component of a mixture is set with the other components scaled in proportion);
 - region: the reference points; it holds when the sample's best point satisfies the conditions;
 - attainability: the reference points; it holds when the sample's best value passes the stated value, or at once
   (credence 1) when a measured result already did.
@@ -216,7 +216,10 @@ def _paired_plan(claim: EffectClaim | ContrastClaim, space: Space, reference: Re
         quantity = f"mean difference in {claim.objective}, {claim.better} minus {claim.worse}"
     high, low = [], []
     for context in reference.contexts(claim.parameter, claim.context):
-        a, b = {**context, claim.parameter: first}, {**context, claim.parameter: second}
+        # A mixture's component moves with the other (unheld) components in proportion (`Space.setting`).
+        held = tuple(claim.context)
+        a = space.setting(context, claim.parameter, first, fixed=held)
+        b = space.setting(context, claim.parameter, second, fixed=held)
         if space.feasible(a) and space.feasible(b):
             high.append(a)
             low.append(b)

@@ -119,7 +119,7 @@ def _objective_scale(request: AbductionRequest, claims: Sequence[Claim]) -> dict
 
 def _level_means(objective: str, surrogate: Surrogate, reference: ReferenceSet, name: str, levels: list) -> np.ndarray:
     contexts = reference.contexts(name, {})[:64]
-    points = [{**c, name: level} for level in levels for c in contexts]
+    points = [reference.space.setting(c, name, level) for level in levels for c in contexts]
     mean, _ = surrogate.predict(objective, points)
     return mean.reshape(len(levels), len(contexts)).mean(axis=1)
 

@@ -175,6 +175,7 @@ def _json_object(text: str) -> tuple[Any, str | None]:
 def _space_lines(problem: PlanningProblem) -> list[str]:
     space = problem.space
     lines = [f"- {_parameter_words(p)}" for p in space.parameters]
+    lines.extend(f"- mixture (fractions of one whole): {m.describe()}" for m in space.mixtures)
     lines.extend(f"- constraint: {c.describe()}" for c in space.constraints)
     if space.candidates is not None:
         lines.append(f"- only {len(space.candidates)} listed combinations of these values can be run")
