@@ -20,6 +20,7 @@ byte link under it is a back end, opened by a `LinkOpener` from the URL. The def
 from __future__ import annotations
 
 import contextlib
+import socket
 import termios
 import threading
 from collections.abc import Callable
@@ -116,6 +117,23 @@ def open_serial_link(url: str, settings: SerialSettings) -> Link:
     return port
 
 
+def _close_link(port: Link) -> None:
+    """Close a port. pyserial's `socket://` port sleeps 0.3 s after closing its socket ("in case of quick
+    reconnects"): a lab-wide shared instrument is connected and closed once per experiment, so that sleep was most
+    of what holding one cost. Its socket is closed here without it; a device server that is slow to take the next
+    client makes the next connect wait, within that driver's own timeout, instead of every close."""
+    sock = getattr(port, "_socket", None)
+    if isinstance(sock, socket.socket) and port.__class__.__module__.endswith("protocol_socket"):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        # pyserial's own bookkeeping of a closed port (what its close sets), on a link typed by what we use.
+        setattr(port, "_socket", None)  # noqa: B010
+        setattr(port, "is_open", False)  # noqa: B010
+        return
+    port.close()
+
+
 class SerialTransport:
     """One open line to one device. Thread-safe: one exchange at a time.
 
@@ -163,7 +181,7 @@ class SerialTransport:
         with self._lock:
             if self._port is not None:
                 with contextlib.suppress(*_LINE_ERRORS):
-                    self._port.close()
+                    _close_link(self._port)
                 self._port = None
                 self.transcript.record("note", "closed")
 

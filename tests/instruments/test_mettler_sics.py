@@ -443,3 +443,24 @@ def test_every_reading_the_twin_can_send_parses_back(grams: float, unit: str) ->
     line = f"S S {twin._value(grams)}"
     assert len(line.split(" ", 2)[2].rsplit(" ", 1)[0]) >= 10, "the value field is 10 characters wide"
     assert parse_weight_response(line).grams == pytest.approx(grams, abs=READABILITY / 2 + 1e-9)
+
+
+def test_a_device_server_port_closed_and_opened_again_serves_each_time() -> None:
+    """A shared instrument is connected for each experiment and closed after it: over TCP the socket is really
+    closed each time (the one-client server takes the next connection), and opened again at once."""
+    bench = Bench(time_scale=100, seed=3)
+    with TwinServer(MettlerSicsTwin(bench), name="balance") as server:
+        url = server.start_tcp()
+        driver = MettlerSicsBalance(url, instrument="balance", settings={"timeout_s": 2.0})
+        for _ in range(3):
+            assert driver.connect()["serial_number"] == "B123456789"
+            link = driver.transport._port
+            driver.close()
+            assert link is not None and not link.is_open
+            assert not driver.transport.is_open
+        # Another client (another campaign's runner) is served after the last close.
+        other = MettlerSicsBalance(url, instrument="balance", settings={"timeout_s": 2.0})
+        try:
+            assert other.connect()["serial_number"] == "B123456789"
+        finally:
+            other.close()
