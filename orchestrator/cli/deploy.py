@@ -65,6 +65,14 @@ def deploy(pool: PoolOption, db: DbOption = None) -> None:
     if opened.engine.url.get_backend_name() == "sqlite":
         console.print("(a SQLite file serves workers on this computer only; a lab of several uses PostgreSQL)")
     console.print(f"submit a campaign: peirce submit CAMPAIGN.yaml --pool {pool}", markup=False)
+    if deployed.leases_forgotten_on_restart:
+        output.errors().print(
+            "warning: the Prefect server keeps its leases in memory: a restart forgets the holds on instruments taken "
+            "before it, and their slots stay taken; start it with PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE="
+            "prefect.server.concurrency.lease_storage.filesystem (docs/deploy.md)",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 @commands.command(help=SUBMIT_HELP, short_help="Hand a campaign to a work pool's workers (a Prefect flow run).")

@@ -44,6 +44,7 @@ class Deployed:
     deployment_id: UUID
     name: str  # `peirce-campaign/POOL`
     pool_created: bool
+    leases_forgotten_on_restart: bool = False  # the server keeps its leases (the lab's holds) in memory
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,25 @@ def deploy(pool: str) -> Deployed:
             ),
         )
         deployment_id = cast(UUID, deployment.apply(work_pool_name=pool))
-    return Deployed(deployment_id, deployment_name(pool), created)
+        in_memory = _leases_in_memory()
+    return Deployed(deployment_id, deployment_name(pool), created, in_memory)
+
+
+# Where a Prefect server keeps its leases unless told otherwise: a restart forgets them, and a hold on an instrument
+# taken before it then never lapses (docs/deploy.md, "A hold left taken").
+LEASES_IN_MEMORY = "prefect.server.concurrency.lease_storage.memory"
+
+
+def _leases_in_memory() -> bool:
+    """Whether the server keeps its concurrency leases in memory, from its own settings (`/admin/settings`); False
+    when it does not say."""
+    with get_client(sync_client=True) as client:
+        try:
+            settings = client.request("GET", "/admin/settings").json()
+        except (PrefectHTTPStatusError, ValueError):
+            return False
+    storage = ((settings.get("server") or {}).get("concurrency") or {}).get("lease_storage")
+    return storage == LEASES_IN_MEMORY
 
 
 def check_deployed(pool: str) -> UUID:

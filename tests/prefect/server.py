@@ -70,7 +70,7 @@ def prefect_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 class StartedServer:
     """`prefect server start` on 127.0.0.1 with its home in `home`; the client environment on entry."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, settings: Mapping[str, str] | None = None) -> None:
         self.home = home
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}/api"
@@ -82,6 +82,7 @@ class StartedServer:
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
             # As docs/deploy.md sets a lab's server up: holds (leases) kept on disk, so a restart forgets none.
             "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": LEASES_ON_DISK,
+            **(settings or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -18,6 +18,7 @@ import itertools
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -87,7 +88,16 @@ def test_a_worker_killed_mid_experiment_the_campaign_goes_on_on_another_worker(
     spec = write_campaign(tmp_path, name, seed=1, experiments=EXPERIMENTS, batch=BATCH, wait_s=2.0, concurrency=1)
     env = {**prefect_env, "PEIRCE_ARTIFACTS": str(tmp_path / "artifacts")}
     env.pop("PEIRCE_DB_URL", None)
-    peirce(env, "deploy", "--pool", pool, "--db", lab_db, cwd=tmp_path)
+    deployed = subprocess.run(
+        [lab_setup.PEIRCE, "deploy", "--pool", pool, "--db", lab_db],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    assert "leases in memory" not in deployed.stderr  # this lab's server keeps its holds on disk
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
     first_worker = start_worker(env, pool, db_url=lab_db, log=logs[0], name=f"{pool}-a")
     second_worker = None
@@ -346,3 +356,24 @@ def test_a_writer_waits_for_its_restarted_database_and_a_command_on_a_dead_one_f
     with pytest.raises(PeirceError):
         open_database(own_postgres.url)
     assert time.monotonic() - started < 30
+
+
+def test_deploy_warns_when_the_server_would_forget_its_holds_on_a_restart(tmp_path: Path) -> None:
+    """Prefect's default lease storage is memory: `peirce deploy` reads the server's settings and says so."""
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    memory = {"PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.memory"}
+    with server.StartedServer(home, memory) as env:
+        db = f"sqlite:///{tmp_path / 'lab.db'}"
+        done = subprocess.run(
+            [lab_setup.PEIRCE, "deploy", "--pool", "memory-pool", "--db", db],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "deployed peirce-campaign/memory-pool" in done.stdout
+    warning = [line for line in done.stderr.splitlines() if "keeps its leases in memory" in line]
+    assert len(warning) == 1 and "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=" in warning[0], done.stderr
