@@ -31,6 +31,7 @@ from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.approval import ApprovalRule, check_rules
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.lab_file import resolve_station
+from orchestrator.campaign.notes_file import check_note
 from orchestrator.campaign.notify import Webhook
 from orchestrator.campaign.station import (
     STATION_MODELS,
@@ -631,6 +632,9 @@ def _resolve_paths(spec: CampaignSpec, base_dir: Path) -> CampaignSpec:
         # each claim fits this campaign's space is decided on import, and a misfit is stored as rejected).
         for i, path in enumerate(resolved["knowledge"]):
             check_file(path, f"hypotheses.knowledge[{i}]")
+    # A note's front matter (its citation and claims) is checked now too; its prose is anyone's.
+    for i, path in enumerate(resolved["notes"]):
+        check_note(path, f"hypotheses.notes[{i}]")
     return spec.model_copy(update={"hypotheses": hypotheses.model_copy(update=resolved)})
 
 

@@ -43,6 +43,7 @@ from planners.base import Observation, PlanningProblem, Prediction, Proposal
 from planners.hypotheses.base import Abduction, AbductionRequest, Draft, LedgerEntry, Rejected
 from planners.hypotheses.claims import Claim, parse_claim
 from planners.hypotheses.guards import GuardError, check_claim, contradiction_reason
+from planners.hypotheses.injection import instruction_flags, mark_flagged
 from planners.hypotheses.settings import HypothesisSettings
 from planners.sampling import sobol_points
 from planners.settings import BayesianSettings
@@ -464,12 +465,16 @@ def _run_abductors(
 
 
 def _read_notes(paths: Sequence[Path]) -> list[tuple[str, str]]:
+    """Each note's text for an LLM, with the lines that read as instructions to an AI model marked as data (the
+    prompt also fences every note; see `planners.hypotheses.prompt`)."""
     notes = []
     for path in paths:
         try:
-            notes.append((path.name, path.read_text(encoding="utf-8")))
-        except OSError as exc:
-            notes.append((path.name, f"(could not be read: {exc.strerror})"))
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            notes.append((path.name, f"(could not be read: {getattr(exc, 'strerror', None) or exc})"))
+            continue
+        notes.append((path.name, mark_flagged(text, instruction_flags(text))))
     return notes
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from orchestrator.campaign.knowledge_file import FORMAT, VERSION, KnowledgeEntry, KnowledgeFile, read_file
 from orchestrator.ledger.edits import campaign_problem, latest_cycle_id, stored_spec
 from orchestrator.ledger.hypotheses import ledger, log_hypothesis, new_hypothesis_row
+from orchestrator.ledger.notes import import_notes
 from orchestrator.store.models import Hypothesis, HypothesisStatus
 from orchestrator.store.records import find_campaign
 from planners.hypotheses.base import LedgerEntry
@@ -86,14 +87,17 @@ def export_knowledge(db: Database, ref: str, include_all: bool = False) -> dict[
 
 
 def import_at_creation(session: Session, campaign_id: int, spec: CampaignSpec) -> None:
-    """Import every file of `spec.hypotheses.knowledge` into a campaign being created (the caller's transaction,
-    so the campaign and its imported hypotheses are written together or not at all)."""
+    """Import every file of `spec.hypotheses.knowledge`, then the claims of every literature note of
+    `spec.hypotheses.notes` (`orchestrator.ledger.notes`), into a campaign being created (the caller's
+    transaction, so the campaign and its imported hypotheses are written together or not at all)."""
     paths = list(spec.hypotheses.knowledge)
-    if not paths:
+    if not paths and not spec.hypotheses.notes:
         return
     problem = campaign_problem(spec)
     for i, path in enumerate(paths):
         import_file(session, campaign_id, spec, problem, path, f"hypotheses.knowledge[{i}]", cycle_id=None)
+    if spec.hypotheses.notes:
+        import_notes(session, campaign_id, spec, problem)
 
 
 def import_into(db: Database, ref: str, path: Path) -> tuple[str, int, int]:

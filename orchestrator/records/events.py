@@ -59,6 +59,10 @@ class EventKind(StrEnum):
     STEP_ENTERED = "step-entered"
     # A campaign's webhook did not take a notification (people/notify.py).
     NOTIFY_FAILED = "notify-failed"
+    # A literature note of `hypotheses.notes` read when the campaign was created, and each of its lines that reads
+    # as an instruction to an AI model (orchestrator/ledger/notes.py).
+    NOTE_READ = "note-read"
+    NOTE_FLAGGED = "note-flagged"
 
 
 # The journal kinds of one instrument action: started before a byte is sent, then done or failed.
@@ -103,6 +107,29 @@ class NotifyFailedDetail(StrictModel):
     event: str
     status: int | None = None
     error: str | None = None
+
+
+class NoteReadDetail(StrictModel):
+    """The detail of a campaign's `note-read` event: which note, its citation, the claims it gave the ledger (ids)
+    and how many of its lines were flagged."""
+
+    file: str
+    citation: str = ""
+    claims: int
+    hypotheses: list[int] = Field(default_factory=list)
+    flagged_lines: list[int] = Field(default_factory=list)
+
+
+class NoteFlaggedDetail(StrictModel):
+    """The detail of a campaign's `note-flagged` event: a line of a note that reads as an instruction to an AI model,
+    and what was done with it."""
+
+    file: str
+    line: int  # the line that matched
+    text: str
+    pattern: str
+    lines: list[int]  # the first and last lines of its paragraph, all marked
+    action: str  # e.g. "marked as data for an LLM; never read as an instruction"
 
 
 class ImportedDetail(StrictModel):

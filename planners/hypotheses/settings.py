@@ -53,7 +53,9 @@ class HypothesisSettings(_Strict):
         default="model", description="When the LLM cannot be reached or answers nothing usable this cycle."
     )
     notes: list[Path] = Field(
-        default_factory=list, description="Text files (e.g. literature excerpts) given to the LLM with the data."
+        default_factory=list,
+        description="Literature notes (text files): the claims of their front matter enter the ledger as open "
+        "hypotheses when the campaign is created; an LLM also reads their text with the data.",
     )
     knowledge: list[Path] = Field(
         default_factory=list, description="Knowledge files exported from earlier campaigns; imported as open claims."
