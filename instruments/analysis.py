@@ -2,8 +2,8 @@
 
 A station protocol names one in a step such as
 
-    - {analyse: absorbance_at_peak, input: {sample: film, dark: dark},
-       args: {reference_counts: 30000, low_nm: 450, high_nm: 600}, save: {absorbance: a_peak}}
+    - {analyse: absorbance_at_peak, input: {sample: film, reference: blank, dark: dark},
+       args: {low_nm: 450, high_nm: 600}, save: {absorbance: a_peak}}
 
 The function gets the saved arrays it names (`input`: its array argument -> the name the protocol saved an array
 under) and numeric `args`, and returns numbers by name; `save` keeps the ones the outcome formulas use. Analyses
@@ -118,49 +118,74 @@ def _band(spectrum: ArrayData, low: float, high: float) -> tuple[np.ndarray, np.
     return x[inside], y[inside]
 
 
-def absorbance_spectrum(sample: ArrayData, dark: ArrayData, reference_counts: float) -> np.ndarray:
-    """A = -log10((sample - dark) / reference) per point (shape (n,)), the transmitted light floored at one count so
-    an opaque film reads a large finite absorbance instead of infinity."""
-    if sample.x != dark.x:
-        raise AnalysisError("sample and dark spectra are not on the same wavelengths")
-    if reference_counts <= 0:
-        raise AnalysisError("reference_counts must be positive")
+def absorbance_spectrum(sample: ArrayData, reference: ArrayData, dark: ArrayData) -> np.ndarray:
+    """A = -log10((S - D) / (R - D)) at every wavelength (shape (n,)): S the light through the sample, R through the
+    blank (the bare substrate, the solvent, the empty holder), D with the lamp off, all three taken with the same
+    integration time and scans. The transmitted light is floored at one count, so an opaque film reads a large
+    finite absorbance instead of infinity; a reference with no light above the dark (a lamp that was off, a
+    saturated detector's clipped dark) is an AnalysisError, since no absorbance follows from it."""
+    if not sample.x == reference.x == dark.x:
+        raise AnalysisError("sample, reference and dark spectra are not on the same wavelengths")
+    light = np.asarray(reference.y) - np.asarray(dark.y)
+    if (light <= 0).any():
+        where = np.asarray(reference.x)[light <= 0]
+        raise AnalysisError(
+            f"the reference has no light above the dark at {where.size} point(s), from {where[0]:g} "
+            f"{reference.x_axis.unit}: was its lamp on?"
+        )
     transmitted = np.maximum(np.asarray(sample.y) - np.asarray(dark.y), 1.0)
-    return np.asarray(-np.log10(transmitted / reference_counts))
+    return np.asarray(-np.log10(transmitted / light))
 
 
 @analysis(
     "absorbance_at_peak",
-    inputs=("sample", "dark"),
-    arguments={"reference_counts": None, "low_nm": None, "high_nm": None},
+    inputs=("sample", "reference", "dark"),
+    arguments={"low_nm": None, "high_nm": None},
     returns=("absorbance", "peak_nm"),
 )
 def absorbance_at_peak(
-    sample: ArrayData, dark: ArrayData, reference_counts: float, low_nm: float, high_nm: float
+    sample: ArrayData, reference: ArrayData, dark: ArrayData, low_nm: float, high_nm: float
 ) -> dict[str, float]:
-    """Largest absorbance in a band and where it is: -log10((sample - dark) / reference), dark-corrected."""
-    absorbance = absorbance_spectrum(sample, dark, reference_counts)
+    """Largest absorbance in a band and where it is: -log10((sample - dark) / (reference - dark)) per wavelength."""
     x = np.asarray(sample.x)
-    inside = (x >= low_nm) & (x <= high_nm)
     _band(sample, low_nm, high_nm)  # names the band when it misses the spectrum
+    inside = (x >= low_nm) & (x <= high_nm)
+    absorbance = _absorbance_in(sample, reference, dark, inside)
     index = int(np.argmax(np.where(inside, absorbance, -np.inf)))
     return {"absorbance": float(absorbance[index]), "peak_nm": float(x[index])}
 
 
 @analysis(
     "mean_absorbance",
-    inputs=("sample", "dark"),
-    arguments={"reference_counts": None, "low_nm": None, "high_nm": None},
+    inputs=("sample", "reference", "dark"),
+    arguments={"low_nm": None, "high_nm": None},
     returns=("absorbance",),
 )
 def mean_absorbance(
-    sample: ArrayData, dark: ArrayData, reference_counts: float, low_nm: float, high_nm: float
+    sample: ArrayData, reference: ArrayData, dark: ArrayData, low_nm: float, high_nm: float
 ) -> dict[str, float]:
-    """Mean absorbance over a band, dark-corrected (less noisy than one point)."""
-    absorbance = absorbance_spectrum(sample, dark, reference_counts)
+    """Mean absorbance over a band, -log10((sample - dark) / (reference - dark)) per wavelength (less noisy than one
+    point)."""
     x = np.asarray(sample.x)
     _band(sample, low_nm, high_nm)
-    return {"absorbance": float(absorbance[(x >= low_nm) & (x <= high_nm)].mean())}
+    inside = (x >= low_nm) & (x <= high_nm)
+    return {"absorbance": float(_absorbance_in(sample, reference, dark, inside)[inside].mean())}
+
+
+def _absorbance_in(sample: ArrayData, reference: ArrayData, dark: ArrayData, inside: np.ndarray) -> np.ndarray:
+    """The absorbance spectrum, where only the band asked for must have light in its reference (shape (n,); NaN
+    outside the band)."""
+    if not sample.x == reference.x == dark.x:
+        raise AnalysisError("sample, reference and dark spectra are not on the same wavelengths")
+    clip = np.flatnonzero(inside)
+    part = slice(int(clip[0]), int(clip[-1]) + 1)
+
+    def cut(array: ArrayData) -> ArrayData:
+        return ArrayData(array.x_axis, array.y_axis, array.x[part], array.y[part])
+
+    full = np.full(sample.points, np.nan)
+    full[part] = absorbance_spectrum(cut(sample), cut(reference), cut(dark))
+    return full
 
 
 @analysis("peak", inputs=("spectrum",), arguments={"low": None, "high": None}, returns=("height", "position"))

@@ -123,7 +123,9 @@ class OceanOpticsSpectrometer(Driver):
 
     def __init__(self, port: str, **options: Any) -> None:
         super().__init__(port, **options)
-        self.coefficients: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0)
+        # The unit's wavelength calibration, read at identify (or before the first spectrum, when a station runs a
+        # driver it never connected): a spectrum is never labelled with pixel numbers as if they were nanometres.
+        self.coefficients: tuple[float, ...] | None = None
 
     # --- exchanges ------------------------------------------------------------------------------------------------
 
@@ -152,21 +154,27 @@ class OceanOpticsSpectrometer(Driver):
         (version,) = self._command("v", values=1)
         number = parse_word(version)
         (serial_number,) = self._command("?x0", values=1)
-        self.coefficients = tuple(parse_number(self._command(f"?x{i}", values=1)[0]) for i in range(1, 5))
+        self.coefficients = self._read_coefficients()
         return {
             "model": "Ocean Optics spectrometer (RS-232)",
             "firmware": f"{number // 1000}.{(number // 10) % 100:02d}.{number % 10}",
             "serial": serial_number.strip(),
         }
 
+    def _read_coefficients(self) -> tuple[float, ...]:
+        """`?x1`..`?x4`: the wavelength calibration's coefficients of order 0-3."""
+        return tuple(parse_number(self._command(f"?x{i}", values=1)[0]) for i in range(1, 5))
+
     def read_status(self) -> dict[str, Any]:
         (version,) = self._command("v", values=1)
-        return {"version": parse_word(version), "coefficients": list(self.coefficients)}
+        return {"version": parse_word(version), "coefficients": list(self.coefficients or ())}
 
     def safe_state(self) -> None:
         self._command("J0")
 
     def wavelength(self, pixel: int) -> float:
+        if self.coefficients is None:
+            self.coefficients = self._read_coefficients()
         c0, c1, c2, c3 = self.coefficients
         return c0 + c1 * pixel + c2 * pixel**2 + c3 * pixel**3
 

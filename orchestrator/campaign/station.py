@@ -91,7 +91,8 @@ class ManualStepSpec(_Strict):
 
 class AnalysisStepSpec(_Strict):
     """Arrays saved by earlier steps turned into numbers by a registered analysis (`instruments.analysis`):
-    `{analyse: absorbance_at_peak, input: {sample: film, dark: dark}, args: {...}, save: {absorbance: a_peak}}`."""
+    `{analyse: absorbance_at_peak, input: {sample: film, reference: blank, dark: dark}, args: {...},
+    save: {absorbance: a_peak}}`."""
 
     analyse: Identifier = Field(description="The analysis's name (instruments.analysis, or a package's entry point).")
     input: dict[Identifier, Identifier] = Field(

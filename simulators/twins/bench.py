@@ -62,6 +62,9 @@ class Vessel:
     # What a four-point probe on the sample reads (V/I across its inner pins): a film deposited on a substrate
     # sets it; infinite where nothing conducts (a liquid in a vial, a bare glass substrate).
     resistance_ohm: float = math.inf
+    # (temperature in C, seconds) of every step the vessel spent on a heater, in order: what a film's anneal is
+    # computed from (simulators.templates.ada). A heater's twin records it through `react`.
+    heated: list[tuple[float, float]] = field(default_factory=list)
 
     @classmethod
     def charged(cls, key: str, chemistry: Chemistry, ambient_c: float) -> Vessel:
@@ -84,7 +87,10 @@ class Vessel:
 
     def react(self, temperature_c: float, stir_rpm: float, seconds: float) -> None:
         """Advance the reaction by `seconds` at `temperature_c` (explicit Euler on sub-steps small enough)."""
-        if seconds <= 0 or self.volume_ml <= 0:
+        if seconds <= 0:
+            return
+        self.heated.append((temperature_c, seconds))
+        if self.volume_ml <= 0:
             return
         c = self.chemistry
         kelvin = temperature_c + 273.15

@@ -41,7 +41,9 @@ Physics: the meter reads a photodiode amplifier behind the vessel at `instrument
 10 ** (-absorbance)` (full blank signal with no vessel in the light path), plus seeded noise of `noise_sd_v` at
 1 PLC, falling as 1/sqrt(NPLC). In four-wire ohms the meter reads the four-point probe on the sample at
 `instrument`: the sample's `resistance_ohm` (V/I across the inner pins; infinite, an overflow, when there is no
-sample or nothing on it conducts), with seeded noise of `fres_noise_ppm` of the reading at 1 PLC. A reading takes
+sample or nothing on it conducts), with seeded noise of `fres_noise_ppm` of the reading at 1 PLC. With the `film`
+option `ada` it reads instead the doped spiro-OMeTAD film of the Ada template between the substrate's electrodes
+(`simulators.templates.ada:film_resistance_ohm`, computed from what was done to the sample). A reading takes
 `NPLC / line_hz` simulated seconds.
 
 Faults (`device_error`: the 2000 does not act on the request and reports its own error):
@@ -59,8 +61,9 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
-from simulators.twins.bench import Bench
+from simulators.twins.bench import Bench, Vessel
 from simulators.twins.server import TwinProtocol
 
 ERROR_MESSAGES: dict[int, str] = {
@@ -94,6 +97,12 @@ _FRES_NAMES = ("FRES", "FRESISTANCE")
 DCV, FRES = "VOLT:DC", "FRES"  # the function names :FUNCtion? answers
 RANGES_OHM = (1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8)
 RANGE_MAX_OHM = 120e6  # the largest :FRESistance:RANGe parameter: 120 % of the 100 MΩ range
+# What four-wire ohms read on the sample: its `resistance_ohm` (a sputtered film's, from the sputter twin), or the
+# Ada template's spiro-OMeTAD film, computed from the sample's dopant and anneal.
+FILMS = {
+    "bench": "simulators.twins.keithley2000:bench_resistance_ohm",
+    "ada": "simulators.templates.ada:film_resistance_ohm",
+}
 # Standard Event Status Register bits (section 4, status structure) by error class.
 _ESR_OPC, _ESR_QYE, _ESR_DDE, _ESR_EXE, _ESR_CME = 1, 4, 8, 16, 32
 
@@ -192,6 +201,7 @@ class Keithley2000Twin(TwinProtocol):
         firmware: str = "A20  /A02",
         line_hz: float = 60.0,
         fres_noise_ppm: float = 20.0,
+        film: str = "bench",
     ) -> None:
         if not all(math.isfinite(x) for x in (blank_v, noise_sd_v, dark_v, line_hz, fres_noise_ppm)):
             raise ValueError("blank_v, noise_sd_v, dark_v, line_hz and fres_noise_ppm must be finite")
@@ -208,6 +218,10 @@ class Keithley2000Twin(TwinProtocol):
         self.dark_v = dark_v
         self.line_hz = line_hz
         self.fres_noise_ppm = fres_noise_ppm
+        if film not in FILMS:
+            raise ValueError(f"film: '{film}' is not one of {', '.join(FILMS)}")
+        module, _, name = FILMS[film].partition(":")
+        self.resistance: Callable[[Vessel], float] = getattr(import_module(module), name)
         self.errors: list[tuple[int, str]] = []
         self.esr = 0
         self.remote = False
@@ -597,7 +611,7 @@ class Keithley2000Twin(TwinProtocol):
         with self.bench.lock:
             self.bench.sync()
             vessel = self.bench.vessel_at(self.instrument)
-            ohms = vessel.resistance_ohm if vessel is not None else math.inf
+            ohms = self.resistance(vessel) if vessel is not None else math.inf
             noise = self.bench.noise(self.fres_noise_ppm * 1e-6 / math.sqrt(self.fres_nplc))
         self.bench.sleep(self.fres_nplc / self.line_hz)
         if not math.isfinite(ohms):
@@ -621,6 +635,11 @@ class Keithley2000Twin(TwinProtocol):
         if "CHAN" in self.elements:
             parts.append("0" + ("INTCHAN" if "UNIT" in self.elements else ""))
         return ",".join(parts)
+
+
+def bench_resistance_ohm(vessel: Vessel) -> float:
+    """The resistance a film left on the sample (by the sputter twin); infinite when nothing conducts."""
+    return vessel.resistance_ohm
 
 
 def _full_scale(range_v: float) -> float:

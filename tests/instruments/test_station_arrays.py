@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from instruments.analysis import load_analysis
+from instruments.analysis import AnalysisError, load_analysis
 from instruments.arrays import ArrayData
 from instruments.conformance import FAST_SETTINGS
 from instruments.drivers.ocean_optics import OceanOpticsSpectrometer
 from instruments.errors import InvalidAction
-from instruments.station import ActionStep, AnalysisStep, ProtocolStepError, Station
+from instruments.station import ActionStep, AnalysisStep, ManualStep, PersonEntry, ProtocolStepError, Station
 from orchestrator.store.artifacts import ArtifactStore, is_array_reference, store_arrays
 from orchestrator.store.database import Database
 from simulators.twins.bench import Bench
@@ -38,42 +38,49 @@ def _station(url: str, protocol: list[Any], outcomes: dict[str, str]) -> Station
 
 def test_a_spectrum_is_analysed_into_an_outcome_and_journalled() -> None:
     bench = Bench(time_scale=100, seed=5)
-    with TwinServer(OceanOpticsTwin(bench), name="spectrometer") as server:
-        url = server.start_pty()
-        # The reference is the lamp through an empty holder: the same window with nothing at the instrument.
-        reference_station = _station(url, PROTOCOL, {"n": "1"})
-        journal: list[tuple[str, dict[str, Any]]] = []
-        reference_station.run({}, "blank", lambda kind, detail: journal.append((kind, detail)))
-        reference_station.close()
-        arrays = [d["result"]["spectrum"] for k, d in journal if k == "action-done" and "spectrum" in d["result"]]
-        blank, dark = ArrayData.from_dict(arrays[1]), ArrayData.from_dict(arrays[0])
-        # The lamp's dark-corrected counts at 450 nm, where the product absorbs (the reference a photometer calibrates).
-        near = min(range(blank.points), key=lambda i: abs(blank.x[i] - 450))
-        level = sum(blank.y[near - 2 : near + 3]) / 5 - sum(dark.y[near - 2 : near + 3]) / 5
+    # A vial whose product absorbs in a band at 450 nm: 0.025 mmol of P in 2 mL, A = 20 x 0.0125 = 0.25 at its top.
+    vial = bench.place("elsewhere", "vial-1")
+    vial.p_mmol = 0.025
+    assert vial.absorbance == pytest.approx(0.25)
 
-        # A vial whose product absorbs at 450 nm (0.25 mmol of P in 2 mL: A = 20 x 0.125 = 2.5 at the band's top).
-        bench.place("spectrometer", "vial-1").p_mmol = 0.025
-        protocol = [
-            *PROTOCOL,
-            AnalysisStep(
-                "absorbance_at_peak",
-                {"sample": "sample", "dark": "dark"},
-                {"reference_counts": level, "low_nm": 420, "high_nm": 480},
-                {"absorbance": "a450", "peak_nm": "peak"},
-            ),
-        ]
-        station = _station(url, protocol, {"absorbance": "a450", "peak": "peak"})
-        journal.clear()
-        # on_arrive is not given: the vial already stands at the spectrometer.
-        outcomes = station.run({}, "e1", lambda kind, detail: journal.append((kind, detail)))
+    def put_the_vial_in(index: int, step: ManualStep, text: str) -> PersonEntry:
+        bench.place("spectrometer", "vial-1")
+        return PersonEntry(1.0, "tester")
+
+    # Dark and reference through the empty holder, then the vial (a person puts it in), then its spectrum.
+    protocol = [
+        *PROTOCOL[:3],
+        ActionStep("spectrometer", "acquire_spectrum", WINDOW, {"spectrum": "reference"}),
+        ManualStep("Put the vial in the holder", "placed"),
+        ActionStep("spectrometer", "acquire_spectrum", WINDOW, {"spectrum": "sample"}),
+        ActionStep("spectrometer", "set_lamp", {"on": False}),
+        AnalysisStep(
+            "absorbance_at_peak",
+            {"sample": "sample", "reference": "reference", "dark": "dark"},
+            {"low_nm": 420, "high_nm": 480},
+            {"absorbance": "a_peak", "peak_nm": "peak"},
+        ),
+        AnalysisStep(
+            "mean_absorbance",
+            {"sample": "sample", "reference": "reference", "dark": "dark"},
+            {"low_nm": 440, "high_nm": 460},
+            {"absorbance": "a450"},
+        ),
+    ]
+    journal: list[tuple[str, dict[str, Any]]] = []
+    with TwinServer(OceanOpticsTwin(bench), name="spectrometer") as server:
+        station = _station(server.start_pty(), protocol, {"peak": "peak", "a_peak": "a_peak", "a450": "a450"})
+        outcomes = station.run({}, "e1", lambda kind, detail: journal.append((kind, detail)), put_the_vial_in)
         station.close()
-    # The product absorbs: clearly above zero in its band (a scalar reference at 450 nm is only a first
-    # approximation of a lamp that falls steeply in the blue, so no closer number is claimed here).
-    assert outcomes["absorbance"] > 0.1
+    # Dark-corrected against the blank at every wavelength, the analysis reads the vial's absorbance itself: the
+    # band's mean over 440-460 nm is 0.25 x 0.992 (a Gaussian of 40 nm; shot noise about 0.015 a point, 0.005 over
+    # the band's nine points). The largest of ~26 noisy points lies some two standard deviations above the top.
+    assert outcomes["a450"] == pytest.approx(0.25 * 0.992, abs=0.015)
+    assert 0.24 < outcomes["a_peak"] < 0.30
     assert 420 <= outcomes["peak"] <= 480
     done = [d for k, d in journal if k == "analysis-done"]
-    assert done and done[0]["input"] == {"sample": "sample", "dark": "dark"}
-    assert done[0]["result"]["absorbance"] == outcomes["absorbance"]
+    assert done and done[0]["input"] == {"sample": "sample", "reference": "reference", "dark": "dark"}
+    assert done[0]["result"]["absorbance"] == outcomes["a_peak"]
     # Recomputed from the journalled arrays alone, the analysis gives the same numbers (it is pure).
     spectra = {
         d["saved"]["spectrum"]: ArrayData.from_dict(d["result"]["spectrum"])
@@ -81,9 +88,32 @@ def test_a_spectrum_is_analysed_into_an_outcome_and_journalled() -> None:
         if k == "action-done" and d.get("saved")
     }
     again = load_analysis("absorbance_at_peak").run(
-        {"sample": spectra["sample"], "dark": spectra["dark"]}, done[0]["args"]
+        {name: spectra[name] for name in ("sample", "reference", "dark")}, done[0]["args"]
     )
     assert again == done[0]["result"]
+
+
+def test_absorbance_is_against_a_reference_spectrum_and_needs_its_light() -> None:
+    """A = -log10((S - D) / (R - D)) point by point: a lamp that falls steeply across the band does not bend it."""
+    x = [400.0, 450.0, 500.0]
+    axes = _axes()
+    dark = ArrayData.of(x, [100, 100, 100], *axes)
+    reference = ArrayData.of(x, [1100, 10100, 100100], *axes)  # the lamp x 100 across the band
+    sample = ArrayData.of(x, [200, 1100, 10100], *axes)  # 10 % transmitted everywhere: A = 1
+    result = load_analysis("mean_absorbance").run(
+        {"sample": sample, "reference": reference, "dark": dark}, {"low_nm": 400, "high_nm": 500}
+    )
+    assert result["absorbance"] == pytest.approx(1.0)
+    lamp_off = ArrayData.of(x, [100, 100, 100], *axes)
+    with pytest.raises(AnalysisError, match="no light above the dark"):
+        load_analysis("absorbance_at_peak").run(
+            {"sample": sample, "reference": lamp_off, "dark": dark}, {"low_nm": 400, "high_nm": 500}
+        )
+    # Outside the band asked for, a reference without light does not matter.
+    partly = ArrayData.of(x, [100, 10100, 100100], *axes)
+    assert load_analysis("absorbance_at_peak").run(
+        {"sample": sample, "reference": partly, "dark": dark}, {"low_nm": 440, "high_nm": 510}
+    )["absorbance"] == pytest.approx(1.0)
 
 
 def test_arrays_are_stored_by_hash_and_replaced_by_references(tmp_path: Any) -> None:
