@@ -45,24 +45,31 @@ def replay(
     """Re-derive every decision from its record and say whether it matches (exit 1 if any does not). Writes
     nothing."""
     # Imported here: replay loads torch and the planners (start-up time).
+    from orchestrator.review.arrays import reanalyse
     from orchestrator.review.replay import replay_campaign
 
     override = _parse_planner(planner) if planner is not None else None
-    report = replay_campaign(database.for_reading(db), campaign, override)
+    opened = database.for_reading(db)
+    report = replay_campaign(opened, campaign, override)
+    # A station's analysis steps, computed again from the arrays stored with each experiment.
+    analyses = reanalyse(opened, campaign).to_dict("records")
+    analyses_match = all(row["status"] == "match" for row in analyses)
     if as_json:
         payload: dict[str, Any] = {
             "campaign": report.campaign,
             "status": report.status,
             "finished": report.finished,
-            "all_match": report.all_match(),
+            "all_match": report.all_match() and analyses_match,
             "version_differences": report.version_differences,
             "counterfactual": report.counterfactual,
             "rows": report.as_dicts(),
+            "analyses": analyses,
         }
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
     else:
         _print_replay(output.console(), report)
-    if override is None and not report.all_match():
+        _print_analyses(output.console(), analyses)
+    if override is None and not (report.all_match() and analyses_match):
         raise typer.Exit(1)
 
 
@@ -109,6 +116,20 @@ def _print_replay(console: Console, report: ReplayReport) -> None:
         derived = [r for r in report.rows if r.status in ("match", "mismatch")]
         matched = sum(r.status == "match" for r in derived)
         console.print(f"{matched} of {len(derived)} decisions re-derived exactly")
+
+
+def _print_analyses(console: Console, analyses: list[dict[str, Any]]) -> None:
+    if not analyses:
+        return
+    matched = sum(row["status"] == "match" for row in analyses)
+    console.print(
+        f"{matched} of {len(analyses)} analysis steps computed again from the stored arrays give the same numbers",
+        markup=False,
+    )
+    for row in analyses:
+        if row["status"] != "match":
+            shown = f"  experiment #{row['seq']} step {row['step']} ({row['analyse']}): {row['status']}"
+            console.print(shown + (f": {row['note']}" if row["note"] else ""), markup=False)
 
 
 def _number(value: float | None) -> str:

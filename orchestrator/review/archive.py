@@ -57,7 +57,7 @@ from orchestrator.records.decisions import AbductionState, DeductionState, Plann
 from orchestrator.records.events import Entity, EventKind, ImportedDetail
 from orchestrator.records.manifest import ARCHIVE_FORMAT, ARCHIVE_FORMAT_VERSION, ArchiveManifest
 from orchestrator.records.provenance import abduction_data_hash, library_versions, planning_data_hash
-from orchestrator.store.artifacts import ArtifactError, ArtifactStore
+from orchestrator.store.artifacts import ArtifactError, ArtifactStore, is_array_reference
 from orchestrator.store.database import Database
 from orchestrator.store.models import Base, Campaign, ExperimentState
 from orchestrator.store.records import add_event, find_campaign
@@ -189,7 +189,7 @@ def write_archive(db: Database, ref: str | int, out: Path | None) -> ExportResul
         SPEC_JSON: _json_bytes(spec),
         **{f"{table}.json": _table_bytes(table, rows) for table, rows in tables.items()},
     }
-    artifacts = _read_artifacts(db, tables["decisions"])
+    artifacts = _read_artifacts(db, tables["decisions"], tables["events"])
     members.update({f"artifacts/{sha}.json": raw for sha, raw in artifacts.items()})
     hashes = {member: hashlib.sha256(raw).hexdigest() for member, raw in members.items()}
     versions = library_versions()
@@ -263,18 +263,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _read_artifacts(db: Database, decisions: list[dict[str, Any]]) -> dict[str, bytes]:
+def _read_artifacts(db: Database, decisions: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, bytes]:
+    """The artifacts the campaign's rows name: decisions' fitted states, and the arrays (spectra, patterns) its
+    station's events refer to."""
     store = db.artifacts
     found: dict[str, bytes] = {}
-    for decision in decisions:
-        for label, sha in sorted((decision["artifacts"] or {}).items()):
-            if sha in found:
-                continue
-            try:
-                found[sha] = store.get_bytes(str(sha))  # refuses a missing or changed artifact by name
-            except ArtifactError as exc:
-                raise ArchiveError(f"archive: decision {decision['id']} ({label}): {exc}; nothing written") from None
+    named = [
+        (f"decision {decision['id']} ({label})", sha)
+        for decision in decisions
+        for label, sha in sorted((decision["artifacts"] or {}).items())
+    ]
+    named += [(f"event {event['id']} ({name})", sha) for event in events for name, sha in _event_arrays(event)]
+    for what, sha in named:
+        if sha in found:
+            continue
+        try:
+            found[sha] = store.get_bytes(str(sha))  # refuses a missing or changed artifact by name
+        except ArtifactError as exc:
+            raise ArchiveError(f"archive: {what}: {exc}; nothing written") from None
     return found
+
+
+def _event_arrays(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """(result name, sha256) of each stored array an event's detail refers to (see store_arrays)."""
+    detail = event.get("detail")
+    result = detail.get("result") if isinstance(detail, dict) else None
+    if not isinstance(result, dict):
+        return []
+    return [(str(name), str(value["artifact"])) for name, value in result.items() if is_array_reference(value)]
 
 
 def _json_bytes(data: Any) -> bytes:
@@ -506,6 +522,13 @@ def _check_references(archive: Archive) -> None:
             if sha not in archive.artifacts:
                 raise ArchiveError(
                     f"archive: decisions.json: decision {row['id']} names artifact {sha} ({label}), "
+                    "which is not in the archive"
+                )
+    for row in archive.tables["events"]:
+        for name, sha in _event_arrays(row):
+            if sha not in archive.artifacts:
+                raise ArchiveError(
+                    f"archive: events.json: event {row['id']} refers to array {sha} ({name}), "
                     "which is not in the archive"
                 )
 

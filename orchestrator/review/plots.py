@@ -278,6 +278,35 @@ def timeline_figure(timeline: pd.DataFrame) -> ReviewFigure:
     return figure
 
 
+def arrays_figure(curves: dict[str, list[tuple[Any, Any]]]) -> ReviewFigure:
+    """The stored arrays (an `instruments.arrays.ArrayData` each), one panel per name the protocol saved them under
+    (`curves`: name -> [(experiment seq, array)]), each experiment's curve in its colour."""
+    caption = (
+        "Each panel holds the arrays the station's protocol saved under one name (a dark, a reference, a sample's "
+        "spectrum...), one curve per experiment in its colour, read back from their stored artifacts."
+    )
+    if not curves:
+        return _nothing("Stored arrays", "no array was measured", caption)
+    names = list(curves)
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure = ReviewFigure(figsize=(3.6 * columns + 1.2, 2.8 * rows + 0.6), caption=caption)
+    colours = _experiment_colours(pd.Series([seq for name in names for seq, _ in curves[name]]))
+    for i, name in enumerate(names):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        for seq, array in curves[name]:
+            axes.plot(array.x, array.y, color=colours.get(seq, "0.5"), linewidth=0.8)
+        first = curves[name][0][1]
+        axes.set_title(name, fontsize="medium")
+        axes.set_xlabel(_labelled(first.x_axis.name, first.x_axis.unit), fontsize="small")
+        axes.set_ylabel(_labelled(first.y_axis.name, first.y_axis.unit), fontsize="small")
+        axes.tick_params(labelsize="small")
+    figure.suptitle("Stored arrays")
+    handles: list[Artist] = [Patch(color=colour, label=f"#{seq}") for seq, colour in list(colours.items())[:20]]
+    figure.legend(handles=handles, loc="outside right upper", fontsize="small", title="experiment")
+    return figure
+
+
 def _experiment_colours(seqs: pd.Series) -> dict[Any, Any]:
     from matplotlib import colormaps
 
@@ -289,6 +318,7 @@ def _experiment_colours(seqs: pd.Series) -> dict[Any, Any]:
 
 __all__ = [
     "ReviewFigure",
+    "arrays_figure",
     "best_so_far_figure",
     "calibration_figure",
     "credence_figure",

@@ -20,17 +20,22 @@ import pandas as pd
 
 from orchestrator.errors import SpecError
 from orchestrator.records.provenance import library_versions
+from orchestrator.review import arrays as stored
 from orchestrator.review import tables as review
 from orchestrator.review.export import experiments_frame
 from orchestrator.review.plots import (
     ReviewFigure,
+    arrays_figure,
     best_so_far_figure,
     calibration_figure,
     credence_figure,
     influence_figure,
     timeline_figure,
 )
+from orchestrator.store.artifacts import ArtifactError, load_array
 from orchestrator.store.database import Database
+
+PLOTTED_EXPERIMENTS = 12  # the arrays of the last ones are plotted (all are listed)
 
 SECTIONS = (
     ("status", "Status"),
@@ -40,6 +45,7 @@ SECTIONS = (
     ("calibration", "Predicted and observed"),
     ("hypotheses", "Hypotheses"),
     ("timeline", "Instrument timeline"),
+    ("arrays", "Stored arrays"),
     ("replay", "Replay"),
     ("experiments", "Experiments"),
 )
@@ -80,6 +86,7 @@ def write_report(db: Database, ref: str | int, out: Path, *, replay: bool = True
         _calibration_section(db, ref),
         _hypotheses_section(db, ref, info),
         _timeline_section(db, ref, info),
+        _arrays_section(db, ref, info),
         _replay_section(db, ref) if replay else _section("replay", _none("Replay was not run for this report.")),
         _experiments_section(db, ref),
     ]
@@ -247,6 +254,48 @@ def _timeline_section(db: Database, ref: str | int, info: dict[str, Any]) -> str
         parts += ["<h3>Failed actions</h3>", _table(failures.drop(columns=["start", "end"]))]
     parts += ["<h3>Every action</h3>", _table(shown)]
     return _section("timeline", *parts)
+
+
+def _arrays_section(db: Database, ref: str | int, info: dict[str, Any]) -> str:
+    """Each experiment's stored arrays (name, points, axes, the artifact's SHA-256 prefix and a line summing it up),
+    a plot of them by name, and the analyses done on them computed again from the stored arrays."""
+    frame = stored.stored_arrays(db, ref)
+    if frame.empty:
+        reason = (
+            "No action of this campaign's station returned an array."
+            if info["station"]
+            else f"No station ran this campaign (its lab is a {info['lab']}), so no array was measured."
+        )
+        return _section("arrays", _none(reason))
+    curves: dict[str, list[tuple[Any, Any]]] = {}
+    summaries, shown_seqs = [], sorted({s for s in frame["seq"] if s is not None})[-PLOTTED_EXPERIMENTS:]
+    for row in frame.itertuples(index=False):
+        try:
+            array = load_array(db.artifacts, {"kind": "array", "artifact": row.sha256, "points": row.points})
+        except ArtifactError as exc:
+            summaries.append(f"not readable: {exc}")
+            continue
+        summaries.append(stored.summary(array))
+        if row.seq in shown_seqs:
+            curves.setdefault(str(row.name), []).append((row.seq, array))
+    table = frame.assign(sha256=frame["sha256"].str[:12] + "…", summary=summaries)
+    parts = [
+        f"<p>{_e(len(frame))} array(s) stored as content-hashed artifacts of {_e(frame['seq'].nunique())} "
+        f"experiment(s); the plot shows the last {_e(len(shown_seqs))}. "
+        "<code>orchestrator.review.arrays.experiment_arrays(db, campaign, seq)</code> loads an experiment's arrays "
+        "by the names its protocol saved them under.</p>",
+        _figure(arrays_figure(curves)),
+        _table(table),
+    ]
+    analyses = stored.reanalyse(db, ref)
+    if not analyses.empty:
+        matched = int((analyses["status"] == "match").sum())
+        parts += [
+            "<h3>Analyses, computed again from the stored arrays</h3>",
+            f"<p>{_e(matched)} of {_e(len(analyses))} analysis step(s) give again the numbers the campaign used.</p>",
+            _table(analyses.drop(columns=["input"]), status_column="status"),
+        ]
+    return _section("arrays", *parts)
 
 
 def _replay_section(db: Database, ref: str | int) -> str:

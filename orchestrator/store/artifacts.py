@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from instruments.arrays import ArrayData
 from orchestrator.errors import PeirceError
 from orchestrator.store.models import Artifact
 
@@ -163,6 +164,25 @@ def store_arrays(detail: dict[str, Any], store: ArtifactStore, session: Session)
 def is_array_reference(value: Any) -> bool:
     """A stored array's reference in an event (see `store_arrays`)."""
     return isinstance(value, dict) and value.get("kind") == "array" and "artifact" in value
+
+
+def load_array(store: ArtifactStore, reference: Any) -> ArrayData:
+    """The array an event's reference names (`{kind: array, artifact: <sha256>, ...}`, see `store_arrays`), read
+    back from its artifact. ArtifactError when the reference names no array, or the artifact is missing, changed
+    (its bytes no longer hash to its name) or holds something other than the array the reference describes."""
+    if not is_array_reference(reference):
+        raise ArtifactError(f"not a stored array's reference: {str(reference)[:80]}")
+    digest = str(reference["artifact"])
+    data = store.get(digest)
+    try:
+        array = ArrayData.from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"artifact {digest[:12]}… is not an array ({exc})") from None
+    if "points" in reference and array.points != reference["points"]:
+        raise ArtifactError(
+            f"artifact {digest[:12]}… holds {array.points} points, its reference says {reference['points']}"
+        )
+    return array
 
 
 def _is_array(value: Any) -> bool:
