@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from orchestrator.campaign.spec import CampaignSpec
 from orchestrator.errors import CampaignConflict, PeirceError
 from orchestrator.store.database import Database
-from orchestrator.store.models import Campaign, CampaignStatus, utcnow
+from orchestrator.store.models import Campaign, CampaignStatus, Event, utcnow
 from orchestrator.store.records import add_event, find_campaign, set_campaign_status
 
 HEARTBEAT_INTERVAL_S = 30.0
@@ -441,3 +441,22 @@ def lease_alive(runner: str | None, heartbeat_at: datetime | None, now: datetime
 def _aware(moment: datetime | None) -> datetime | None:
     # SQLite returns naive datetimes; we always write UTC.
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def continue_command(session: Session, campaign: Campaign) -> str:
+    """The command that continues `campaign` where it last ran: on a work pool's workers when a worker's flow run
+    last claimed it (`peirce submit NAME --pool POOL`: a `peirce resume` would run it wherever it is typed, away
+    from the instruments), else `peirce resume NAME`."""
+    details = session.scalars(
+        select(Event.detail)
+        .where(Event.campaign_id == campaign.id, Event.entity == "campaign")
+        .order_by(Event.id.desc())
+        .limit(_CLAIMS_LOOKED_BACK)
+    )
+    # A claim's event names its runner (`claim`); a worker's flow run adds its work pool.
+    last = next((detail for detail in details if detail and "runner" in detail), None) or {}
+    pool = last.get("work_pool")
+    return f"peirce submit {campaign.name} --pool {pool}" if pool else f"peirce resume {campaign.name}"
+
+
+_CLAIMS_LOOKED_BACK = 200  # campaign events between two claims: a few per cycle

@@ -424,6 +424,7 @@ def _print_status(console: Console, opened: Database, ref: str) -> None:
 def _waiting_line(opened: Database, ref: str) -> str | None:
     """For a campaign waiting for people (paused, or its runner waiting in its process): what waits, read now."""
     # Imported here: the store loads SQLAlchemy, which `--help` does not need.
+    from orchestrator.campaign.runs import continue_command
     from orchestrator.people.waiting import waiting
     from orchestrator.store.models import CampaignStatus
     from orchestrator.store.records import find_campaign
@@ -432,10 +433,11 @@ def _waiting_line(opened: Database, ref: str) -> str | None:
         campaign = find_campaign(session, ref)
         what = waiting(session, campaign.id)
         name, status = campaign.name, campaign.status
+        command = continue_command(session, campaign)
     if status == CampaignStatus.WAITING:
         if not what:
-            return f"  waiting: nothing waits for people any more; continue with: peirce resume {name}"
-        return f"  waiting: {what.describe(name)}; then: peirce resume {name}"
+            return f"  waiting: nothing waits for people any more; continue with: {command}"
+        return f"  waiting: {what.describe(name)}; then: {command}"
     if what and status in (CampaignStatus.RUNNING, CampaignStatus.STOPPING):
         return f"  waiting: {what.describe(name)}"
     return None
@@ -444,17 +446,14 @@ def _waiting_line(opened: Database, ref: str) -> str | None:
 def _runner_gone(opened: Database, ref: str) -> str | None:
     """For a campaign marked running (or stopping): the line that says its runner is gone, or None if it lives."""
     # Imported here: the lease loads the store (SQLAlchemy), which `--help` does not need.
-    from orchestrator.campaign.runs import runner_state
+    from orchestrator.campaign.runs import continue_command, runner_state
     from orchestrator.store.records import find_campaign
 
     with opened.session() as session:
         campaign = find_campaign(session, ref)
         state = runner_state(session, campaign)
-        name = campaign.name
+        command = continue_command(session, campaign)
     if state.alive:
         return None
     heartbeat = state.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S UTC") if state.heartbeat_at else "never"
-    return (
-        f"  runner {state.runner or '(none)'} is not alive; last heartbeat {heartbeat}; "
-        f"`peirce resume {name}` continues"
-    )
+    return f"  runner {state.runner or '(none)'} is not alive; last heartbeat {heartbeat}; `{command}` continues"

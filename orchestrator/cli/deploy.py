@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from orchestrator.cli import database, output
-from orchestrator.cli.campaigns import SpecArg, quiet_prefect
+from orchestrator.cli.campaigns import quiet_prefect
 from orchestrator.cli.options import DbOption
 
 if TYPE_CHECKING:
@@ -38,8 +38,14 @@ DEPLOY_HELP = (
 SUBMIT_HELP = (
     "Create (or continue) the campaign in the database, with the checks of `peirce run`, and start a flow run of it "
     "on the deployment peirce-campaign/NAME for a worker of pool NAME to run; prints the run's id and its address "
-    "in Prefect's UI.\n\nNeeds a Prefect server (PREFECT_API_URL) and `peirce deploy --pool NAME` first."
+    "in Prefect's UI. SPEC is a campaign file, or the name of a campaign in the database (continued with its stored "
+    "spec, as `peirce resume NAME` would be, but on a worker).\n\nNeeds a Prefect server (PREFECT_API_URL) and "
+    "`peirce deploy --pool NAME` first."
 )
+SubmitArg = Annotated[
+    Path,
+    typer.Argument(metavar="SPEC", help="Campaign file (YAML), or a campaign's name.", show_default=False),
+]
 
 
 @commands.command(help=DEPLOY_HELP, short_help="Register the campaign flow in a Prefect work pool.")
@@ -76,30 +82,43 @@ def deploy(pool: PoolOption, db: DbOption = None) -> None:
 
 
 @commands.command(help=SUBMIT_HELP, short_help="Hand a campaign to a work pool's workers (a Prefect flow run).")
-def submit(spec_path: SpecArg, pool: PoolOption, db: DbOption = None) -> None:
+def submit(spec_path: SubmitArg, pool: PoolOption, db: DbOption = None) -> None:
     quiet_prefect()
     # Imported here: the spec, the lab and Prefect load models, simulators and Prefect, which `--help` does not need.
     from orchestrator.campaign.runs import refuse_unless_free
     from orchestrator.campaign.spec import load_spec
-    from orchestrator.cycle.context import open_campaign
+    from orchestrator.cycle.context import load_context, open_campaign
     from orchestrator.cycle.deployment import check_deployed, server_url
     from orchestrator.cycle.deployment import submit as start_run
     from orchestrator.lab.build import build_lab
+    from orchestrator.store.records import find_campaign
 
-    spec, text = load_spec(spec_path)
-    build_lab(spec)  # every check that can fail on input runs before the database is touched
-    server_url()
-    deployment_id = check_deployed(pool)
-    opened = database.for_creating(db)
-    campaign_id, how = open_campaign(opened, spec, text)
+    if spec_path.is_file() or spec_path.suffix.lower() in (".yaml", ".yml"):
+        spec, text = load_spec(spec_path)
+        build_lab(spec)  # every check that can fail on input runs before the database is touched
+        server_url()
+        deployment_id = check_deployed(pool)
+        opened = database.for_creating(db)
+        campaign_id, how = open_campaign(opened, spec, text)
+        name = spec.name
+    else:
+        # A campaign of the database by name, continued with its stored spec (as `peirce resume NAME` would be).
+        server_url()
+        deployment_id = check_deployed(pool)
+        opened = database.for_changing(db)
+        with opened.session() as session:
+            found = find_campaign(session, str(spec_path))
+            campaign_id, name = found.id, found.name
+        load_context(opened, campaign_id)  # its lab and planner build here, or the one-line error says why not
+        how = "reopened"
     refuse_unless_free(opened, campaign_id)  # completed, or run by a live process: one line, no flow run
-    submitted = start_run(deployment_id, campaign_id, spec.name)
+    submitted = start_run(deployment_id, campaign_id, name)
     console = output.console()
     verb = "continuing" if how == "reopened" else "created"
-    console.print(f"{verb} campaign '{escape(spec.name)}'; flow run {submitted.flow_run_id} submitted to pool {pool}")
+    console.print(f"{verb} campaign '{escape(name)}'; flow run {submitted.flow_run_id} submitted to pool {pool}")
     if submitted.ui_url:
         console.print(f"watch it at {submitted.ui_url}", markup=False, soft_wrap=True)
-    console.print(f"follow it with: peirce status {escape(spec.name)}")
+    console.print(f"follow it with: peirce status {escape(name)}")
 
 
 def worker_url(url: URL) -> str:

@@ -23,6 +23,7 @@ from orchestrator.errors import SpecError
 if TYPE_CHECKING:
     from orchestrator.people.acts import ActReport
     from orchestrator.people.pending import PendingItem
+    from orchestrator.store.database import Database
 
 commands = typer.Typer()
 
@@ -116,10 +117,11 @@ def approve(
         raise SpecError("SEQ", "give the experiments to approve or --all, not both")
     if not approve_all and not seqs:
         raise SpecError("SEQ", "name the experiments to approve, or give --all")
-    report = acts.approve(database.for_changing(db), campaign, acts.ALL if approve_all else list(seqs or []), by, note)
+    opened = database.for_changing(db)
+    report = acts.approve(opened, campaign, acts.ALL if approve_all else list(seqs or []), by, note)
     console = output.console()
     console.print(f"approved {_seqs(report.seqs)} of {report.campaign} (by {by_name(by)})", markup=False)
-    _next_step(console, report)
+    _next_step(console, report, opened)
 
 
 @commands.command()
@@ -136,14 +138,15 @@ def reject(
     # Imported here (start-up time, as in `approve`).
     from orchestrator.people import acts
 
-    report = acts.reject(database.for_changing(db), campaign, seq, by, reason)
+    opened = database.for_changing(db)
+    report = acts.reject(opened, campaign, seq, by, reason)
     console = output.console()
     console.print(
         f"rejected #{seq} of {report.campaign} (by {by_name(by)}): it will not be run, and its point is not "
         f"proposed again (`peirce allow {report.campaign} {seq}` lifts that)",
         markup=False,
     )
-    _next_step(console, report)
+    _next_step(console, report, opened)
 
 
 @commands.command()
@@ -172,7 +175,8 @@ def edit(
         if name.strip() in changes:
             raise SpecError(name.strip(), "given twice")
         changes[name.strip()] = value
-    report = acts.edit(database.for_changing(db), campaign, seq, changes, by, note)
+    opened = database.for_changing(db)
+    report = acts.edit(opened, campaign, seq, changes, by, note)
     changed = ", ".join(
         f"{name} {_value(old)} → {_value(new)}" for name, (old, new) in report.detail["changed"].items()
     )
@@ -184,7 +188,7 @@ def edit(
         console.print(f"  predicted: {_predictions(predicted)}{was}", markup=False)
     else:
         console.print(f"  no prediction for the edited point: {report.detail['no_prediction']}", markup=False)
-    _next_step(console, report)
+    _next_step(console, report, opened)
 
 
 @commands.command()
@@ -195,7 +199,8 @@ def allow(
     # Imported here (start-up time, as in `approve`).
     from orchestrator.people import acts
 
-    report = acts.allow(database.for_changing(db), campaign, seq, by, note)
+    opened = database.for_changing(db)
+    report = acts.allow(opened, campaign, seq, by, note)
     output.console().print(
         f"allowed the point of rejected #{seq} of {report.campaign} again (by {by_name(by)}): planners may propose it",
         markup=False,
@@ -206,9 +211,15 @@ def by_name(by: str | None) -> str:
     return (by or "").strip()
 
 
-def _next_step(console: Console, report: ActReport) -> None:
+def _next_step(console: Console, report: ActReport, opened: Database) -> None:
     if report.status == "waiting":
-        console.print(f"continue with: peirce resume {report.campaign}", markup=False)
+        # Imported here: the lease's module loads the store (SQLAlchemy), which `--help` does not need.
+        from orchestrator.campaign.runs import continue_command
+        from orchestrator.store.records import find_campaign
+
+        with opened.session() as session:
+            command = continue_command(session, find_campaign(session, report.campaign))
+        console.print(f"continue with: {command}", markup=False)
 
 
 def _seqs(seqs: list[int]) -> str:

@@ -161,7 +161,9 @@ class PrefectStages:
             # Paused with Prefect's approval form while a batch waits for approval (cycle.prefect_input).
             return await_people(self.ctx, cycle_id, wait=PrefectWait(self.ctx, cycle_id))
         except PausedForPeople as paused:
-            self._log.info("%s is %s; continue with: peirce resume %s", self.ctx.name, paused.reason, self.ctx.name)
+            with self.ctx.db.session() as session:
+                command = runs.continue_command(session, session.get_one(Campaign, self.ctx.campaign_id))
+            self._log.info("%s is %s; continue with: %s", self.ctx.name, paused.reason, command)
             raise
 
     def induce(self, cycle_id: int, cycle_seconds: float) -> CycleReport:
@@ -261,9 +263,13 @@ def _run_leased(db: Database, campaign_id: int) -> str | State[Any]:
     `peirce run` does: finished or paused by the loop itself, failed (`release_failed`), stopped when Prefect ends
     the run (its cancel is SIGTERM to this process) with what was in flight left for `peirce resume` to reconcile."""
     context = FlowRunContext.get()
-    flow_run_id = str(context.flow_run.id) if context is not None and context.flow_run is not None else None
+    flow_run = context.flow_run if context is not None else None
+    flow_run_id = str(flow_run.id) if flow_run is not None else None
+    # Recorded with the claim: the run a later runner sets to Crashed should this one die, and the work pool that
+    # the campaign is continued on (`runs.continue_command`).
+    note = {"flow_run_id": flow_run_id, "work_pool": flow_run.work_pool_name if flow_run is not None else None}
     try:
-        lease = runs.claim(db, campaign_id, note={"flow_run_id": flow_run_id})
+        lease = runs.claim(db, campaign_id, note=note)
     except CampaignConflict as exc:
         message = f"campaign {str(exc).removeprefix('CAMPAIGN: ')}"
         with db.session() as session:

@@ -37,7 +37,7 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound, PrefectHTTPStatusError
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from instruments.station import HoldInstrument, HoldTimeout, Journal
@@ -155,12 +155,18 @@ class PrefectHolds:
 
 
 def _unreachable(exc: BaseException) -> bool:
-    """Whether `exc` says the Prefect server could not answer now (down, restarting, overloaded), rather than that
-    it refused the request."""
-    if isinstance(exc, httpx.TransportError):
-        return True
-    if isinstance(exc, PrefectHTTPStatusError):
-        return exc.response.status_code >= 500
+    """Whether `exc` says the Prefect server could not answer now (down, restarting, overloaded: 503 under a lab's
+    load), rather than that it refused the request. Prefect wraps what its client met in an error of its own
+    (`ConcurrencySlotAcquisitionError`), so the chain of causes is read."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain is a few links long; the bound only guards against a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, httpx.TransportError):
+            return True
+        if isinstance(seen, httpx.HTTPStatusError):
+            return seen.response.status_code >= 500
+        seen = seen.__cause__ or seen.__context__
     return False
 
 

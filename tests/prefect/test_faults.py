@@ -110,8 +110,14 @@ def test_a_worker_killed_mid_experiment_the_campaign_goes_on_on_another_worker(
 
         # Nothing runs the campaign now; Prefect still believes its run is running.
         assert str(read_run(env, first_run).state_name) == "Running"
+        # peirce knows the campaign ran on the pool and says how to continue it there (not `peirce resume`, which
+        # would run it wherever it is typed); by its name, as a person would.
+        status = peirce(env, "status", name, "--db", lab_db, cwd=tmp_path)
+        assert "is not alive" in status and f"`peirce submit {name} --pool {pool}` continues" in status, status
         second_worker = start_worker(env, pool, db_url=lab_db, log=logs[1], name=f"{pool}-b")
-        second_run = submit(env, spec, pool, lab_db)
+        submitted = peirce(env, "submit", name, "--pool", pool, "--db", lab_db, cwd=tmp_path)
+        assert f"continuing campaign '{name}'" in submitted
+        second_run = uuid.UUID(submitted.split("flow run ")[1].split()[0])
         runs = final_runs(env, [second_run], logs, FINAL_WITHIN_S)
     finally:
         for worker in (first_worker, second_worker):
