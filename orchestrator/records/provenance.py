@@ -52,9 +52,13 @@ def library_versions() -> dict[str, str]:
 
 def runtime_settings() -> dict[str, Any]:
     """Settings of this process that change floating-point results: torch's intra-op thread count (sums are
-    split differently across threads). Replay compares them with the record's."""
+    split differently across threads) and the CPU's vector capability. Replay compares them with the record's."""
     torch = sys.modules.get("torch")  # never imported here: a process that has not loaded torch has no threads
-    return {"torch_threads": torch.get_num_threads()} if torch is not None else {}
+    if torch is None:
+        return {}
+    # The CPU's vector kernels torch dispatches to (AVX2, AVX512, …): the same code and versions on another CPU can
+    # differ in the last digits, and a model-based choice with them.
+    return {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def planning_data_hash(

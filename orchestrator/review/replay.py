@@ -64,7 +64,10 @@ _PLANNED = TypeAdapter(list[PlannedProposal])
 _CLAIMED = TypeAdapter(list[ProposedClaim])
 
 # Versions whose difference can change a re-derived decision (the rest are recorded for the reader).
-_NUMERIC = ("torch", "botorch", "gpytorch", "numpy", "scipy", "rdkit", "peirce", "torch_threads", "device", "platform")
+_NUMERIC = (
+    "torch", "botorch", "gpytorch", "numpy", "scipy", "rdkit", "peirce", "torch_threads", "cpu_capability", "device",
+    "platform",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

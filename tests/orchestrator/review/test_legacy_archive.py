@@ -111,21 +111,33 @@ def test_its_records_have_the_old_shapes_and_read_as_the_new_types(imported: Dat
         assert imported_event.detail["unverified_decisions"] == []
 
 
-def test_every_decision_replays_exactly(imported: Database) -> None:
+def test_every_decision_replays_from_its_old_record(imported: Database) -> None:
+    """Every decision's inputs are rebuilt from the old shapes (data hashes, warm starts, the tests' inputs) and
+    derived again. The archive was recorded on another host: where this one's floating point differs in the last
+    digits (another CPU's vector kernels in the GP's linear algebra), a model-based choice may differ, and replay
+    must say so as such, never as a record it could not read. The first batch (no model yet) and the abductions
+    (the ledger's own arithmetic) replay exactly on any host."""
     report = replay_campaign(imported, NAME, lab=_lab_here(imported))
-    assert [(row.stage, row.status) for row in report.rows] == [
-        ("deduce", "match"),
-        ("abduce", "match"),
-        ("deduce", "match"),
-        ("abduce", "match"),
-        ("deduce", "match"),
+    rows = report.rows
+    assert [row.stage for row in rows] == ["deduce", "abduce", "deduce", "abduce", "deduce"], report.as_dicts()
+    assert [(rows[i].status, rows[i].note) for i in (0, 1, 3)] == [
+        ("match", "identical"),
+        ("match", "2 claim(s) proposed; identical"),
+        ("match", "2 claim(s) proposed; identical"),
     ], report.as_dicts()
-    assert report.all_match()
-    # The hypothesis tests of the last two batches were chosen again from their recorded inputs, not copied.
-    assert [row.note for row in report.rows if row.stage == "deduce"][1:] == [
-        "2 hypothesis test(s) chosen again; identical",
-        "2 hypothesis test(s) chosen again; identical",
-    ]
+    # What may differ from the recording host is named: this CPU's vector capability, which the old record lacks.
+    assert report.version_differences["cpu_capability"][0] is None and report.version_differences["cpu_capability"][1]
+    for row in (rows[2], rows[4]):
+        # The hypothesis tests of the last two batches were chosen again from their recorded inputs, not copied.
+        assert row.note.startswith("2 hypothesis test(s) chosen again") or row.note.startswith(
+            "hypothesis tests differ: 2 re-derived, 2 recorded"
+        ), row.note
+        if row.status == "match":
+            assert row.note == "2 hypothesis test(s) chosen again; identical"
+        else:
+            assert row.status == "mismatch"
+            if row.max_difference is not None:  # the same points, predictions apart in the last digits
+                assert row.max_difference < 1e-6 and "floating point" in row.note, row.note
 
 
 def test_a_record_that_is_not_of_its_type_is_named_by_decision_and_field(tmp_path: Path) -> None:
