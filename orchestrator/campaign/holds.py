@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.campaign.runs import lease_alive
 from orchestrator.store.models import Campaign, Event, Experiment, ExperimentState
 
 HOLD_EVENTS = ("hold-waiting", "hold-taken", "hold-released", "hold-timeout")
@@ -37,6 +38,9 @@ class Hold:
     attempt: int
     state: str  # "held" | "waiting"
     since: datetime
+    experiment_id: int = 0
+    event_id: int = 0  # the event that says so: its order is the order of asking
+    runner_alive: bool = True  # whether the process that runs its campaign may still be running
 
     @property
     def who(self) -> str:
@@ -46,7 +50,7 @@ class Hold:
 def current_holds(session: Session, slot: str | None = None) -> list[Hold]:
     """What holds and what waits now, oldest first; only `slot`'s when given."""
     rows = session.execute(
-        select(Event, Campaign.name, Experiment.seq)
+        select(Event, Campaign.name, Experiment.seq, Campaign.runner, Campaign.heartbeat_at)
         .join(Experiment, Experiment.id == Event.entity_id)
         .join(Campaign, Campaign.id == Event.campaign_id)
         .where(
@@ -56,15 +60,18 @@ def current_holds(session: Session, slot: str | None = None) -> list[Hold]:
         )
         .order_by(Event.id)
     ).all()
-    last: dict[tuple[int, int, str], tuple[Event, str, int]] = {}
-    for event, campaign, seq in rows:
+    last: dict[tuple[int, int, str], tuple[Event, str, int, bool]] = {}
+    alive: dict[str | None, bool] = {}
+    for event, campaign, seq, runner, heartbeat in rows:
         detail = event.detail or {}
         if slot is not None and detail.get("slot") != slot:
             continue
         key = (int(event.entity_id or 0), int(detail.get("attempt", 0)), str(detail.get("slot")))
-        last[key] = (event, campaign, seq)  # the latest says: waiting since, held since, or done with it
+        if runner not in alive:
+            alive[runner] = lease_alive(runner, heartbeat)
+        last[key] = (event, campaign, seq, alive[runner])  # the latest: waiting since, held since, or done with it
     holds = []
-    for (_, attempt, slot_), (event, campaign, seq) in last.items():
+    for (experiment_id, attempt, slot_), (event, campaign, seq, runner_alive) in last.items():
         if event.kind not in ("hold-waiting", "hold-taken"):
             continue
         detail = event.detail or {}
@@ -77,6 +84,28 @@ def current_holds(session: Session, slot: str | None = None) -> list[Hold]:
                 attempt=attempt,
                 state="held" if event.kind == "hold-taken" else "waiting",
                 since=event.at,
+                experiment_id=experiment_id,
+                event_id=int(event.id),
+                runner_alive=runner_alive,
             )
         )
-    return sorted(holds, key=lambda h: (h.slot, h.state != "held", h.since))
+    return sorted(holds, key=lambda h: (h.slot, h.state != "held", h.event_id))
+
+
+def turn_to_take(session: Session, slot: str, experiment_id: int, attempt: int) -> bool:
+    """Whether the attempt may take `slot` now: no live runner's experiment holds it, and no live runner's experiment
+    began waiting for it before this one did (first come, first served, across the lab's processes: the order of
+    the `hold-waiting` events in the lab's database). Experiments of a runner that died are passed over: their
+    hold, if any, lapses in Prefect on its own, and recovery settles them."""
+    mine: Hold | None = None
+    for hold in current_holds(session, slot):
+        if hold.experiment_id == experiment_id and hold.attempt == attempt:
+            mine = hold
+            continue
+        if not hold.runner_alive:
+            continue
+        if hold.state == "held":
+            return False
+        if mine is None:
+            return False  # an earlier waiter (holds come oldest first)
+    return mine is not None

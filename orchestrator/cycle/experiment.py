@@ -154,7 +154,7 @@ def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Experimen
             ctx.db, experiment_id, index, step, text, attempt=attempt, check=lambda session: fence(session, ctx)
         )
 
-    hold = ctx.holds.for_attempt(write) if ctx.holds is not None else None
+    hold = ctx.holds.for_attempt(write, experiment_id, attempt) if ctx.holds is not None else None
     return ExperimentJournal(write, ask_person, hold)
 
 

@@ -41,7 +41,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from instruments.station import HoldInstrument, HoldTimeout, Journal
-from orchestrator.campaign.holds import current_holds, slot_name
+from orchestrator.campaign.holds import current_holds, slot_name, turn_to_take
 from orchestrator.campaign.station import SharedInstruments
 from orchestrator.store.database import Database
 
@@ -49,6 +49,9 @@ from orchestrator.store.database import Database
 LEASE_S = 60.0
 # How often a hold asks again while the Prefect server cannot be reached.
 SERVER_RETRY_S = 2.0
+# How often a waiting experiment reads the lab's journal for its turn, and how long one try at Prefect's slot lasts.
+TURN_POLL_S = 0.1
+TRY_S = 2.0
 
 
 def shared_holds(db: Database, shared: SharedInstruments) -> PrefectHolds | None:
@@ -68,11 +71,11 @@ class PrefectHolds:
         self._created: set[str] = set()
         self._lock = threading.Lock()
 
-    def for_attempt(self, write: Journal) -> HoldInstrument:
+    def for_attempt(self, write: Journal, experiment_id: int, attempt: int) -> HoldInstrument:
         """The hold callback of one attempt at an experiment, journalling through `write`."""
 
         def hold(instrument: str) -> Any:
-            return self._hold(instrument, write)
+            return self._hold(instrument, write, (experiment_id, attempt))
 
         return hold
 
@@ -90,12 +93,12 @@ class PrefectHolds:
             self._created.add(slot)
 
     @contextmanager
-    def _hold(self, instrument: str, write: Journal) -> Iterator[None]:
+    def _hold(self, instrument: str, write: Journal, asker: tuple[int, int]) -> Iterator[None]:
         slot = slot_name(self.lab, instrument)
         where = {"instrument": instrument, "slot": slot}
         write("hold-waiting", where)
         started = time.monotonic()
-        stack = self._take(slot, instrument, where, write, started)
+        stack = self._take(slot, instrument, where, write, started, asker)
         taken = time.monotonic()
         write("hold-taken", {**where, "waited_s": round(taken - started, 3)})
         try:
@@ -111,24 +114,36 @@ class PrefectHolds:
                     {**where, "message": f"{_said(exc)}; the hold lapses within {self.lease_s:g} s"},
                 )
 
-    def _take(self, slot: str, instrument: str, where: dict[str, str], write: Journal, started: float) -> ExitStack:
-        """The slot, taken: wait while another holds it, and while the server cannot be reached (restarting, or a
-        network fault), both within `holds.timeout_s` of `started`; past it the experiment fails, retryable, with
-        one reason. Nothing has been sent to the instrument yet."""
+    def _take(
+        self, slot: str, instrument: str, where: dict[str, str], write: Journal, started: float, asker: tuple[int, int]
+    ) -> ExitStack:
+        """The slot, taken in turn: first come, first served by the lab's journal (`turn_to_take`: Prefect's slots
+        are polled, not queued, so whoever asked again first would win), asking Prefect only at this attempt's
+        turn. Waits while another holds it, and while the server cannot be reached (restarting, or a network
+        fault), both within `holds.timeout_s` of `started`; past it the experiment fails, retryable, with one reason.
+        Nothing has been sent to the instrument yet."""
         unreachable: str | None = None
         while True:
             left = self.timeout_s - (time.monotonic() - started)
+            if left <= 0:
+                reason = f"waited {self.timeout_s:g} s for {instrument}, {self.holder(slot)}"
+                break
+            if not self._my_turn(slot, asker):
+                time.sleep(min(TURN_POLL_S, left))
+                continue
             stack = ExitStack()
             try:
                 self.ensure_limit(slot)
+                # A short try: the journal said the slot is free, so Prefect answers at once unless a holder the
+                # journal does not show (a dead runner, whose lease runs on) still has it.
                 stack.enter_context(
                     concurrency(
-                        slot, occupy=1, timeout_seconds=max(left, 0.0), lease_duration=self.lease_s, strict=True
+                        slot, occupy=1, timeout_seconds=min(left, TRY_S), lease_duration=self.lease_s, strict=True
                     )
                 )
                 return stack
             except TimeoutError:
-                reason = f"waited {self.timeout_s:g} s for {instrument}, {self.holder(slot)}"
+                continue
             except Exception as exc:
                 if not _unreachable(exc):
                     raise
@@ -141,8 +156,13 @@ class PrefectHolds:
                 reason = (
                     f"waited {self.timeout_s:g} s for {instrument}: the Prefect server did not answer ({unreachable})"
                 )
-            write("hold-timeout", {**where, "message": reason})
-            raise HoldTimeout(reason, instrument=instrument) from None
+                break
+        write("hold-timeout", {**where, "message": reason})
+        raise HoldTimeout(reason, instrument=instrument)
+
+    def _my_turn(self, slot: str, asker: tuple[int, int]) -> bool:
+        with self.db.session() as session:
+            return turn_to_take(session, slot, *asker)
 
     def holder(self, slot: str) -> str:
         """Who holds the slot now, in words, from the database."""

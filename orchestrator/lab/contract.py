@@ -79,7 +79,7 @@ class InstrumentHolds(Protocol):
     """Lab-wide holds on shared instruments (the cycle's `holds.PrefectHolds`): the hold callback of one attempt,
     which journals each wait, hold and release through `write`."""
 
-    def for_attempt(self, write: Journal) -> HoldInstrument: ...
+    def for_attempt(self, write: Journal, experiment_id: int, attempt: int) -> HoldInstrument: ...
 
 
 class Lab(Protocol):

@@ -105,7 +105,7 @@ def test_a_wait_past_the_timeout_fails_naming_who_holds_the_instrument(
     taken, leave = threading.Event(), threading.Event()
 
     def hold_a_while() -> None:
-        with holds.for_attempt(_journal(db, holder))("balance"):
+        with holds.for_attempt(_journal(db, holder), holder, 1)("balance"):
             taken.set()
             leave.wait(60)
 
@@ -115,14 +115,14 @@ def test_a_wait_past_the_timeout_fails_naming_who_holds_the_instrument(
         try:
             assert taken.wait(60), "the first hold was never taken"
             started = time.monotonic()
-            with pytest.raises(HoldTimeout) as caught, holds.for_attempt(_journal(db, waiter))("balance"):
+            with pytest.raises(HoldTimeout) as caught, holds.for_attempt(_journal(db, waiter), waiter, 1)("balance"):
                 pytest.fail("the balance was taken while another experiment held it")
             waited = time.monotonic() - started
         finally:
             leave.set()
             thread.join(60)
         # Once given back, the next experiment takes it.
-        with holds.for_attempt(_journal(db, waiter))("balance"):
+        with holds.for_attempt(_journal(db, waiter), waiter, 1)("balance"):
             pass
     assert waited >= 1.0
     with db.session() as session:
