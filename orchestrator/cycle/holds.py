@@ -11,9 +11,9 @@ own if the process dies.
 
 Waiting is bounded by the lab file's `holds.timeout_s`; past it the experiment fails, retryable, with one reason
 naming the instrument and who holds it ("waited 30 s for hotplate, held by campaign B (experiment 4) since
-10:02:11"). Prefect's slots are polled, not queued: waiters take a free slot in roughly the order they asked,
-not strictly first come, first served. Every wait, hold and release is an event of the experiment, so
-`peirce holds` says who holds what and who waits, across the lab's campaigns.
+10:02:11"). Prefect's slots are polled, not queued, so the order is kept by the lab's journal: first come, first
+served, each waiter asking Prefect only at its turn (`campaign.holds.turn_to_take`). Every wait, hold and release
+is an event of the experiment, so `peirce holds` says who holds what and who waits, across the lab's campaigns.
 
 A Prefect server restarting (an upgrade, a crash) is waited out, not failed on: a hold that cannot reach the
 server asks again every few seconds within the same `holds.timeout_s` (journalled once as
