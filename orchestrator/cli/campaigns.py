@@ -118,9 +118,20 @@ def validate(spec_path: SpecArg) -> None:
     spec, _ = load_spec(spec_path)
     lab = build_lab(spec)
     space = spec.search_space(lab.candidates)
-    size = f"{space.grid_size} points" if space.is_finite else "continuous"
+    kinds: dict[str, int] = {}
+    for parameter in spec.space:
+        kinds[parameter.type] = kinds.get(parameter.type, 0) + 1
+    size = (
+        f"{space.grid_size} points"
+        if space.is_finite
+        else ("a continuous space" if set(kinds) == {"continuous"} else "a mixed space")
+    )
+    shape = ", ".join(f"{n} {kind}" for kind, n in kinds.items()) + f"; {size}"
+    for count, noun in ((len(spec.mixtures), "mixture"), (len(spec.constraints), "linear constraint")):
+        if count:
+            shape += f"; {count} {noun}{'s' if count > 1 else ''}"
     output.console().print(
-        f"[green]ok[/] {spec.name}: {len(spec.space)} parameters ({size}), "
+        f"[green]ok[/] {spec.name}: {len(spec.space)} parameters ({shape}), "
         f"{len(spec.objectives)} objective(s), budget {spec.budget.experiments} experiments "
         f"in batches of {spec.budget.batch_size}, planner {spec.planner.kind}, lab {_lab_name(spec)}"
     )

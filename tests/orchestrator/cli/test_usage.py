@@ -85,6 +85,11 @@ def test_piped_output_keeps_its_lines_whole(tmp_path: Path) -> None:
     checked = invoke("validate", str(EXAMPLES_DIR / "reaction_station.yaml"), cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.splitlines() == [
-        "ok reaction_station: 4 parameters (continuous), 1 objective(s), budget 12 experiments in batches of 3, "
-        "planner bayesian, lab station reaction_bench (4 instruments, on device twins)"
+        "ok reaction_station: 4 parameters (2 discrete, 2 continuous; a mixed space), 1 objective(s), budget 12 "
+        "experiments in batches of 3, planner bayesian, lab station reaction_bench (4 instruments, on device twins)"
     ]
+    # The shape of a space says its mixtures and linear constraints.
+    mixed = invoke("validate", str(EXAMPLES_DIR / "aichem_oer" / "campaign.yaml"), cwd=tmp_path)
+    assert "5 parameters (5 continuous; a continuous space; 1 mixture)" in mixed.stdout, mixed.stderr
+    films = invoke("validate", str(EXAMPLES_DIR / "tokyo_tech_films" / "campaign.yaml"), cwd=tmp_path)
+    assert "5 parameters (5 continuous; a continuous space; 3 linear constraints)" in films.stdout, films.stderr
