@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, cast
 
@@ -431,11 +432,23 @@ def lease_alive(runner: str | None, heartbeat_at: datetime | None, now: datetime
             return False
         except PermissionError:
             return True
-        return True
+        return not _zombie(int(pid))
     heartbeat = _aware(heartbeat_at)
     if heartbeat is None:
         return False
     return (now or utcnow()) - heartbeat < HEARTBEAT_STALE_AFTER
+
+
+def _zombie(pid: int) -> bool:
+    """Whether `pid` has died and only waits to be reaped: a runner killed outright whose parent died with it (a
+    worker and its flow run, on a lost computer) stays a zombie until init reaps it, and where init does not reap,
+    for ever; signal 0 still finds it. Linux's /proc says so; elsewhere a live pid counts as alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The command name, in parentheses, may hold spaces: the state is the first field after its closing one.
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _aware(moment: datetime | None) -> datetime | None:

@@ -43,8 +43,11 @@ def test_three_campaigns_on_two_workers_share_one_balance_without_overlap(
     lab, pool = f"lab_{suffix}", f"shared-{suffix}"
     names = [f"weigh_{suffix}_{i}" for i in range(CAMPAIGNS)]
     write_lab(tmp_path, lab, balance)
+    # Each experiment holds the balance for a second: the campaigns' flow runs, started one after another by two
+    # workers, overlap and queue for it.
     specs = [
-        write_campaign(tmp_path, name, seed=i, experiments=EXPERIMENTS, batch=BATCH) for i, name in enumerate(names)
+        write_campaign(tmp_path, name, seed=i, experiments=EXPERIMENTS, batch=BATCH, wait_s=1.0)
+        for i, name in enumerate(names)
     ]
     env = {key: value for key, value in prefect_env.items() if key != "PEIRCE_DB_URL"}
     env["PEIRCE_ARTIFACTS"] = str(tmp_path / "artifacts")
@@ -95,11 +98,24 @@ def test_three_campaigns_on_two_workers_share_one_balance_without_overlap(
     spans.sort()
     overlapping = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
     assert not overlapping, overlapping
-    # Campaigns ran at the same time and took turns on the balance (in time order, the campaign holding it changed
-    # more often than once per campaign), rather than each having it to itself from start to end.
-    turns = [campaign for _, _, campaign, _ in spans]
-    changes = sum(1 for a, b in itertools.pairwise(turns) if a != b)
-    assert changes >= CAMPAIGNS, turns
+    # First come, first served: no attempt took the balance while another that had asked for it earlier (in the
+    # order of the lab's journal) was still waiting. None waited past the lab's timeout.
+    asked: dict[tuple[int, int], int] = {}
+    took: dict[tuple[int, int], int] = {}
+    for event in db["events"]:
+        key = (event["entity_id"], int(event["detail"].get("attempt", 0)))
+        if event["kind"] == "hold-waiting":
+            asked[key] = event["id"]
+        elif event["kind"] == "hold-taken":
+            took[key] = event["id"]
+    assert not [e for e in db["events"] if e["kind"] == "hold-timeout"]
+    jumped = [
+        (early, late)
+        for early in asked
+        for late in asked
+        if asked[early] < asked[late] and took[late] < took[early] and asked[early] < took[late]
+    ]
+    assert not jumped, jumped
 
     # What Prefect's UI shows: each campaign's best-so-far and batch artifacts, read back through the API.
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as c:

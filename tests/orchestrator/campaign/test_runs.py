@@ -315,3 +315,20 @@ def test_a_campaign_stored_before_a_setting_existed_reopens_from_the_same_file(s
     other, other_text = to_spec(hartmann_spec(budget={"experiments": 6, "batch_size": 2}), EXAMPLES_DIR)
     with pytest.raises(CampaignConflict, match="already exists with a different spec"):
         open_campaign(db, other, other_text)
+
+
+def test_a_runner_that_died_unreaped_is_not_alive() -> None:
+    """A runner killed outright whose parent died with it stays a zombie until it is reaped, which a container's
+    init may never do; signal 0 still finds such a pid. Its lease must be free all the same."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        # Not waited for: once it has exited it is a zombie of this process.
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never exited"
+            time.sleep(0.02)
+        now = datetime.now(UTC)
+        os.kill(child.pid, 0)  # the pid is still there to signal
+        assert not runs.lease_alive(f"{HOST}:{child.pid}", now, now)
+    finally:
+        child.wait(timeout=30)
