@@ -95,8 +95,9 @@ def test_two_runs_of_one_campaign_only_one_runs_the_other_is_refused(
 ) -> None:
     env = {key: value for key, value in prefect_env.items() if key != "PEIRCE_DB_URL"}
     pool = _deploy(env, sqlite_url, tmp_path)
-    # Long enough that the first run still holds the campaign when the second starts (0.1 s per experiment).
-    spec = hartmann_spec(name="twice", budget={"experiments": 40, "batch_size": 2}, lab={"delay_s": 0.1})
+    # Long enough that the first run still holds the campaign when the second starts (0.5 s per experiment, 20 s in
+    # all): on a loaded machine the second flow run's process took longer to start than 4 s of work took to end.
+    spec = hartmann_spec(name="twice", budget={"experiments": 40, "batch_size": 2}, lab={"delay_s": 0.5})
     write_spec(tmp_path / "campaign.yaml", spec)
     log = tmp_path / "worker.log"
     worker = start_worker(env, pool, db_url=sqlite_url, log=log)
