@@ -86,14 +86,15 @@ def twin_command(
         raise SpecError("--fault-rate", f"{fault_rate} is not between 0 and 1")
     if time_scale <= 0:
         raise SpecError("--time-scale", f"{time_scale} is not positive")
+    # The handler is set before the address is printed: whoever reads the address may stop us at once.
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     bench = Bench(time_scale=time_scale, seed=seed)
     server = TwinServer(twin_class(bench), FaultPlan(rate=fault_rate, seed=seed), name=driver)
     url = server.start_tcp(port=tcp) if tcp is not None else server.start_pty()
     console = output.console()
     console.print(f"{driver} twin serving on {url} (Ctrl-C to stop)")
     sys.stdout.flush()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         done.wait()
     except KeyboardInterrupt:
