@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.campaign.spec import CampaignSpec
 from orchestrator.errors import CampaignConflict, PeirceError
+from orchestrator.records.events import EventKind
 from orchestrator.store.database import Database
 from orchestrator.store.models import Campaign, CampaignStatus, Event, utcnow
 from orchestrator.store.records import add_event, find_campaign, set_campaign_status
@@ -456,20 +457,32 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
+def last_claim(session: Session, campaign_id: int, runner: str | None = None) -> dict[str, Any] | None:
+    """The detail of the last event that recorded a claim of the campaign (by `runner`, when given): it names the
+    runner, and a worker's flow run adds its flow run id and work pool (see `claim`)."""
+    details = session.scalars(
+        select(Event.detail)
+        .where(
+            Event.campaign_id == campaign_id,
+            Event.entity == "campaign",
+            # Only claims: the event of a crashed flow run also names a runner, the dead one.
+            Event.kind.in_([EventKind.STATE, EventKind.RUNNER_REPLACED]),
+        )
+        .order_by(Event.id.desc())
+        .limit(_CLAIMS_LOOKED_BACK)
+    )
+    for detail in details:
+        if detail and "runner" in detail and (runner is None or detail["runner"] == runner):
+            return dict(detail)
+    return None
+
+
 def continue_command(session: Session, campaign: Campaign) -> str:
     """The command that continues `campaign` where it last ran: on a work pool's workers when a worker's flow run
     last claimed it (`peirce submit NAME --pool POOL`: a `peirce resume` would run it wherever it is typed, away
     from the instruments), else `peirce resume NAME`."""
-    details = session.scalars(
-        select(Event.detail)
-        .where(Event.campaign_id == campaign.id, Event.entity == "campaign")
-        .order_by(Event.id.desc())
-        .limit(_CLAIMS_LOOKED_BACK)
-    )
-    # A claim's event names its runner (`claim`); a worker's flow run adds its work pool.
-    last = next((detail for detail in details if detail and "runner" in detail), None) or {}
-    pool = last.get("work_pool")
+    pool = (last_claim(session, campaign.id) or {}).get("work_pool")
     return f"peirce submit {campaign.name} --pool {pool}" if pool else f"peirce resume {campaign.name}"
 
 
-_CLAIMS_LOOKED_BACK = 200  # campaign events between two claims: a few per cycle
+_CLAIMS_LOOKED_BACK = 500  # campaign events searched back for the last claim: far more than one run writes

@@ -19,29 +19,18 @@ from uuid import UUID
 
 from prefect import get_client
 from prefect.states import Crashed
-from sqlalchemy import select
 
+from orchestrator.campaign.runs import last_claim
 from orchestrator.records.events import EventKind
 from orchestrator.store.database import Database
-from orchestrator.store.models import Event
 from orchestrator.store.records import add_event
-
-_LOOKED_BACK = 500  # campaign events searched for the dead runner's claim: far more than one run writes
 
 
 def dead_flow_run(db: Database, campaign_id: int, runner: str) -> str | None:
     """The flow run id the runner `runner` recorded when it claimed the campaign (its last claim), if any."""
     with db.session() as session:
-        details = session.scalars(
-            select(Event.detail)
-            .where(Event.campaign_id == campaign_id, Event.entity == "campaign")
-            .order_by(Event.id.desc())
-            .limit(_LOOKED_BACK)
-        )
-        for detail in details:
-            if detail and detail.get("runner") == runner and detail.get("flow_run_id"):
-                return str(detail["flow_run_id"])
-    return None
+        claimed = last_claim(session, campaign_id, runner) or {}
+    return str(claimed["flow_run_id"]) if claimed.get("flow_run_id") else None
 
 
 def crash_dead_run(

@@ -23,6 +23,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orchestrator.campaign import runs
+from orchestrator.cycle import takeover
 from orchestrator.cycle.context import CampaignContext, load_context, open_campaign
 from orchestrator.cycle.experiment import run_attempt
 from orchestrator.cycle.recovery import start_cycle
@@ -30,7 +31,7 @@ from orchestrator.errors import CampaignConflict
 from orchestrator.records.provenance import content_hash
 from orchestrator.store.database import Database, open_database
 from orchestrator.store.models import Campaign, CampaignStatus, Cycle, Dispatch, Event, Experiment, ExperimentState
-from orchestrator.store.records import move_experiment
+from orchestrator.store.records import add_event, move_experiment
 from tests.campaigns import EXAMPLES_DIR, hartmann_spec, to_spec
 from tests.orchestrator.cli.helpers import invoke
 
@@ -127,6 +128,30 @@ def test_claim_takes_over_a_lease_whose_process_died(sqlite_url: str) -> None:
     with db.session() as session:
         replaced = session.scalars(select(Event.detail).where(Event.kind == "runner-replaced")).all()
     assert replaced == [{"runner": lease.runner, "took_over_from": dead}]
+
+
+def test_the_last_claim_names_the_pool_to_continue_on_after_a_takeover(sqlite_url: str) -> None:
+    """A worker's flow run takes over from a dead one's runner and records that run as crashed: that record names
+    the dead runner too, and must not be read as the last claim (it has no pool: `peirce resume` would be said)."""
+    db, campaign_id = _campaign(sqlite_url)
+    dead = f"{HOST}:{_dead_pid()}"
+    _set_lease(db, campaign_id, None, None, CampaignStatus.STOPPED)
+    first = runs.claim(db, campaign_id, note={"flow_run_id": "run-1", "work_pool": "bench"})
+    assert first.runner == runs.runner_identity()
+    _set_lease(db, campaign_id, dead, datetime.now(UTC), CampaignStatus.RUNNING)
+    with db.session() as session:  # the dead runner's own claim, as its flow run wrote it
+        add_event(session, campaign_id, "campaign", campaign_id, "runner-replaced",
+                  detail={"runner": dead, "flow_run_id": "run-2", "work_pool": "bench"})  # fmt: skip
+    runs.claim(db, campaign_id, note={"flow_run_id": "run-3", "work_pool": "bench"})
+    assert takeover.dead_flow_run(db, campaign_id, dead) == "run-2"
+    with db.session() as session:
+        add_event(session, campaign_id, "campaign", campaign_id, "flow-run-crashed",
+                  detail={"flow_run_id": "run-2", "runner": dead, "by_flow_run": "run-3"})  # fmt: skip
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        assert runs.continue_command(session, campaign) == f"peirce submit {campaign.name} --pool bench"
+        assert (runs.last_claim(session, campaign_id) or {}).get("flow_run_id") == "run-3"
+    assert takeover.dead_flow_run(db, campaign_id, "nobody:1") is None
 
 
 def test_stale_detection_never_takes_a_live_lease() -> None:
