@@ -41,8 +41,8 @@ ARRAY_COLUMNS = [
 REANALYSIS_COLUMNS = ["seq", "attempt", "step", "analyse", "input", "status", "recorded", "recomputed", "note"]
 
 
-def _array_events(db: Database, ref: str | int) -> list[tuple[int | None, dict[str, Any], dict[str, Any]]]:
-    """(experiment seq, event detail, {name saved under: reference}) of every action-done event holding arrays."""
+def _experiment_events(db: Database, ref: str | int, kind: EventKind) -> list[tuple[int | None, dict[str, Any]]]:
+    """(experiment seq, event detail) of the campaign's experiment events of `kind`, in the order written."""
     with db.session() as session:
         campaign = find_campaign(session, ref)
         seqs = dict(
@@ -50,22 +50,23 @@ def _array_events(db: Database, ref: str | int) -> list[tuple[int | None, dict[s
         )
         events = session.execute(
             select(Event.entity_id, Event.detail)
-            .where(
-                Event.campaign_id == campaign.id,
-                Event.entity == Entity.EXPERIMENT,
-                Event.kind == EventKind.ACTION_DONE,
-            )
+            .where(Event.campaign_id == campaign.id, Event.entity == Entity.EXPERIMENT, Event.kind == kind)
             .order_by(Event.id)
         ).all()
+    return [(seqs.get(experiment_id), detail or {}) for experiment_id, detail in events]
+
+
+def _array_events(db: Database, ref: str | int) -> list[tuple[int | None, dict[str, Any], dict[str, Any]]]:
+    """(experiment seq, event detail, {name saved under: reference}) of every action-done event holding arrays."""
     found = []
-    for experiment_id, detail in events:
-        result = (detail or {}).get("result")
+    for seq, detail in _experiment_events(db, ref, EventKind.ACTION_DONE):
+        result = detail.get("result")
         if not isinstance(result, dict):
             continue
         saved = detail.get("saved") or {}
         arrays = {str(saved.get(k, k)): v for k, v in result.items() if is_array_reference(v)}
         if arrays:
-            found.append((seqs.get(experiment_id), detail, arrays))
+            found.append((seq, detail, arrays))
     return found
 
 
@@ -112,25 +113,10 @@ def reanalyse(db: Database, ref: str | int) -> pd.DataFrame:
     `analysis-done` event with its recorded and recomputed numbers and a status, `match` (the same numbers: the
     analysis is pure and the arrays are the ones it read), `mismatch`, or `error` (an array missing or changed, an
     analysis no longer installed)."""
-    with db.session() as session:
-        campaign = find_campaign(session, ref)
-        seqs = dict(
-            session.execute(select(Experiment.id, Experiment.seq).where(Experiment.campaign_id == campaign.id)).all()
-        )
-        events = session.execute(
-            select(Event.entity_id, Event.detail)
-            .where(
-                Event.campaign_id == campaign.id,
-                Event.entity == Entity.EXPERIMENT,
-                Event.kind == EventKind.ANALYSIS_DONE,
-            )
-            .order_by(Event.id)
-        ).all()
     loaded: dict[tuple[Any, Any], dict[str, ArrayData] | str] = {}
     rows = []
-    for experiment_id, detail in events:
-        detail = detail or {}
-        seq, attempt = seqs.get(experiment_id), detail.get("attempt")
+    for seq, detail in _experiment_events(db, ref, EventKind.ANALYSIS_DONE):
+        attempt = detail.get("attempt")
         row: dict[str, Any] = {
             "seq": seq,
             "attempt": attempt,
