@@ -61,6 +61,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.prefect.lab_setup import lab_file  # noqa: E402
 from tests.prefect.server import (  # noqa: E402
     StartedServer,
     client_env,
@@ -96,16 +97,9 @@ class _Parser(argparse.ArgumentParser):
 # --- the lab on disk ------------------------------------------------------------------------------------------------
 
 
-def lab_file(lab: str, ports: dict[str, str]) -> dict[str, Any]:
-    return {
-        "lab": lab,
-        # A campaign at the back of the queue waits for every other one's experiments on an instrument.
-        "holds": {"timeout_s": 900},
-        "instruments": {
-            name: {"driver": driver, "port": ports[name], "serial": {"timeout_s": 5.0}}
-            for name, driver in INSTRUMENTS.items()
-        },
-    }
+def lab_file_content(lab: str, ports: dict[str, str]) -> dict[str, Any]:
+    # A campaign at the back of the queue waits for every other one's experiments on an instrument.
+    return lab_file(lab, INSTRUMENTS, ports, timeout_s=900)
 
 
 def campaign(name: str, seed: int, experiments: int, batch: int) -> dict[str, Any]:
@@ -579,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             twins(folder) as ports,
         ):
             env = {**env, "PEIRCE_ARTIFACTS": str(folder / "artifacts")}
-            (folder / "lab.yaml").write_text(yaml.safe_dump(lab_file(f"load_{suffix}", ports), sort_keys=False))
+            (folder / "lab.yaml").write_text(yaml.safe_dump(lab_file_content(f"load_{suffix}", ports), sort_keys=False))
             inline_s = run_inline(folder, env, db_url, f"inline_{suffix}", args)
             pool = f"lab-load-{suffix}"
             peirce(env, "deploy", "--pool", pool, "--db", db_url, cwd=folder)

@@ -29,14 +29,40 @@ from simulators.twins.server import FaultPlan, TwinServer
 PEIRCE = str(Path(sys.executable).with_name("peirce"))
 
 
-def write_lab(folder: Path, lab: str, port: str, *, timeout_s: float = 240) -> None:
-    """`lab.yaml`: one balance at `port` (a `socket://` URL), held lab-wide; a wait for it ends after `timeout_s`."""
-    lab_file = {
+def lab_file(lab: str, drivers: dict[str, str], ports: dict[str, str], *, timeout_s: float) -> dict[str, Any]:
+    """A lab file's content: each instrument's driver at its port (a `socket://` URL), held lab-wide; a wait for an
+    instrument ends after `timeout_s`."""
+    return {
         "lab": lab,
         "holds": {"timeout_s": timeout_s},
-        "instruments": {"balance": {"driver": "mettler-sics", "port": port, "serial": {"timeout_s": 5.0}}},
+        "instruments": {
+            name: {"driver": driver, "port": ports[name], "serial": {"timeout_s": 5.0}}
+            for name, driver in drivers.items()
+        },
     }
-    (folder / "lab.yaml").write_text(yaml.safe_dump(lab_file, sort_keys=False))
+
+
+def write_lab(folder: Path, lab: str, port: str, *, timeout_s: float = 240) -> None:
+    """`lab.yaml`: one balance at `port`, held lab-wide; a wait for it ends after `timeout_s`."""
+    content = lab_file(lab, {"balance": "mettler-sics"}, {"balance": port}, timeout_s=timeout_s)
+    (folder / "lab.yaml").write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+def poll(url: str, query: str, params: dict[str, Any], done: Any, within_s: float, failure: str) -> Any:
+    """Run `query` (its first row) on the database at `url` every 0.05 s until `done(row)`; that row. The test
+    fails with `failure` after `within_s`."""
+    engine = create_engine(url)
+    deadline = time.monotonic() + within_s
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                row = conn.execute(text(query), params).first()
+            if done(row):
+                return row
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    pytest.fail(failure)
 
 
 def write_campaign(

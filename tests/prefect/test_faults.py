@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from orchestrator.errors import PeirceError
 from orchestrator.store.database import open_database
 from tests.prefect import lab_setup, server
-from tests.prefect.lab_setup import final_runs, peirce, read_lab, read_run, submit, write_campaign, write_lab
+from tests.prefect.lab_setup import final_runs, peirce, poll, read_lab, read_run, submit, write_campaign, write_lab
 from tests.prefect.postgres_cluster import PrivatePostgres
 from tests.prefect.server import descendants, start_worker, stop_worker
 
@@ -49,24 +49,16 @@ FINAL_WITHIN_S = 360.0
 
 def wait_for_event(url: str, campaign: str, kind: str, within_s: float = 240.0) -> dict[str, Any]:
     """The first event of `kind` of the campaign's experiments, polled from the events table."""
-    engine = create_engine(url)
-    deadline = time.monotonic() + within_s
-    try:
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                row = conn.execute(
-                    text(
-                        "SELECT v.entity_id, v.detail FROM events v JOIN campaigns c ON c.id = v.campaign_id"
-                        " WHERE c.name = :name AND v.entity = 'experiment' AND v.kind = :kind ORDER BY v.id LIMIT 1"
-                    ),
-                    {"name": campaign, "kind": kind},
-                ).first()
-            if row is not None:
-                return dict(row._mapping)
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-    pytest.fail(f"no {kind} event of {campaign} within {within_s:.0f} s")
+    row = poll(
+        url,
+        "SELECT v.entity_id, v.detail FROM events v JOIN campaigns c ON c.id = v.campaign_id"
+        " WHERE c.name = :name AND v.entity = 'experiment' AND v.kind = :kind ORDER BY v.id LIMIT 1",
+        {"name": campaign, "kind": kind},
+        lambda row: row is not None,
+        within_s,
+        f"no {kind} event of {campaign} within {within_s:.0f} s",
+    )
+    return dict(row._mapping)
 
 
 def kill_tree(process: Any) -> None:
@@ -165,24 +157,15 @@ def test_a_worker_killed_mid_experiment_the_campaign_goes_on_on_another_worker(
 
 def wait_for_completed(url: str, campaign: str, count: int, within_s: float = 240.0) -> None:
     """Until `count` experiments of the campaign are completed."""
-    engine = create_engine(url)
-    deadline = time.monotonic() + within_s
-    try:
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                done = conn.execute(
-                    text(
-                        "SELECT count(*) FROM experiments e JOIN campaigns c ON c.id = e.campaign_id"
-                        " WHERE c.name = :name AND e.state = 'completed'"
-                    ),
-                    {"name": campaign},
-                ).scalar_one()
-            if done >= count:
-                return
-            time.sleep(0.1)
-    finally:
-        engine.dispose()
-    pytest.fail(f"fewer than {count} experiments of {campaign} completed within {within_s:.0f} s")
+    poll(
+        url,
+        "SELECT count(*) FROM experiments e JOIN campaigns c ON c.id = e.campaign_id"
+        " WHERE c.name = :name AND e.state = 'completed'",
+        {"name": campaign},
+        lambda row: row[0] >= count,
+        within_s,
+        f"fewer than {count} experiments of {campaign} completed within {within_s:.0f} s",
+    )
 
 
 def test_the_prefect_server_restarted_mid_run_the_campaign_carries_on(
