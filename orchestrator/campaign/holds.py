@@ -49,7 +49,7 @@ class Hold:
 
 def current_holds(session: Session, slot: str | None = None) -> list[Hold]:
     """What holds and what waits now, oldest first; only `slot`'s when given."""
-    rows = session.execute(
+    query = (
         select(Event, Campaign.name, Experiment.seq, Campaign.runner, Campaign.heartbeat_at)
         .join(Experiment, Experiment.id == Event.entity_id)
         .join(Campaign, Campaign.id == Event.campaign_id)
@@ -59,13 +59,15 @@ def current_holds(session: Session, slot: str | None = None) -> list[Hold]:
             Experiment.state.in_(sorted(ExperimentState.IN_DOUBT)),
         )
         .order_by(Event.id)
-    ).all()
+    )
+    if slot is not None:
+        # In the database: every waiter asks this ten times a second, and the lab's other slots are not its business.
+        query = query.where(Event.detail["slot"].as_string() == slot)
+    rows = session.execute(query).all()
     last: dict[tuple[int, int, str], tuple[Event, str, int, bool]] = {}
     alive: dict[str | None, bool] = {}
     for event, campaign, seq, runner, heartbeat in rows:
         detail = event.detail or {}
-        if slot is not None and detail.get("slot") != slot:
-            continue
         key = (int(event.entity_id or 0), int(detail.get("attempt", 0)), str(detail.get("slot")))
         if runner not in alive:
             alive[runner] = lease_alive(runner, heartbeat)

@@ -3,13 +3,13 @@
 Prefect's slots are polled: whoever asks again first when a slot frees takes it, so a campaign that began waiting
 long ago could lose its turn again and again. Each experiment therefore asks Prefect only at its turn
 (`turn_to_take`): when no live runner's experiment holds the instrument and none began waiting for it earlier.
-These tests write the journal's hold events as runners do and ask whose turn it is."""
+These tests write the journal's hold events as runners do and ask whose turn it is, on SQLite and PostgreSQL
+(the slot is picked out of the events' JSON by each database)."""
 
 from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 from orchestrator.campaign.holds import turn_to_take
@@ -24,8 +24,8 @@ DEAD = f"{socket.gethostname()}:999999999"  # no such process
 class Lab:
     """A lab's database with campaigns whose experiments run, each writing hold events in order."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.db: Database = open_database(f"sqlite:///{tmp_path / 'lab.db'}")
+    def __init__(self, url: str) -> None:
+        self.db: Database = open_database(url)
         self.experiments: dict[str, int] = {}
 
     def campaign(self, name: str, runner: str, experiments: int) -> None:
@@ -64,8 +64,8 @@ class Lab:
             return turn_to_take(session, slot, self.experiments[who], 1)
 
 
-def test_waiters_are_served_in_the_order_they_asked(tmp_path: Path) -> None:
-    lab = Lab(tmp_path)
+def test_waiters_are_served_in_the_order_they_asked(db_url: str) -> None:
+    lab = Lab(db_url)
     lab.campaign("a", LIVE, 2)
     lab.campaign("b", LIVE, 1)
     lab.write("a#1", "hold-waiting")
@@ -83,8 +83,8 @@ def test_waiters_are_served_in_the_order_they_asked(tmp_path: Path) -> None:
     assert lab.turn("a#2")
 
 
-def test_a_waiter_that_gave_up_or_whose_runner_died_is_passed_over(tmp_path: Path) -> None:
-    lab = Lab(tmp_path)
+def test_a_waiter_that_gave_up_or_whose_runner_died_is_passed_over(db_url: str) -> None:
+    lab = Lab(db_url)
     lab.campaign("gone", DEAD, 1)
     lab.campaign("tired", LIVE, 1)
     lab.campaign("next", LIVE, 1)
@@ -96,8 +96,8 @@ def test_a_waiter_that_gave_up_or_whose_runner_died_is_passed_over(tmp_path: Pat
     assert lab.turn("next#1")
 
 
-def test_other_instruments_do_not_count_and_an_attempt_that_did_not_ask_has_no_turn(tmp_path: Path) -> None:
-    lab = Lab(tmp_path)
+def test_other_instruments_do_not_count_and_an_attempt_that_did_not_ask_has_no_turn(db_url: str) -> None:
+    lab = Lab(db_url)
     lab.campaign("a", LIVE, 2)
     other = "instrument:bench_lab:balance"
     lab.write("a#1", "hold-waiting", other)
