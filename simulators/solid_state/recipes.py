@@ -1,0 +1,23 @@
+"""Precursor sets for YBa2Cu3O6.5, each weighed out for 1 mmol of the target (the cations in its proportions).
+
+These are the sets this template's recipe space chooses among, drawn from the kinds of precursor the ARROWS3
+study's YBCO benchmark combined (binary oxides, carbonates and peroxides, and the ternary intermediates themselves);
+the study had 47 sets, here are seven.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+PRECURSOR_SETS: Mapping[str, Mapping[str, float]] = MappingProxyType(
+    {
+        "Y2O3+BaCO3+CuO": {"Y2O3": 0.5, "BaCO3": 2.0, "CuO": 3.0},
+        "Y2O3+BaO2+CuO": {"Y2O3": 0.5, "BaO2": 2.0, "CuO": 3.0},
+        "Y2O3+BaCO3+Cu2O": {"Y2O3": 0.5, "BaCO3": 2.0, "Cu2O": 1.5},
+        "Y2O3+BaO2+Cu2O": {"Y2O3": 0.5, "BaO2": 2.0, "Cu2O": 1.5},
+        "Y2O3+BaCuO2+CuO": {"Y2O3": 0.5, "BaCuO2": 2.0, "CuO": 1.0},
+        "Y2Cu2O5+BaCuO2": {"Y2Cu2O5": 0.5, "BaCuO2": 2.0},
+        "Y2BaCuO5+BaCuO2+CuO": {"Y2BaCuO5": 0.5, "BaCuO2": 1.5, "CuO": 1.0},
+    }
+)
