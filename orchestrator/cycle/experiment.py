@@ -155,7 +155,7 @@ def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Experimen
         )
 
     hold = ctx.holds.for_attempt(write, experiment_id, attempt) if ctx.holds is not None else None
-    return ExperimentJournal(write, ask_person, hold)
+    return ExperimentJournal(write, ask_person, hold, attempt)
 
 
 def _outcome(

@@ -70,6 +70,7 @@ class ExperimentJournal:
     write: Journal
     ask_person: AskPerson | None = None
     hold: HoldInstrument | None = None
+    attempt: int = 1  # the experiment's attempt (1, then 2 for its first retry…): it survives a new process
 
     def __call__(self, kind: str, detail: dict[str, Any]) -> None:
         self.write(kind, detail)

@@ -2,7 +2,9 @@
 package in the `peirce.labs` entry point group (`lab: {python: "my-lab"}`).
 
 The function takes an experiment's parameters (a dict) and returns its outcomes (`{objective: value}`); it is also
-given the lab's `options` as keyword arguments, and, when it takes them, `key` (the experiment's idempotency key)
+given the lab's `options` as keyword arguments, and, when it takes them, `key` (the experiment's idempotency key),
+`attempt` (1 for the first attempt, 2 for the first retry…: the key stays the same through retries, so a function
+that should draw anew on a retry uses this; it is read from the database, so it holds in a resumed process too)
 and `journal` (a callable `journal(kind, detail)` that writes an event of the experiment, such as the steps a robot
 twin runs). With a `duration`, each experiment takes that long in the lab's time: its results are held in a request
 released when the time is up (`people.scheduled`), so the campaign can pause meanwhile. It is
@@ -115,6 +117,8 @@ class PythonFunctionLab:
         extra: dict[str, Any] = dict(self.options)
         if "key" in self.takes:
             extra["key"] = key
+        if "attempt" in self.takes:
+            extra["attempt"] = getattr(journal, "attempt", 1)  # a bare callable journal: a first attempt
         if "journal" in self.takes:
             extra["journal"] = journal
         try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -100,18 +99,6 @@ def _rng(seed: int, *parts: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
-# The wells the twin has seeded per experiment key: a retry after a contaminated well seeds a new one. Kept in
-# memory like a robot's own run log; a runner's retries happen in the process that saw the failure.
-_wells: dict[str, int] = {}
-_wells_lock = threading.Lock()
-
-
-def _next_well(key: str) -> int:
-    with _wells_lock:
-        _wells[key] = _wells.get(key, 0) + 1
-        return _wells[key]
-
-
 def _seq(key: str) -> int:
     """The experiment's number from its key (`campaign:seq`); a key of another form gets a stable number."""
     tail = key.rpartition(":")[2]
@@ -122,6 +109,7 @@ def culture(
     parameters: dict[str, Any],
     *,
     key: str = "",
+    attempt: int = 1,
     journal: Journal | None = None,
     seed: int = 0,
     contamination_rate: float = 0.05,
@@ -130,13 +118,13 @@ def culture(
     """Run one well's differentiation on the twin and return its pigmentation score.
 
     The well sits on plate `(seq - 1) // wells_per_plate + 1` (a batch of the campaign fills a plate); a retry goes
-    on a plate of its own. Raises `Contaminated` for a contaminated well (seeded by `seed`, the key and the well)."""
+    on a plate of its own (`attempt`, counted by the platform: a retry in a resumed process is still a new well).
+    Raises `Contaminated` for a contaminated well (seeded by `seed`, the key and the attempt)."""
     if not 0 <= contamination_rate <= 1:
         raise ValueError(f"contamination_rate {contamination_rate} is not within [0, 1]")
     if wells_per_plate < 1:
         raise ValueError(f"wells_per_plate {wells_per_plate} is below 1")
     write: Journal = journal if journal is not None else (lambda kind, detail: None)
-    attempt = _next_well(key)
     seq = _seq(key)
     plate = f"P{(seq - 1) // wells_per_plate + 1}" + (f"-retry{attempt - 1}" if attempt > 1 else "")
     place = (seq - 1) % wells_per_plate

@@ -173,3 +173,23 @@ def test_a_culture_in_real_days_holds_no_process_and_its_results_can_come_from_p
     assert told.returncode == 0, told.stderr
     assert rows(db, "SELECT state FROM experiments ORDER BY seq") == [("running",), ("completed",), ("running",)]
     assert rows(db, "SELECT value FROM measurements") == [(0.61,)]
+
+
+def test_a_retry_is_a_new_well_whichever_process_runs_it() -> None:
+    """The platform passes the attempt (from the database), so a retry draws a fresh well even in a new process;
+    the same attempt of the same key always draws the same well."""
+
+    def contaminated(seq: int, attempt: int) -> bool:
+        events: list[tuple[str, dict[str, Any]]] = []
+        try:
+            maholo.culture(dict(POINT), key=f"retry:{seq}", attempt=attempt, journal=events_of(events),
+                           contamination_rate=0.5)  # fmt: skip
+        except maholo.Contaminated:
+            return True
+        plate = next(d["args"]["plate"] for k, d in events if k == "action-done" and "plate" in d.get("args", {}))
+        assert plate.endswith("-retry1") == (attempt == 2)
+        return False
+
+    first = [contaminated(seq, 1) for seq in range(1, 41)]
+    assert first == [contaminated(seq, 1) for seq in range(1, 41)]
+    assert first != [contaminated(seq, 2) for seq in range(1, 41)]

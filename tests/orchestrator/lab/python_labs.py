@@ -44,3 +44,11 @@ def anything(parameters: dict[str, Any], **given: Any) -> dict[str, float]:
     """A lab that takes any keyword argument (`**given`): every option, the key and the journal are passed."""
     CALLS.append({"parameters": dict(parameters), "given": sorted(given)})
     return {"y": bowl(parameters["x1"], parameters["x2"])}
+
+
+def fails_first(parameters: dict[str, Any], *, attempt: int = 1) -> dict[str, float]:
+    """A lab whose first attempt at each experiment fails and whose retry succeeds: it knows which attempt it is
+    only from the `attempt` the platform passes (the key is the same for both)."""
+    if attempt == 1:
+        raise ConnectionError("the furnace did not answer on the first attempt")
+    return {"y": bowl(parameters["x1"], parameters["x2"])}

@@ -92,6 +92,19 @@ def test_an_exception_in_the_function_is_the_experiments_failure_with_its_messag
     assert verdicts == [(1, 1, True), (1, 2, False), (2, 1, True), (2, 2, False)]
 
 
+def test_a_function_that_names_attempt_is_told_which_attempt_it_runs(tmp_path: Path) -> None:
+    lab = {"python": "tests.orchestrator.lab.python_labs:fails_first"}
+    spec = write_spec(tmp_path / "bowl.yaml", _spec(lab, budget={"experiments": 2, "batch_size": 2}))
+    url = f"sqlite:///{tmp_path / 'bowl.db'}"
+    ran = invoke("run", str(spec), "--db", url, "--engine", "inline", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    experiments = _experiments(url)
+    assert [(e.state, e.attempts) for e in experiments] == [("completed", 2), ("completed", 2)]
+    for experiment in experiments:
+        (measurement,) = experiment.measurements
+        assert measurement.value == bowl(experiment.parameters["x1"], experiment.parameters["x2"])
+
+
 def test_an_answer_that_is_not_a_number_per_objective_fails_without_a_retry(tmp_path: Path) -> None:
     lab = {"python": "tests.orchestrator.lab.python_labs:wrong_answer"}
     spec = write_spec(tmp_path / "bowl.yaml", _spec(lab, budget={"experiments": 1, "batch_size": 1}))
