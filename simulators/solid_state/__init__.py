@@ -3,9 +3,10 @@ phases it becomes, and the powder X-ray diffraction pattern a diffractometer rec
 
 - `PHASES`: the phase library (formula, molar mass, reference peaks for Cu K-alpha, RIR), `TARGET` its target
   YBa2Cu3O6.5;
-- `fire(precursors, temperature_c, hold_h, ramp_c_per_min=5.0)`: weight fractions of every phase after firing
-  (precursors in mmol of each phase's formula unit); `fire_profile(precursors, steps)` for a furnace's own
-  (temperature, hours) history; `REACTIONS` the pairwise reaction network;
+- `fire(precursors, temperature_c, hold_h, ramp_c_per_min=5.0, mixing=1.0)`: weight fractions of every phase
+  after firing (precursors in mmol of each phase's formula unit; `mmol_from_grams` converts a doser's grams);
+  `fire_profile(precursors, steps)` for a furnace's own (temperature, hours) history; `REACTIONS` the pairwise
+  reaction network;
 - `diffract(fractions, two_theta, seed)`: the powder pattern (counts) of phases at those weight fractions;
 - `PRECURSOR_SETS`: the precursor sets of the A-Lab template, each weighed out for 1 mmol of target.
 
@@ -15,7 +16,15 @@ a laboratory; `examples/alab_synthesis/README.md` says what a lab would replace.
 
 from simulators.solid_state.diffraction import diffract, ideal_pattern
 from simulators.solid_state.phases import PHASES, TARGET
-from simulators.solid_state.reactions import REACTIONS, fire, fire_profile, profile, react, weight_fractions
+from simulators.solid_state.reactions import (
+    REACTIONS,
+    fire,
+    fire_profile,
+    mmol_from_grams,
+    profile,
+    react,
+    weight_fractions,
+)
 from simulators.solid_state.recipes import PRECURSOR_SETS
 
 __all__ = [
@@ -27,6 +36,7 @@ __all__ = [
     "fire",
     "fire_profile",
     "ideal_pattern",
+    "mmol_from_grams",
     "profile",
     "react",
     "weight_fractions",

@@ -35,10 +35,12 @@ def ideal_pattern(fractions: Mapping[str, float], two_theta: np.ndarray) -> np.n
     return np.asarray(counts)
 
 
-def diffract(fractions: Mapping[str, float], two_theta: np.ndarray, seed: int) -> np.ndarray:
+def diffract(fractions: Mapping[str, float], two_theta: np.ndarray, seed: int, exposure: float = 1.0) -> np.ndarray:
     """Counts (shape (n,)) a diffractometer records at the angles `two_theta` (degrees, Cu K-alpha, shape (n,))
     from a powder whose phases have the weight `fractions` (phase name -> fraction; names from the phase library):
-    peaks with width, a background and counting noise. The same seed gives the same pattern."""
+    peaks with width, a background and counting noise. `exposure` scales the counting time (1: the counts this
+    module's constants state; a diffractometer counting twice as long per step passes 2). The same seed gives the
+    same pattern."""
     rng = np.random.default_rng(seed)
     textured = {name: f * float(np.exp(rng.normal(0.0, TEXTURE_SD))) for name, f in sorted(fractions.items())}
-    return rng.poisson(ideal_pattern(textured, two_theta)).astype(float)
+    return rng.poisson(exposure * ideal_pattern(textured, two_theta)).astype(float)

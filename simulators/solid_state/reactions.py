@@ -127,10 +127,13 @@ def profile(temperature_c: float, hold_h: float, ramp_c_per_min: float = 5.0) ->
     return steps
 
 
-def react(amounts: Mapping[str, float], steps: Iterable[tuple[float, float]]) -> dict[str, float]:
+def react(amounts: Mapping[str, float], steps: Iterable[tuple[float, float]], mixing: float = 1.0) -> dict[str, float]:
     """Amounts (mmol of each phase's formula unit) after the (temperature in C, hours) steps, every phase named,
-    unreacted precursors and intermediates included. ValueError naming a phase it does not know or an amount that is
-    negative or not finite."""
+    unreacted precursors and intermediates included. `mixing` (0-1] scales every rate: how much of the grains'
+    surface touches other phases (1 well milled; a powder only stirred together reacts slower). ValueError naming a
+    phase it does not know or an amount that is negative or not finite."""
+    if not 0 < mixing <= 1:
+        raise ValueError(f"mixing: expected a number in (0, 1], got {mixing!r}")
     n = np.zeros(len(SPECIES))
     for name, amount in amounts.items():
         if name not in _INDEX:
@@ -140,7 +143,7 @@ def react(amounts: Mapping[str, float], steps: Iterable[tuple[float, float]]) ->
         n[_INDEX[name]] += float(amount)
     stoichiometry = _PRODUCED - _CONSUMED
     for temperature_c, hours in steps:
-        k = np.array([reaction.rate_constant(temperature_c) for reaction in REACTIONS])
+        k = mixing * np.array([reaction.rate_constant(temperature_c) for reaction in REACTIONS])
         remaining = float(hours)
         while remaining > 1e-12:
             total = n.sum()
@@ -172,23 +175,35 @@ def weight_fractions(amounts: Mapping[str, float]) -> dict[str, float]:
     return {name: (g / total if total > 0 else 0.0) for name, g in grams.items()}
 
 
-def fire_profile(precursors: Mapping[str, float], steps: Sequence[tuple[float, float]]) -> dict[str, float]:
+def mmol_from_grams(grams: Mapping[str, float]) -> dict[str, float]:
+    """Amounts in mmol of each phase's formula unit from masses in grams (what a doser weighs out)."""
+    return {name: 1000.0 * g / PHASES[name].molar_mass for name, g in grams.items()}
+
+
+def fire_profile(
+    precursors: Mapping[str, float], steps: Sequence[tuple[float, float]], mixing: float = 1.0
+) -> dict[str, float]:
     """Weight fractions of the product's phases (every phase named; the precursors left unreacted and the
     intermediates included) after firing `precursors` (mmol of each phase's formula unit) through the
     (temperature in C, hours) steps of a furnace's program: what a heater's twin that records its own temperature
-    history uses."""
-    return weight_fractions(react(precursors, steps))
+    history uses. `mixing` as in `react`."""
+    return weight_fractions(react(precursors, steps, mixing))
 
 
 def fire(
-    precursors: Mapping[str, float], temperature_c: float, hold_h: float, ramp_c_per_min: float = 5.0
+    precursors: Mapping[str, float],
+    temperature_c: float,
+    hold_h: float,
+    ramp_c_per_min: float = 5.0,
+    mixing: float = 1.0,
 ) -> dict[str, float]:
     """Weight fractions of the product's phases after firing the precursors (mmol of each phase's formula unit,
     e.g. {"Y2O3": 0.5, "BaCO3": 2, "CuO": 3}) in air: ramped from room temperature at `ramp_c_per_min`, held
     `hold_h` hours at `temperature_c`, cooled without further reaction. Every phase of the library is named (zero
-    where absent); the fractions sum to one. Deterministic: the noiseless surrogate."""
+    where absent); the fractions sum to one. Deterministic: the noiseless surrogate. Grams convert with
+    `mmol_from_grams`; `mixing` as in `react`."""
     if not math.isfinite(temperature_c) or temperature_c < ROOM_C:
         raise ValueError(f"temperature_c: expected a temperature of at least {ROOM_C:g} C, got {temperature_c!r}")
     if not math.isfinite(hold_h) or hold_h < 0:
         raise ValueError(f"hold_h: expected hours >= 0, got {hold_h!r}")
-    return fire_profile(precursors, profile(temperature_c, hold_h, ramp_c_per_min))
+    return fire_profile(precursors, profile(temperature_c, hold_h, ramp_c_per_min), mixing)
