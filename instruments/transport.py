@@ -8,7 +8,10 @@ What it adds to pyserial, and why:
 - resynchronisation: after a timeout the line is drained for a grace period, so a late answer is thrown away
   (and recorded as discarded) instead of being read as the answer to the next command;
 - reconnect after a disconnect (a device server restarted, a USB adapter re-enumerated);
-- a transcript of every line each way.
+- a transcript of every line each way;
+- binary frames for protocols framed by length rather than by a terminator (Modbus RTU): `exchange` sends one
+  request frame and reads the reply until the driver's `frame_length` says it is whole, after the line has been
+  quiet for the protocol's inter-frame gap (RTU frames are delimited by 3.5 character times of silence).
 All failures come out as the typed errors of `instruments.errors`.
 
 Front end and back end, as in PyLabRobot: `SerialTransport` is the front end (framing, retries, transcript); the
@@ -97,6 +100,28 @@ class Link(Protocol):
 
 
 LinkOpener = Callable[[str, "SerialSettings"], Link]
+
+# How long the frame at the start of `received` is, once enough of it has come to say (None until then), for a
+# protocol framed by length (a Modbus RTU reply's length follows from its function code and byte count). A frame
+# that cannot be one of the protocol's raises ProtocolError.
+FrameLength = Callable[[bytes], "int | None"]
+
+
+def character_time_s(settings: SerialSettings) -> float:
+    """Seconds one character takes on the line: start bit, data bits, parity bit if any, stop bits."""
+    bits = 1 + settings.bytesize + (0 if settings.parity == "N" else 1) + settings.stopbits
+    return bits / settings.baudrate
+
+
+def frame_gap_s(settings: SerialSettings) -> float:
+    """The silence that ends a Modbus RTU frame: 3.5 character times, and a fixed 1.75 ms above 19200 baud
+    (Modbus over Serial Line, V1.02, section 2.5.1.1), where a character time is too short for a PC to time."""
+    return 0.00175 if settings.baudrate > 19200 else 3.5 * character_time_s(settings)
+
+
+def hex_bytes(data: bytes) -> str:
+    """Binary frames in a transcript: `01 03 00 01 00 01 D5 CA`."""
+    return " ".join(f"{b:02X}" for b in data)
 
 
 def open_serial_link(url: str, settings: SerialSettings) -> Link:
@@ -233,6 +258,96 @@ class SerialTransport:
                     delay *= 2
         raise AssertionError("unreachable")
 
+    def exchange(
+        self,
+        request: bytes,
+        frame_length: FrameLength,
+        *,
+        idempotent: bool,
+        timeout_s: float | None = None,
+        parse: Callable[[bytes], Any] | None = None,
+        label: str | None = None,
+    ) -> Any:
+        """Send one binary request frame and return the reply frame (or `parse(reply)`), for protocols framed by
+        length. Retries as `query` does: idempotent requests after a timeout, a garbled or malformed frame (a
+        ProtocolError from `frame_length` or `parse`, a bad CRC) or a dropped line; others are sent once.
+        `label` names the request in errors and notes (`read PV (register 1)`); the transcript shows both frames
+        in hex."""
+        name = label or hex_bytes(request)
+        attempts = 1 + (self.settings.retries if idempotent else 0)
+        delay = self.settings.backoff_s
+        with self._lock:
+            for attempt in range(1, attempts + 1):
+                try:
+                    self._ensure_open()
+                    self._prepare()
+                    self._write_frame(request, name)
+                    reply = self.read_frame(frame_length, timeout_s, command=name)
+                    return parse(reply) if parse is not None else reply
+                except (InstrumentTimeout, ProtocolError, Disconnected) as exc:
+                    if isinstance(exc, ProtocolError):
+                        self._dirty = True  # the rest of a garbled frame may still be on its way: drain it first
+                    if attempt == attempts:
+                        if isinstance(exc, Disconnected) and not idempotent:
+                            self._try_reconnect()
+                        raise
+                    self.transcript.record("note", f"retry {attempt}/{attempts - 1} of {name}: {exc.kind}")
+                    if isinstance(exc, Disconnected):
+                        self._try_reconnect()
+                    self.clock.sleep(delay)
+                    delay *= 2
+        raise AssertionError("unreachable")
+
+    def read_frame(
+        self, frame_length: FrameLength, timeout_s: float | None = None, *, command: str | None = None
+    ) -> bytes:
+        """Read one frame whose length `frame_length` tells from its first bytes; InstrumentTimeout when it does
+        not come whole in time, ProtocolError when it cannot be a frame of the protocol, Disconnected."""
+        s = self.settings
+        port = self._require_port()
+        timeout = s.timeout_s if timeout_s is None else timeout_s
+        deadline = self.clock.now() + timeout
+        buffer = bytearray()
+        while True:
+            try:
+                wanted = frame_length(bytes(buffer)) if buffer else None
+            except ProtocolError as exc:
+                self.transcript.record("discarded", hex_bytes(bytes(buffer)))
+                exc.instrument, exc.command = exc.instrument or self.instrument, command
+                raise
+            if wanted is not None and len(buffer) >= wanted:
+                frame = bytes(buffer)  # never more: only what the frame still needs is read
+                self.transcript.record("rx", hex_bytes(frame))
+                return frame
+            if len(buffer) >= s.max_line:
+                self.transcript.record("discarded", hex_bytes(bytes(buffer)))
+                self._dirty = True
+                raise ProtocolError(
+                    f"frame longer than {s.max_line} bytes",
+                    received=bytes(buffer[:64]),
+                    instrument=self.instrument,
+                    command=command,
+                )
+            if self.clock.now() >= deadline:
+                self._dirty = True
+                if buffer:
+                    self.transcript.record("discarded", hex_bytes(bytes(buffer)))
+                    raise InstrumentTimeout(
+                        f"incomplete frame within {timeout:g} s: {hex_bytes(bytes(buffer))}",
+                        instrument=self.instrument,
+                        command=command,
+                    )
+                raise InstrumentTimeout(f"no answer within {timeout:g} s", instrument=self.instrument, command=command)
+            try:
+                # Exactly what the frame still needs once its length is known, byte by byte until then: a read
+                # for more would wait out the port's poll timeout after every frame.
+                buffer += port.read(wanted - len(buffer) if wanted is not None else 1)
+            except _LINE_ERRORS as exc:
+                self._drop()
+                raise Disconnected(
+                    f"line lost while reading: {exc}", instrument=self.instrument, command=command
+                ) from None
+
     def send(self, command: str) -> None:
         """Send a command the protocol does not answer (NAMUR and SCPI settings). Never re-sent."""
         with self._lock:
@@ -330,6 +445,18 @@ class SerialTransport:
         except _LINE_ERRORS as exc:
             self._drop()
             raise Disconnected(f"line lost while writing: {exc}", instrument=self.instrument, command=command) from None
+
+    def _write_frame(self, frame: bytes, name: str) -> None:
+        port = self._require_port()
+        # The silence before a frame that marks its start (the line was drained just before by `_prepare`).
+        self.clock.sleep(frame_gap_s(self.settings))
+        self.transcript.record("tx", hex_bytes(frame))
+        try:
+            port.write(frame)
+            port.flush()
+        except _LINE_ERRORS as exc:
+            self._drop()
+            raise Disconnected(f"line lost while writing: {exc}", instrument=self.instrument, command=name) from None
 
     def _prepare(self) -> None:
         """Throw away stale input before a command: after a timeout, wait out the grace period for late bytes."""

@@ -65,6 +65,12 @@ class Vessel:
     # (temperature in C, seconds) of every step the vessel spent on a heater, in order: what a film's anneal is
     # computed from (simulators.templates.ada). A heater's twin records it through `react`.
     heated: list[tuple[float, float]] = field(default_factory=list)
+    # A powder sample (solid-state synthesis): the precursors dosed onto it in grams, how well they are mixed (0 as
+    # dosed, towards 1 well milled), and what firing made of it (phase -> weight fraction). The twins of the doser,
+    # the mixer, the furnace and the diffractometer of a synthesis station write and read them.
+    powders_g: dict[str, float] = field(default_factory=dict)
+    homogeneity: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def charged(cls, key: str, chemistry: Chemistry, ambient_c: float) -> Vessel:
@@ -72,7 +78,7 @@ class Vessel:
 
     @property
     def mass_g(self) -> float:
-        return self.chemistry.vial_tare_g + self.volume_ml * self.chemistry.density_g_ml
+        return self.chemistry.vial_tare_g + self.volume_ml * self.chemistry.density_g_ml + sum(self.powders_g.values())
 
     @property
     def absorbance(self) -> float:

@@ -66,11 +66,11 @@ class LoopbackLink:
     def write(self, data: bytes, /) -> int:
         self._check()
         self._request += data
-        terminator = self._twin.protocol.request_terminator
-        while terminator in self._request and not self._dropped:
-            raw, _, rest = bytes(self._request).partition(terminator)
+        protocol = self._twin.protocol
+        while not self._dropped and (split := protocol.split_request(bytes(self._request))) is not None:
+            raw, rest = split
             self._request = bytearray(rest)
-            response = self._twin.respond(raw.decode(self._twin.protocol.encoding, "replace"))
+            response = self._twin.respond(protocol.decode_request(raw))
             if response.disconnect:
                 self._dropped = True  # the rest of what was written is lost with the line
                 self._late.clear()
@@ -78,6 +78,10 @@ class LoopbackLink:
                 self._late.append((self._clock.now() + response.late_s, response.data))
             else:
                 self._answer += response.data
+        if protocol.drop_partial_on_silence:
+            # A driver writes a frame whole; what is left over when it stops writing is a broken frame, which the
+            # device drops at the silence that follows.
+            self._request.clear()
         return len(data)
 
     def read(self, size: int = 1) -> bytes:

@@ -39,13 +39,27 @@ class TwinProtocol(ABC):
     reply_terminator: bytes = b"\r\n"  # appended to every reply line
     encoding = "ascii"
 
+    # A protocol framed by length (Modbus RTU) ends a frame with silence: bytes that do not make a whole request
+    # when the line falls quiet are a broken frame, and the device drops them (Modbus over Serial Line 2.5.1.1).
+    drop_partial_on_silence: bool = False
+
     @abstractmethod
-    def handle(self, request: str) -> list[str]:
+    def handle(self, request: str) -> Sequence[str | bytes]:
         """Act on one request; return the reply lines (none for commands the protocol does not answer)."""
 
     @abstractmethod
-    def error_reply(self, request: str) -> list[str]:
+    def error_reply(self, request: str) -> Sequence[str | bytes]:
         """The device's own error answer to this request (used by the `device_error` fault)."""
+
+    def split_request(self, buffer: bytes) -> tuple[bytes, bytes] | None:
+        """The first whole request in `buffer` and the bytes after it, or None until one has come. Line protocols
+        split at the request terminator; a protocol framed by length (Modbus RTU) overrides this."""
+        raw, found, rest = buffer.partition(self.request_terminator)
+        return (raw, rest) if found else None
+
+    def decode_request(self, raw: bytes) -> str:
+        """A request as text for `handle` and the request log (a binary protocol may show it in hex)."""
+        return raw.decode(self.encoding, "replace")
 
     def answers(self, request: str) -> bool:
         """Whether the protocol answers this request (faults on the answer are only drawn for those)."""
@@ -290,10 +304,11 @@ class TwinServer(TwinEndpoint):
     def _pump(self, link: _Link, reopen: Callable[[], None] | None) -> None:
         """Read requests from one connection until it closes, a disconnect fault, or stop."""
         buffer = bytearray()
-        terminator = self.protocol.request_terminator
         while not self._stop.is_set():
             ready, _, _ = select.select([link.fileno()], [], [], 0.05)
             if not ready:
+                if buffer and self.protocol.drop_partial_on_silence:
+                    buffer.clear()  # the line fell silent inside a frame: a broken frame, dropped
                 continue
             data = link.read()
             if not data:
@@ -302,10 +317,10 @@ class TwinServer(TwinEndpoint):
                     continue
                 return  # TCP client went away
             buffer += data
-            while terminator in buffer:
-                raw, _, rest = bytes(buffer).partition(terminator)
+            while (split := self.protocol.split_request(bytes(buffer))) is not None:
+                raw, rest = split
                 buffer = bytearray(rest)
-                if self._serve_request(link, raw.decode(self.protocol.encoding, "replace")) == "disconnect":
+                if self._serve_request(link, self.protocol.decode_request(raw)) == "disconnect":
                     if reopen is not None:
                         reopen()
                     return
