@@ -196,6 +196,14 @@ class LabDuration(_Strict):
     def _parse_wait(cls, value: Any) -> Any:
         return parse_duration(value)
 
+    @field_validator("length", mode="before")
+    @classmethod
+    def _not_a_truth_value(cls, value: Any) -> Any:
+        # YAML's `yes`/`true` would otherwise pass as 1 (a duration of one unit nobody wrote).
+        if isinstance(value, bool):
+            raise ValueError(f"{str(value).lower()} is not a number or a formula")
+        return value
+
     @field_validator("length")
     @classmethod
     def _length(cls, value: float | str) -> float | str:

@@ -82,8 +82,11 @@ def test_a_length_naming_no_numeric_parameter_is_refused_naming_the_field(length
     assert fragment in refused(duration(length=length), "lab.duration.length")
 
 
-@pytest.mark.parametrize(("length", "message"), [(-1, "-1 is negative"), (-0.5, "-0.5 is negative")])
-def test_a_negative_length_is_refused(length: float, message: str) -> None:
+@pytest.mark.parametrize(
+    ("length", "message"),
+    [(-1, "-1 is negative"), (-0.5, "-0.5 is negative"), (True, "true is not a number or a formula")],
+)
+def test_a_negative_or_truth_value_length_is_refused(length: float, message: str) -> None:
     assert refused(duration(length=length), "lab.duration.length") == message
 
 
@@ -169,11 +172,11 @@ def test_a_function_of_the_parameters_alone_gets_neither_key_nor_journal() -> No
     assert python_labs.CALLS == [POINT]
 
 
-def test_a_function_taking_any_keyword_gets_options_key_and_journal() -> None:
+def test_a_function_taking_any_keyword_gets_options_key_attempt_and_journal() -> None:
     lab = build_lab(parse({"python": MEASURE.replace("measure", "anything"), "options": {"seed": 4}}))
     python_labs.CALLS.clear()
     lab.run(POINT, "timed:2", lambda kind, detail: None)
-    assert python_labs.CALLS == [{"parameters": POINT, "given": ["journal", "key", "seed"]}]
+    assert python_labs.CALLS == [{"parameters": POINT, "given": ["attempt", "journal", "key", "seed"]}]
 
 
 def test_with_a_duration_the_results_are_held_until_the_lab_time_is_up() -> None:
