@@ -17,7 +17,8 @@ lab:
 
 `resolve_station` turns that into the inline form the rest of peirce reads (each instrument in full, the limits
 the tighter of the two, the lab's twins unless the campaign gives its own) plus `shared:` naming the lab, so the
-stored spec stands on its own: resuming or replaying a campaign never reads the lab file again.
+stored spec stands on its own: resuming or replaying a campaign never reads the lab file again. (Running the campaign
+file again after an instrument moved to another port updates the stored places: `runs.create_or_reopen`.)
 """
 
 from __future__ import annotations

@@ -88,6 +88,31 @@ def _same_spec_read_today(existing: Campaign, spec: CampaignSpec) -> bool:
         return False
 
 
+def _stored_spec(existing: Campaign) -> CampaignSpec | None:
+    try:
+        return CampaignSpec.model_validate(existing.spec)
+    except ValueError:  # stored under a model that has since changed incompatibly
+        return None
+
+
+def _move_instruments(
+    session: Session, existing: Campaign, stored: CampaignSpec, spec: CampaignSpec, spec_text: str
+) -> None:
+    """The campaign file differs from the stored one only in where instruments are reached (a port, serial
+    settings: the lab moved an instrument, or the lab file gives another computer's device server). That is not
+    another campaign: the stored spec takes the new places, recorded as an event with what moved from where, so
+    the campaign continues on the instruments where they are now."""
+    before, after = stored.placement(), spec.placement()
+    moved = {
+        name: {"from": before.get(name), "to": place} for name, place in after.items() if before.get(name) != place
+    }
+    existing.spec = spec.model_dump(mode="json")
+    existing.spec_text = spec_text
+    existing.spec_hash = spec.content_hash()
+    session.add(existing)
+    add_event(session, existing.id, "campaign", existing.id, EventKind.INSTRUMENTS_MOVED, detail={"moved": moved})
+
+
 def _create_or_reopen(
     db: Database, spec: CampaignSpec, spec_text: str, seed_ledger: SeedLedger | None
 ) -> tuple[int, Literal["created", "reopened"]]:
@@ -95,10 +120,13 @@ def _create_or_reopen(
         existing = session.scalar(select(Campaign).where(Campaign.name == spec.name))
         if existing is not None:
             if existing.spec_hash != spec.content_hash() and not _same_spec_read_today(existing, spec):
-                raise CampaignConflict(
-                    f"name: campaign '{spec.name}' already exists with a different spec; "
-                    f"rename the new one, or `peirce resume {spec.name}` to continue the stored one"
-                )
+                stored = _stored_spec(existing)
+                if stored is None or stored.hash_without_placement() != spec.hash_without_placement():
+                    raise CampaignConflict(
+                        f"name: campaign '{spec.name}' already exists with a different spec; "
+                        f"rename the new one, or `peirce resume {spec.name}` to continue the stored one"
+                    )
+                _move_instruments(session, existing, stored, spec, spec_text)
             return existing.id, "reopened"
         campaign = Campaign(
             name=spec.name,

@@ -355,6 +355,21 @@ class CampaignSpec(_Strict):
         """SHA-256 of the spec's canonical JSON (the one formula of `records.provenance`)."""
         return provenance.content_hash(self.model_dump(mode="json"))
 
+    def placement(self) -> dict[str, dict[str, Any]]:
+        """Where each of a station's instruments is reached: its port and serial settings (empty for other labs)."""
+        if not isinstance(self.lab, StationLab):
+            return {}
+        return {name: {"port": i.port, "serial": dict(i.serial)} for name, i in self.lab.instruments.items()}
+
+    def hash_without_placement(self) -> str:
+        """The content hash with the instruments' ports and serial settings left out: the same campaign whose
+        instruments were plugged in elsewhere (another port, another computer's device server) has the same."""
+        content = self.model_dump(mode="json")
+        for instrument in (content.get("lab") or {}).get("instruments", {}).values() if self.placement() else ():
+            instrument.pop("port", None)
+            instrument.pop("serial", None)
+        return provenance.content_hash(content)
+
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a campaign file, for editors (YAML language servers read it)."""

@@ -38,6 +38,7 @@ class EventKind(StrEnum):
     # A campaign.
     IMPORTED = "imported"
     RUNNER_REPLACED = "runner-replaced"
+    INSTRUMENTS_MOVED = "instruments-moved"  # the campaign file gave its instruments other ports
     # Prefect's record of a dead runner's flow run, set to Crashed by the run that took the campaign over.
     FLOW_RUN_CRASHED = "flow-run-crashed"
     # An experiment on a station: its journal, written as each action happens.

@@ -14,6 +14,7 @@ BUILT_IN = {
     "keithley-2000": "simulators.twins.keithley2000:Keithley2000Twin",
     "ocean-optics": "simulators.twins.ocean_optics:OceanOpticsTwin",
     "generic-sputter": "simulators.twins.sputter:SputterTwin",
+    "generic-xrd": "simulators.twins.xrd:XrdTwin",
     "eurotherm-modbus": "simulators.twins.eurotherm:EurothermFurnaceTwin",
 }
 GROUP = "peirce.twins"

@@ -6,10 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from orchestrator.campaign.runs import create_or_reopen
 from orchestrator.campaign.spec import CampaignSpec, load_spec
 from orchestrator.campaign.station import StationLab
-from orchestrator.errors import SpecError
+from orchestrator.errors import CampaignConflict, SpecError
+from orchestrator.store.database import open_database
+from orchestrator.store.models import Campaign, Event
 from tests.orchestrator.cli.helpers import invoke
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -107,3 +111,43 @@ def test_a_run_without_a_prefect_server_says_the_lab_s_instruments_are_not_held(
         "warning: the instruments of lab 'bench_lab' are not held lab-wide: no Prefect server (PREFECT_API_URL); "
         "run no other campaign on them meanwhile"
     )
+
+
+def test_an_instrument_moved_to_another_port_continues_the_stored_campaign(folder: Path, tmp_path: Path) -> None:
+    """The lab plugs the hotplate into another device server and gives the pump a longer serial timeout: the same
+    campaign file reopens its stored campaign, which takes the new places with an event saying what moved. A
+    changed limit is another campaign, refused as before."""
+    db = open_database(f"sqlite:///{tmp_path / 'lab.db'}")
+    spec, text = load_spec(folder / "shared_station.yaml")
+    campaign_id, created = create_or_reopen(db, spec, text)
+    assert created == "created"
+    _edit(folder / "lab.yaml", 'port: "socket://10.0.0.7:4001"', 'port: "socket://10.0.0.9:4001"')
+    _edit(folder / "lab.yaml", "port: /dev/ttyUSB0\n", "port: /dev/ttyUSB0\n    serial: {timeout_s: 5}\n")
+    moved, moved_text = load_spec(folder / "shared_station.yaml")
+    assert create_or_reopen(db, moved, moved_text) == (campaign_id, "reopened")
+    with db.session() as session:
+        stored = session.get(Campaign, campaign_id)
+        assert stored is not None
+        assert stored.spec["lab"]["instruments"]["hotplate"]["port"] == "socket://10.0.0.9:4001"
+        assert stored.spec_hash == moved.content_hash() and stored.spec_text == moved_text
+        (event,) = session.scalars(select(Event).where(Event.kind == "instruments-moved")).all()
+    assert event.detail == {
+        "moved": {
+            "hotplate": {
+                "from": {"port": "socket://10.0.0.7:4001", "serial": {}},
+                "to": {"port": "socket://10.0.0.9:4001", "serial": {}},
+            },
+            "pump": {
+                "from": {"port": "/dev/ttyUSB0", "serial": {}},
+                "to": {"port": "/dev/ttyUSB0", "serial": {"timeout_s": 5}},
+            },
+        }
+    }
+    assert create_or_reopen(db, moved, moved_text) == (campaign_id, "reopened")  # nothing moved: no new event
+    _edit(folder / "lab.yaml", "rate_ml_min: {max: 20}", "rate_ml_min: {max: 10}")
+    tighter, tighter_text = load_spec(folder / "shared_station.yaml")
+    with pytest.raises(CampaignConflict, match="already exists with a different spec"):
+        create_or_reopen(db, tighter, tighter_text)
+    with db.session() as session:
+        assert len(session.scalars(select(Event).where(Event.kind == "instruments-moved")).all()) == 1
+    db.dispose()
