@@ -16,17 +16,16 @@ standby P = 0). The sample in its crucible follows the chamber with a first-orde
 
 The sample: the vessel standing at this instrument on the bench is fired: every step's sample temperature and
 length is appended to its `heated` profile, and once it has been hotter than `react_above_c` its phases are
-computed from the whole profile it has seen (`fired_phases`) by the `fire` function given (the solid-state
-simulator's by default, `simulators.solid_state.fire`), from its precursors (`powders_g`) and its mixing
-(`homogeneity`). What a diffractometer twin later sees follows from what the balance, the mixer and this furnace
-did to that sample.
+carried forward through each stretch of the profile it lives above that temperature by the `fire` function given
+(`SolidStateFiring`, the solid-state simulator's reaction network, by default), from its precursors (`powders_g`)
+and its mixing (`homogeneity`). What a diffractometer twin later sees follows from what the balance, the mixer and
+this furnace did to that sample.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from instruments import modbus
 from instruments.drivers.eurotherm import REGISTERS
@@ -35,14 +34,15 @@ from instruments.transport import hex_bytes
 from simulators.twins.bench import Bench, Vessel
 from simulators.twins.server import TwinProtocol
 
-# fire(precursors in grams, peak temperature degC, hold hours, ramp degC/min, homogeneity) -> phase fractions
-Firing = Callable[[Mapping[str, float], float, float, float, float], dict[str, float]]
+# fire(sample key, precursors in grams, new (temperature degC, hours) steps, mixing 0-1] -> phase weight fractions:
+# called with each stretch of the profile as the sample lives it, so the model carries the sample's state.
+Firing = Callable[[str, Mapping[str, float], Sequence[tuple[float, float]], float], dict[str, float]]
 WRITABLE = {REGISTERS["TG.SP"], REGISTERS["SP.RAT"], REGISTERS["IM"]}
 
 
 def profile_summary(heated: Sequence[tuple[float, float]], window_c: float = 15.0) -> tuple[float, float, float]:
     """A firing profile as (peak temperature degC, hours within `window_c` of it, mean heating rate degC/min from
-    200 degC up to the window): what a solid-state reaction model takes from the temperatures a sample lived."""
+    200 degC up to the window): how a person would describe the program a sample went through."""
     if not heated:
         return 0.0, 0.0, 0.0
     peak = max(t for t, _ in heated)
@@ -58,16 +58,25 @@ def profile_summary(heated: Sequence[tuple[float, float]], window_c: float = 15.
     return peak, hold_s / 3600.0, max(0.0, ramp)
 
 
-def _solid_state_fire(
-    precursors: Mapping[str, float], temperature_c: float, hold_h: float, ramp_c_per_min: float, homogeneity: float
-) -> dict[str, float]:
-    from simulators import solid_state  # the solid-state simulator, imported only when a sample is fired
+class SolidStateFiring:
+    """Fires samples through the solid-state simulator (`simulators.solid_state.react`) step by step: each sample's
+    amounts (mmol of each phase) are carried from one stretch of its profile to the next, so the phases follow from
+    every temperature it lived, ramps and cooling included."""
 
-    fire: Any = getattr(solid_state, "fire")  # noqa: B009 - the module is another's; its signature is read here
-    try:
-        return dict(fire(dict(precursors), temperature_c, hold_h, ramp_c_per_min, homogeneity=homogeneity))
-    except TypeError:  # a simulator that does not model mixing
-        return dict(fire(dict(precursors), temperature_c, hold_h, ramp_c_per_min))
+    def __init__(self) -> None:
+        self._amounts: dict[str, dict[str, float]] = {}
+
+    def __call__(
+        self, key: str, precursors_g: Mapping[str, float], steps: Sequence[tuple[float, float]], mixing: float
+    ) -> dict[str, float]:
+        from simulators import solid_state  # imported when a sample is first fired: a furnace without one needs none
+
+        amounts = self._amounts.get(key)
+        if amounts is None:
+            amounts = solid_state.mmol_from_grams(precursors_g)
+        amounts = solid_state.react(amounts, steps, mixing)
+        self._amounts[key] = amounts
+        return solid_state.weight_fractions(amounts)
 
 
 class EurothermFurnaceTwin(TwinProtocol):
@@ -112,7 +121,7 @@ class EurothermFurnaceTwin(TwinProtocol):
         self.step_s = step_s
         self.noise_c = noise_c
         self.react_above_c = react_above_c
-        self.fire: Firing = fire if fire is not None else _solid_state_fire
+        self.fire: Firing = fire if fire is not None else SolidStateFiring()
         self.per_second = {0: 1 / 60.0, 1: 1 / 3600.0, 2: 1.0}[ramp_units]
         # registers, as the controller holds them (integers)
         self.registers: dict[int, int] = {
@@ -151,14 +160,16 @@ class EurothermFurnaceTwin(TwinProtocol):
             if vessel is not None and vessel.key != self._vessel_key:
                 self.sample_c = vessel.temperature_c  # a crucible just put in: it starts at its own temperature
             self._vessel_key = vessel.key if vessel is not None else None
+            lived = len(vessel.heated) if vessel is not None else 0
             while remaining > 0:
                 dt = min(remaining, self.step_s)
                 self._step(dt, vessel)
                 remaining -= dt
-            if vessel is not None and vessel.powders_g and vessel.heated:
-                peak, hold_h, ramp = profile_summary(vessel.heated)
-                if peak >= self.react_above_c:
-                    vessel.phases = self.fire(vessel.powders_g, peak, hold_h, ramp, vessel.homogeneity)
+            if vessel is not None and vessel.powders_g:
+                hot = [(t, dt / 3600.0) for t, dt in vessel.heated[lived:] if t >= self.react_above_c]
+                if hot:
+                    mixing = min(1.0, max(0.01, vessel.homogeneity))
+                    vessel.phases = self.fire(vessel.key, vessel.powders_g, hot, mixing)
 
     def _step(self, dt: float, vessel: Vessel | None) -> None:
         ambient = self.bench.ambient_c

@@ -15,12 +15,19 @@ does. Readings carry seeded noise and are rounded to the readability; net = gros
 The zero point can be set within `zero_range_g` of the power-on zero (default 2 % of the capacity; OIML R 76
 allows at most 4 %), beyond it `Z +` / `Z -`. Above the capacity the balance answers `S +` / `T +`. The pan is
 always in place, so this twin never underloads (`S -`).
+
+Powder dosing (option `dose`, for a synthesis station): a gravimetric dosing head over the pan, as automatic
+balances carry one, doses the precursors `dose` (grams of each) into a crucible once it has been tared empty; each
+amount lands within `dose_sd` (relative, seeded by the bench) of its target, the powder as dosed is barely mixed
+(`dose_homogeneity`), and the next stable weight is the powder's. The dosing head has no commands of its own here:
+the robot's recipe is the twin's option, and the balance's weight is the record of what was dosed.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 
 from simulators.twins.bench import Bench
@@ -66,6 +73,9 @@ class MettlerSicsTwin(TwinProtocol):
         unit: str = "g",
         stability_timeout_s: float = 5.0,
         zero_range_g: float | None = None,
+        dose: Mapping[str, float] | None = None,
+        dose_sd: float = 0.005,
+        dose_homogeneity: float = 0.1,
     ) -> None:
         numbers = (capacity_g, readability_g, settle_s, noise_sd_g, stability_timeout_s)
         if not all(math.isfinite(n) for n in numbers) or (zero_range_g is not None and not math.isfinite(zero_range_g)):
@@ -92,6 +102,11 @@ class MettlerSicsTwin(TwinProtocol):
         self.type_definition = type_definition
         self.unit = unit
         self.stability_timeout_s = stability_timeout_s
+        if dose is not None and not all(math.isfinite(g) and g > 0 for g in dose.values()):
+            raise ValueError("dose: every precursor's grams must be a positive number")
+        self.dose = dict(dose or {})
+        self.dose_sd = dose_sd
+        self.dose_homogeneity = dose_homogeneity
         self.zero_range_g = 0.02 * capacity_g if zero_range_g is None else zero_range_g
         self.decimals = max(0, -Decimal(str(readability_g)).normalize().as_tuple().exponent)  # type: ignore[operator]
         # Device state: the zero point (gross load shown as 0) and the tare memory, both in grams.
@@ -269,7 +284,19 @@ class MettlerSicsTwin(TwinProtocol):
             return "T -"  # a load below the zero point cannot be tared
         now = self._observe()
         self.tare_g = max(0.0, self._rounded_g(self._gross_reading_g(now) - self.zero_g))
+        self._dose_into_the_tared_crucible()
         return f"T S {self._value(self.tare_g)}"
+
+    def _dose_into_the_tared_crucible(self) -> None:
+        """The dosing head doses its recipe into the crucible on the pan, once (see the module's account)."""
+        with self.bench.lock:
+            vessel = self.bench.vessel_at(self.instrument)
+            if not self.dose or vessel is None or vessel.powders_g:
+                return
+            vessel.powders_g = {
+                name: grams * (1.0 + self.bench.noise(self.dose_sd)) for name, grams in self.dose.items()
+            }
+            vessel.homogeneity = self.dose_homogeneity
 
     def _tare_value(self, parameters: list[str]) -> str:
         """`TA`: the tare memory; `TA <value> <unit>` presets it (`TA L` for a value or unit it cannot take)."""

@@ -16,6 +16,7 @@ BUILT_IN = {
     "generic-sputter": "simulators.twins.sputter:SputterTwin",
     "generic-xrd": "simulators.twins.xrd:XrdTwin",
     "eurotherm-modbus": "simulators.twins.eurotherm:EurothermFurnaceTwin",
+    "ika-eurostar": "simulators.twins.ika_eurostar:IkaEurostarTwin",
 }
 GROUP = "peirce.twins"
 

@@ -4,7 +4,7 @@ limits refused before a byte is sent, and the furnace's physics and the sample i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import pytest
@@ -294,11 +294,11 @@ def test_wait_for_temperature_times_out_in_one_line(driver: EurothermController,
 
 
 def test_the_sample_in_the_furnace_is_fired_with_the_profile_it_lived(clock: ManualClock) -> None:
-    seen: list[tuple[float, float, float, float]] = []
+    calls: list[tuple[str, dict[str, float], list[tuple[float, float]], float]] = []
 
-    def fire(powders: Mapping[str, float], peak: float, hold_h: float, ramp: float, mixing: float) -> dict[str, float]:
-        seen.append((peak, hold_h, ramp, mixing))
-        return {"product": min(1.0, hold_h / 4)}
+    def fire(key: str, powders: Mapping[str, float], steps: Sequence[tuple[float, float]], mixing: float) -> dict:
+        calls.append((key, dict(powders), list(steps), mixing))
+        return {"product": 1.0}
 
     bench = Bench(time_scale=3600, seed=5, wall_clock=clock)
     with loopback(bench, fire=fire) as server:
@@ -316,13 +316,43 @@ def test_the_sample_in_the_furnace_is_fired_with_the_profile_it_lived(clock: Man
             bench.remove("furnace")
         finally:
             driver.close()
-    peak, hold_h, ramp, mixing = seen[-1]
+    assert {key for key, *_ in calls} == {"crucible-1"}
+    assert all(powders == {"A": 1.0, "B": 2.0} and mixing == 0.8 for _, powders, _, mixing in calls)
+    steps = [step for *_, lived, _ in calls for step in lived]
+    # Every stretch above 300 C the sample lived, each once and in order: what the crucible saw, lag included.
+    hot = [(t, dt / 3600) for t, dt in vessel.heated if t >= 300]
+    assert [x for step in steps for x in step] == pytest.approx([x for step in hot for x in step])
+    assert len(steps) > 100 and vessel.phases == {"product": 1.0}
+    peak, hold_h, ramp = profile_summary(vessel.heated)
     assert peak == pytest.approx(900, abs=2)
     assert 2.0 < hold_h < 2.6  # the dwell, and the approach within 15 C of the peak
     assert ramp == pytest.approx(5, rel=0.1)
-    assert mixing == 0.8
-    assert vessel.phases == {"product": pytest.approx(hold_h / 4)}
     assert vessel.temperature_c < 900 - 200  # it cooled in the furnace before it left
+
+
+def test_the_solid_state_simulator_fires_the_furnaces_sample(clock: ManualClock) -> None:
+    """The default firing: the solid-state network on the sample's own profile; hotter and longer makes more YBCO."""
+
+    def fired(temperature_c: float, dwell_h: float) -> dict[str, float]:
+        bench = Bench(time_scale=3600, seed=5, wall_clock=ManualClock())
+        with LoopbackTwin(EurothermFurnaceTwin(bench), name="furnace", clock=bench.wall_clock) as server:
+            driver = connected(server)
+            vessel = bench.place("furnace", "crucible")
+            vessel.powders_g = {"Y2O3": 0.5645, "BaO2": 3.3868, "CuO": 2.3864}  # 1 mmol of YBa2Cu3O6.5
+            vessel.homogeneity = 1.0
+            driver.execute("set_ramp_rate", {"rate_c_per_min": 10})
+            driver.execute("set_temperature", {"temperature_c": temperature_c})
+            driver.execute("wait_for_temperature", {"temperature_c": temperature_c, "timeout_s": 60})
+            bench.wall_clock.sleep(dwell_h)  # type: ignore[union-attr]
+            driver.execute("standby")
+            bench.remove("furnace")
+            driver.close()
+        assert sum(vessel.phases.values()) == pytest.approx(1.0)
+        return vessel.phases
+
+    cool, hot = fired(700, 1.0), fired(900, 6.0)
+    assert cool["YBa2Cu3O6.5"] < hot["YBa2Cu3O6.5"]
+    assert hot["YBa2Cu3O6.5"] > 0.25
 
 
 def test_profile_summary() -> None:
