@@ -44,6 +44,40 @@ def molar_mass(formula: str) -> float:
     return total
 
 
+def atoms(formula: str) -> dict[str, float]:
+    """Atoms of each element in one formula unit ('Y2Cu2O5' -> {'Y': 2, 'Cu': 2, 'O': 5}); ValueError as
+    `molar_mass`."""
+    molar_mass(formula)  # refuses what it cannot read
+    counts: dict[str, float] = {}
+    for element, count in _ELEMENT.findall(formula):
+        counts[element] = counts.get(element, 0.0) + (float(count) if count else 1.0)
+    return counts
+
+
+def balance(precursors: list[str], target: str, target_mmol: float) -> dict[str, float]:
+    """mmol of each precursor that carry the cations of `target_mmol` of the target (oxygen and carbon come and go
+    as O2 and CO2 with the furnace's air), as a synthesis planner weighs out a recipe. ValueError when they cannot:
+    a cation of the target none of them has, one the target has not, more than one way to match (two sources of a
+    cation and nothing to tell them apart), or no non-negative amounts that match."""
+    gases = {"O", "C", "H", "N"}
+    wanted = {e: n * target_mmol for e, n in atoms(target).items() if e not in gases}
+    given = {name: {e: n for e, n in atoms(name).items() if e not in gases} for name in precursors}
+    elements = sorted(set(wanted) | {e for cations in given.values() for e in cations})
+    missing = [e for e in wanted if not any(e in cations for cations in given.values())]
+    if missing:
+        raise ValueError(f"{'+'.join(precursors)} cannot give {target}: none of them has {', '.join(missing)}")
+    extra = [e for e in elements if e not in wanted]
+    if extra:
+        raise ValueError(f"{'+'.join(precursors)} cannot give {target}: {target} has no {', '.join(extra)}")
+    matrix = np.array([[given[name].get(e, 0.0) for name in precursors] for e in elements])
+    if np.linalg.matrix_rank(matrix) < len(precursors):
+        raise ValueError(f"{'+'.join(precursors)} balance {target} in more than one way: name fewer precursors")
+    amounts, *_ = np.linalg.lstsq(matrix, np.array([wanted[e] for e in elements]), rcond=None)
+    if (amounts < -1e-9).any() or not np.allclose(matrix @ amounts, [wanted[e] for e in elements], atol=1e-9):
+        raise ValueError(f"{'+'.join(precursors)} cannot give {target} in its cation ratio")
+    return {name: max(0.0, float(a)) for name, a in zip(precursors, amounts, strict=True)}
+
+
 @dataclass(frozen=True)
 class Card:
     """One phase's reference: its formula, peaks as (2-theta in degrees for Cu K-alpha, intensity relative to the

@@ -15,6 +15,7 @@ BUILT_IN = {
     "ocean-optics": "simulators.twins.ocean_optics:OceanOpticsTwin",
     "generic-sputter": "simulators.twins.sputter:SputterTwin",
     "generic-xrd": "simulators.twins.xrd:XrdTwin",
+    "generic-powder-prep": "simulators.twins.powder_prep:PowderPrepTwin",
     "eurotherm-modbus": "simulators.twins.eurotherm:EurothermFurnaceTwin",
     "ika-eurostar": "simulators.twins.ika_eurostar:IkaEurostarTwin",
 }
