@@ -9,9 +9,10 @@ is ignored silently, as IKA devices do, which is why the driver reads the setpoi
 
 Physics, integrated lazily on `bench.clock.now()` in steps of at most `step_s`: the speed ramps towards the
 setpoint (or 0) at `speed_ramp_rpm_per_s`; the torque is the bearing's friction plus the powder's drag. A powder
-sample at this instrument (the bench's vessel with `powders_g`) is mixed: its homogeneity h rises towards 1 with
-the revolutions the blade turns, 1 - h falling by e each `revolutions_e` revolutions (h = 1 - (1 - h0)
-exp(-revolutions / revolutions_e)); the furnace fires a better mixed powder faster (more grain contacts).
+sample at this instrument (the bench's vessel with `powders_g`) is mixed towards the homogeneity its blade's speed
+can reach, h_eq = 1 - (1 - `dosed`) exp(-rpm / `rpm_e`) (a slow blade leaves agglomerates a fast one breaks up), by
+1 - exp(-revolutions / `revolutions_e`) of the way each stretch of revolutions; it never unmixes. So a few minutes
+at a speed settle the powder's homogeneity: the speed decides it, not seconds more or less of running.
 """
 
 from __future__ import annotations
@@ -40,14 +41,16 @@ class IkaEurostarTwin(TwinProtocol):
         min_rpm: float = 30.0,
         max_rpm: float = 2000.0,
         speed_ramp_rpm_per_s: float = 200.0,
-        revolutions_e: float = 3000.0,
+        revolutions_e: float = 300.0,
+        rpm_e: float = 600.0,
+        dosed: float = 0.1,
         friction_ncm: float = 2.0,
         drag_ncm_per_g: float = 1.5,
         step_s: float = 1.0,
         error_code: int = 4,
     ) -> None:
-        if min(revolutions_e, speed_ramp_rpm_per_s, step_s) <= 0:
-            raise ValueError("revolutions_e, speed_ramp_rpm_per_s and step_s must be positive")
+        if min(revolutions_e, rpm_e, speed_ramp_rpm_per_s, step_s) <= 0:
+            raise ValueError("revolutions_e, rpm_e, speed_ramp_rpm_per_s and step_s must be positive")
         self.bench = bench
         self.instrument = instrument
         self.name = name
@@ -55,6 +58,8 @@ class IkaEurostarTwin(TwinProtocol):
         self.max_rpm = max_rpm
         self.speed_ramp_rpm_per_s = speed_ramp_rpm_per_s
         self.revolutions_e = revolutions_e
+        self.rpm_e = rpm_e
+        self.dosed = dosed
         self.friction_ncm = friction_ncm
         self.drag_ncm_per_g = drag_ncm_per_g
         self.step_s = step_s
@@ -90,7 +95,13 @@ class IkaEurostarTwin(TwinProtocol):
         turns = (before + self.speed_rpm) / 2 * dt / 60.0
         self.revolutions += turns
         if vessel is not None and vessel.powders_g and turns > 0:
-            vessel.homogeneity = 1.0 - (1.0 - vessel.homogeneity) * math.exp(-turns / self.revolutions_e)
+            reachable = self.reachable_homogeneity((before + self.speed_rpm) / 2)
+            if reachable > vessel.homogeneity:
+                vessel.homogeneity += (reachable - vessel.homogeneity) * (1.0 - math.exp(-turns / self.revolutions_e))
+
+    def reachable_homogeneity(self, rpm: float) -> float:
+        """The homogeneity mixing at `rpm` tends to."""
+        return 1.0 - (1.0 - self.dosed) * math.exp(-rpm / self.rpm_e)
 
     def torque_ncm(self) -> float:
         vessel = self.bench.vessel_at(self.instrument)
