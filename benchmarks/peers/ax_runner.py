@@ -4,7 +4,7 @@ Uses the modern Ax API (``ax.api.client.Client``, Ax >= 1.0) with its default
 generation strategy (``configure_generation_strategy()`` -> method="fast":
 center point + Sobol initialisation, then the "MBM" BoTorch node).
 
-Subcommands: hartmann6, latency, direct_arylation. Each writes one JSON (--out).
+Subcommands: hartmann6, latency, direct_arylation, suite. Each writes one JSON (--out).
 """
 
 from __future__ import annotations
@@ -211,6 +211,136 @@ def cmd_aryl_amination(args) -> None:
     raise SystemExit("aryl_amination is not implemented for Ax (BayBE only; see README.md)")
 
 
+# --------------------------------------------------------------------------- planner suite
+def _metric(name: str) -> str:
+    # Ax's objective parser (sympy) rejects Python keywords ('yield') and sympy's own names ('product').
+    return f"obj_{name}"
+
+
+def _suite_prepare(problem) -> tuple[dict, object]:
+    """Ax on one suite problem, with its default generation strategy (as `hartmann6`). Inputs: continuous ->
+    RangeParameterConfig (a pool's numeric columns over the pool's span), discrete -> ordered float
+    ChoiceParameterConfig, categories and molecules -> unordered str ChoiceParameterConfig (Ax has no chemical
+    descriptors). Pools: Ax cannot be restricted to a list of rows, so each trial it generates is moved to the
+    nearest candidate not yet run nor chosen (distance: squared differences of numeric inputs scaled to [0, 1],
+    plus 1 per differing category); when that differs from Ax's point, the generated trial is marked abandoned and
+    the candidate attached as a trial and completed. Several objectives: `configure_optimization("-a, -b")` with
+    the reference point as objective thresholds. Constraints: Ax's outcome constraints `c <= 0`, given the
+    constraint values (and the objective) of every trial (Ax's native black-box constraints)."""
+    import numpy as np
+    from ax.api.configs import ChoiceParameterConfig, RangeParameterConfig
+
+    params = []
+    for p in problem.parameters:
+        if p.kind == "continuous":
+            params.append(RangeParameterConfig(name=p.name, bounds=tuple(map(float, p.bounds)), parameter_type="float"))
+        elif p.kind == "discrete":
+            params.append(
+                ChoiceParameterConfig(name=p.name, values=[float(v) for v in p.values], parameter_type="float",
+                                      is_ordered=True)
+            )  # fmt: skip
+        else:
+            values = list(p.smiles) if p.kind == "molecule" else [str(v) for v in p.values]
+            params.append(ChoiceParameterConfig(name=p.name, values=values, parameter_type="str", is_ordered=False))
+    objective = ", ".join(("" if o.direction == "maximize" else "-") + _metric(o.name) for o in problem.objectives)
+    constraints = [f"{_metric(o.name)} {'>=' if o.direction == 'maximize' else '<='} {o.reference}"
+                   for o in problem.objectives if o.reference is not None]  # fmt: skip
+    constraints += [f"{c} <= 0" for c in problem.constraints]
+
+    def new_client(seed: int):
+        from ax.api.client import Client
+
+        client = Client(random_seed=seed)
+        client.configure_experiment(parameters=params)
+        client.configure_optimization(objective=objective, outcome_constraints=constraints or None)
+        client.configure_generation_strategy(initialization_random_seed=seed)
+        return client
+
+    names = problem.names
+    numeric = [p.name for p in problem.parameters if p.kind in ("continuous", "discrete")]
+    other = [p.name for p in problem.parameters if p.kind not in ("continuous", "discrete")]
+    if problem.kind == "pool":
+        candidates = problem.candidates()
+        num = np.array([[float(c[n]) for n in numeric] for c in candidates]).reshape(len(candidates), len(numeric))
+        low, span = num.min(axis=0), np.maximum(num.max(axis=0) - num.min(axis=0), 1e-12)
+        num = (num - low) / span
+        cat = np.array([[c[n] for n in other] for c in candidates], dtype=object).reshape(len(candidates), len(other))
+
+    def nearest(point: dict, taken: set) -> int:
+        d = np.zeros(len(candidates))
+        if numeric:
+            x = (np.array([float(point[n]) for n in numeric]) - low) / span
+            d += ((num - x) ** 2).sum(axis=1)
+        if other:
+            d += (cat != np.array([point[n] for n in other], dtype=object)).sum(axis=1)
+        d[list(taken)] = np.inf
+        return int(np.argmin(d))
+
+    config = {
+        "api": "ax.api.client.Client, configure_generation_strategy(initialization_random_seed=seed)",
+        "objective": objective,
+        "outcome_constraints": constraints,
+        "pool": "trials moved to the nearest unused candidate (abandon + attach_trial)"
+        if problem.kind == "pool"
+        else None,
+        "predictions": "Client.predict(points) before completing (not timed; none while Ax has no model)",
+        **_gs_config(new_client(0)),
+    }
+
+    def one(seed: int, budget: int) -> dict:
+        client = new_client(seed)
+        experiments: list[dict] = []
+        decision_s: list[float] = []
+        predict_s: list[float] = []
+        nodes: list[str] = []
+        moved = 0
+        taken: set = set()
+        while len(experiments) < budget:
+            q = min(problem.batch_size, budget - len(experiments))
+            t0 = time.perf_counter()
+            trials = _ask_batch(client, q)
+            decision_s.append(round(time.perf_counter() - t0, 4))
+            if not trials:
+                break
+            chosen = []
+            for idx, p in trials.items():
+                nodes.append(_node_of(client, idx))
+                point = {n: p[n] for n in names}
+                if problem.kind == "pool":
+                    row = nearest(point, taken)
+                    taken.add(row)
+                    if pc.suite_problems().key(candidates[row], names) != pc.suite_problems().key(point, names):
+                        moved += 1
+                        client.mark_trial_abandoned(trial_index=idx)
+                        point = dict(candidates[row])
+                        idx = client.attach_trial(parameters=point)
+                chosen.append((idx, point))
+            t0 = time.perf_counter()
+            try:
+                predicted = client.predict([pt for _, pt in chosen])
+                preds = [
+                    {o.name: list(map(float, pr[_metric(o.name)])) for o in problem.objectives} for pr in predicted
+                ]
+            except Exception:  # no model yet (center and Sobol trials), or a failed fit: no predictions
+                preds = [None] * len(chosen)
+            predict_s.append(round(time.perf_counter() - t0, 4))
+            for (idx, point), pred in zip(chosen, preds, strict=True):
+                outcome = problem.evaluate(point, seed, len(experiments))
+                raw = {_metric(k): v for k, v in outcome["observed"].items()}
+                raw.update(outcome["constraints"])
+                client.complete_trial(trial_index=idx, raw_data=raw)
+                experiments.append({"x": point, "pred": pred, **outcome})
+        return {"experiments": experiments, "decision_s": decision_s, "predict_s": predict_s, "nodes": nodes,
+                "moved_to_candidate": moved}  # fmt: skip
+
+    return config, one
+
+
+def cmd_suite(args) -> None:
+    result = pc.base_result(PEER, _version(), "suite", args, {})
+    pc.run_suite(result, args, _suite_prepare)
+
+
 # --------------------------------------------------------------------------- latency
 def cmd_latency(args) -> None:
     pc.seed_everything(0)
@@ -272,6 +402,7 @@ def main(argv=None) -> None:
         "hartmann6": cmd_hartmann6,
         "latency": cmd_latency,
         "_latency_one": cmd_latency_one,
+        "suite": cmd_suite,
     }[args.cmd](args)
 
 

@@ -1,6 +1,6 @@
 """BayBE peer runner — run with .peers/baybe/bin/python (see README.md).
 
-Subcommands: direct_arylation, aryl_amination, hartmann6, latency.
+Subcommands: direct_arylation, aryl_amination, hartmann6, latency, suite.
 Each writes one JSON file (--out); progress lines go to stderr.
 """
 
@@ -237,6 +237,113 @@ def cmd_hartmann6(args) -> None:
     pc.run_seeds(result, args.out, pc.parse_seeds(args.seeds), one, "hartmann6")
 
 
+# --------------------------------------------------------------------------- planner suite
+def _suite_prepare(problem) -> tuple[dict, object]:
+    """BayBE on one suite problem. Pools: `SearchSpace.from_dataframe(candidates)` (numeric columns as
+    NumericalDiscreteParameter over the column's values, molecules as SubstanceParameter with ENCODING, categories
+    as CategoricalParameter), never re-recommending a measured row. Functions: NumericalContinuousParameter per
+    input. One objective: NumericalTarget (minimize where the problem minimises); several: ParetoObjective.
+    BayBE has no black-box constraints: an infeasible experiment is added with the worst objective value seen so
+    far among feasible ones (the problem's worst value before any), the usual penalty."""
+    import pandas as pd
+    from baybe import Campaign
+    from baybe.objectives import ParetoObjective
+    from baybe.parameters import (
+        CategoricalParameter,
+        NumericalContinuousParameter,
+        NumericalDiscreteParameter,
+        SubstanceParameter,
+    )
+    from baybe.searchspace import SearchSpace
+    from baybe.targets import NumericalTarget
+
+    names = problem.names
+    if problem.kind == "pool":
+        frame = pd.DataFrame(problem.candidates())[names]
+        params = []
+        for p in problem.parameters:
+            if p.kind == "molecule":
+                params.append(SubstanceParameter(name=p.name, data=dict(p.smiles), encoding=ENCODING))
+            elif p.kind == "categorical":
+                params.append(CategoricalParameter(name=p.name, values=[str(v) for v in p.values]))
+            else:
+                params.append(
+                    NumericalDiscreteParameter(name=p.name, values=sorted(frame[p.name].astype(float).unique()))
+                )
+        searchspace = SearchSpace.from_dataframe(frame, parameters=params)
+    else:
+        searchspace = SearchSpace.from_product(
+            parameters=[NumericalContinuousParameter(p.name, tuple(p.bounds)) for p in problem.parameters]
+        )
+    targets = [NumericalTarget(name=o.name, minimize=o.direction == "minimize") for o in problem.objectives]
+    objective = ParetoObjective(targets) if len(targets) > 1 else targets[0].to_objective()
+
+    def make():
+        return Campaign(
+            searchspace=searchspace, objective=objective, allow_recommending_already_measured=problem.kind != "pool"
+        )
+
+    config = {
+        "searchspace": "from_dataframe(candidates)" if problem.kind == "pool" else "continuous box",
+        "encoding": ENCODING,
+        "objective": type(objective).__name__,
+        "infeasible": "penalty: worst feasible objective value so far" if problem.constraints else None,
+        "predictions": "Campaign.posterior_stats(recommended rows) right after recommend (not timed)",
+        **_recommender_config(make()),
+    }
+
+    def one(seed: int, budget: int) -> dict:
+        _seed(seed)
+        campaign = make()
+        experiments: list[dict] = []
+        decision_s: list[float] = []
+        predict_s: list[float] = []
+        while len(experiments) < budget:
+            q = min(problem.batch_size, budget - len(experiments))
+            t0 = time.perf_counter()
+            rec = campaign.recommend(batch_size=q)
+            decision_s.append(round(time.perf_counter() - t0, 4))
+            preds = [None] * len(rec)
+            if campaign.measurements is not None and len(campaign.measurements):
+                t0 = time.perf_counter()
+                try:
+                    stats = campaign.posterior_stats(rec[names])
+                    preds = [
+                        {
+                            o.name: [float(row[f"{o.name}_mean"]), float(row[f"{o.name}_std"])]
+                            for o in problem.objectives
+                        }
+                        for _, row in stats.iterrows()
+                    ]
+                except Exception as exc:  # predictions are a bonus: never let them stop the run
+                    config.setdefault("prediction_errors", []).append(repr(exc)[:200])
+                predict_s.append(round(time.perf_counter() - t0, 4))
+            measured = rec[names].copy()
+            for o in problem.objectives:
+                measured[o.name] = 0.0
+            for i, (_, row) in enumerate(rec.iterrows()):
+                point = {n: pc.plain(row[n]) for n in names}
+                outcome = problem.evaluate(point, seed, len(experiments))
+                for o in problem.objectives:
+                    if outcome["feasible"]:
+                        value = outcome["observed"][o.name]
+                    else:
+                        seen = [e["observed"][o.name] for e in experiments if e["feasible"]]
+                        worst = (max if o.direction == "minimize" else min)(seen) if seen else problem.worst
+                        value = worst
+                    measured.iloc[i, measured.columns.get_loc(o.name)] = value
+                experiments.append({"x": point, "pred": preds[i], **outcome})
+            campaign.add_measurements(measured)
+        return {"experiments": experiments, "decision_s": decision_s, "predict_s": predict_s}
+
+    return config, one
+
+
+def cmd_suite(args) -> None:
+    result = pc.base_result(PEER, _version(), "suite", args, {})
+    pc.run_suite(result, args, _suite_prepare)
+
+
 # --------------------------------------------------------------------------- latency
 def cmd_latency(args) -> None:
     from baybe.recommenders import BotorchRecommender
@@ -306,6 +413,7 @@ def main(argv=None) -> None:
         "hartmann6": cmd_hartmann6,
         "latency": cmd_latency,
         "_latency_one": cmd_latency_one,
+        "suite": cmd_suite,
     }[args.cmd](args)
 
 

@@ -153,6 +153,12 @@ def build_parser(peer: str) -> argparse.ArgumentParser:
     )
     common(sp)
 
+    sp = sub.add_parser("suite", help="closed loops on the planner suite's problems (benchmarks/suite_problems.py)")
+    sp.add_argument("--problems", required=True, help="comma-separated problem names")
+    sp.add_argument("--seeds", default="0-9")
+    sp.add_argument("--max-experiments", type=int, default=None, help="cap on each problem's budget (smoke runs)")
+    common(sp)
+
     # internal: one timed latency call in a fresh process (used by `latency`)
     sp = sub.add_parser("_latency_one")
     sp.add_argument("--n", type=int, required=True)
@@ -327,3 +333,55 @@ def run_latency(result: dict, args: argparse.Namespace, script: str) -> dict:
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     write_json(args.out, result)
     return result
+
+
+# --------------------------------------------------------------------------- planner suite
+def suite_problems() -> Any:
+    """benchmarks/suite_problems.py: the suite's problem definitions (numpy, pandas, BoTorch; nothing of peirce's)."""
+    folder = str(REPO_ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import suite_problems as module
+
+    return module
+
+
+def run_suite(result: dict, args: argparse.Namespace, prepare: Callable[[Any], tuple[dict, Callable]]) -> dict:
+    """For each problem: `prepare(problem) -> (config, one)`; then `one(seed, budget) -> {"experiments": [...],
+    "decision_s": [...], ...}` per seed. Each experiment is the problem's outcome (`Problem.evaluate`) plus "x" (the
+    point run) and "pred" ({objective: [mean, sd]} recorded when it was proposed, or null). The JSON is rewritten
+    after every seed (``complete`` false until the last)."""
+    sp = suite_problems()
+    seeds = parse_seeds(args.seeds)
+    result["config"] = {}
+    result["results"] = {}
+    result["complete"] = False
+    for name in [n.strip() for n in args.problems.split(",") if n.strip()]:
+        problem = sp.get(name)
+        budget = problem.experiments if args.max_experiments is None else min(problem.experiments, args.max_experiments)
+        t0 = time.perf_counter()
+        config, one = prepare(problem)
+        config["prepare_s"] = round(time.perf_counter() - t0, 2)
+        result["config"][name] = config
+        result["results"][name] = {}
+        for seed in seeds:
+            seed_everything(seed)
+            t0 = time.perf_counter()
+            run = one(seed, budget)
+            run["wall_s"] = round(time.perf_counter() - t0, 3)
+            result["results"][name][str(seed)] = run
+            write_json(args.out, result)
+            scores = sp.score(problem, run["experiments"], budget)
+            log(f"[{result['peer']} suite] {name} seed {seed}: n={len(run['experiments'])} "
+                f"{sp.metric_name(problem)}={scores:.4g} wall={run['wall_s']:.1f}s")  # fmt: skip
+    result["complete"] = True
+    result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_json(args.out, result)
+    return result
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars as Python numbers (JSON, dictionary keys)."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        return value.item()
+    return value
