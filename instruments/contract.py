@@ -194,8 +194,7 @@ class Driver(ABC):
 
         Nothing is sent when a check fails: the error names the argument and the limit.
         """
-        declared = self.action(action)
-        bound = declared.bind(arguments or {})
+        bound = self.check_arguments(action, arguments or {})
         self.limits.check(self.instrument, action, bound)
         try:
             result = getattr(self, f"do_{action}")(**bound)
@@ -221,6 +220,15 @@ class Driver(ABC):
                 return action
         offered = ", ".join(a.name for a in cls.actions)
         raise InvalidAction(f"{cls.name} has no action '{name}' (offers: {offered})")
+
+    @classmethod
+    def check_arguments(cls, action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """The arguments bound and checked as `execute` checks them before it sends anything: types and the
+        device's range, and whatever a subclass knows of their values without a device (a recipe that cannot be
+        made). InvalidAction or LimitViolation naming the argument. A campaign checks each level of a categorical
+        parameter that an argument takes with this before it runs, so a level no instrument can act on is refused
+        by name instead of failing experiments."""
+        return cls.action(action).bind(arguments)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -29,6 +29,7 @@ carbon come and go with the furnace's air), times each precursor's molar mass.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from instruments.contract import Action, Argument, Driver
@@ -163,13 +164,21 @@ class PowderPrepStation(Driver):
         """STOP: dosing head closed, mill stopped. Idempotent, so it may be retried."""
         self.query("STOP", parse=parse_ok)
 
+    @classmethod
+    def check_arguments(cls, action: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """As the base class, and a recipe must balance onto its target within what a hopper gives."""
+        bound = super().check_arguments(action, arguments)
+        if action == "prepare":
+            masses = recipe_masses(bound["precursors"], bound["target"], bound["target_mmol"])
+            too_much = [name for name, mg in masses.items() if mg > MAX_MG]
+            if too_much:
+                raise InvalidAction(f"prepare.target_mmol: {', '.join(too_much)} would need more than {MAX_MG:g} mg")
+        return bound
+
     # --- actions --------------------------------------------------------------------------------------------------
 
     def do_prepare(self, precursors: str, target: str, target_mmol: float, mill_min: float) -> dict[str, Any]:
-        masses = recipe_masses(precursors, target, target_mmol)  # refused before a byte is sent
-        too_much = [name for name, mg in masses.items() if mg > MAX_MG]
-        if too_much:
-            raise InvalidAction(f"prepare.target_mmol: {', '.join(too_much)} would need more than {MAX_MG:g} mg")
+        masses = recipe_masses(precursors, target, target_mmol)  # checked by check_arguments before this
         # Each of these moves matter: never re-sent; after a lost answer, STAT? tells what the vial holds.
         vial = int(self.query("NEW", idempotent=False, parse=parse_ok_number))
         dosed, worst = 0.0, 0.0

@@ -7,8 +7,10 @@ without running an experiment and raises SpecError naming the field at fault.
 
 from __future__ import annotations
 
+from instruments.errors import InstrumentError
+from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.spec import CampaignSpec, FunctionLab, LookupLab, ManualLab, PythonLab
-from orchestrator.campaign.station import StationLab
+from orchestrator.campaign.station import ActionStepSpec, StationLab
 from orchestrator.errors import SpecError
 from orchestrator.lab.contract import Lab
 from orchestrator.lab.manual import ManualAdapter
@@ -32,12 +34,40 @@ def build_lab(spec: CampaignSpec) -> Lab:
     if isinstance(lab, LookupLab):
         return _build_lookup(spec, lab)
     if isinstance(lab, StationLab):
-        return StationAdapter(StationRuntime(lab), lab.max_concurrency)
+        runtime = StationRuntime(lab)
+        _check_levels(spec, lab, runtime)
+        return StationAdapter(runtime, lab.max_concurrency)
     if isinstance(lab, ManualLab):
         return ManualAdapter(lab, spec.objectives)
     if isinstance(lab, PythonLab):
         return build_python_lab(lab, [o.name for o in spec.objectives])
     raise SpecError("lab", f"unsupported lab {lab!r}")  # unreachable: the spec's union is closed
+
+
+def _check_levels(spec: CampaignSpec, lab: StationLab, runtime: StationRuntime) -> None:
+    """Each level of a categorical parameter that an action's argument takes whole (`{precursor_set}`) is one the
+    driver accepts, with the step's other arguments as written (`Driver.check_arguments`): a level no instrument can
+    act on is a SpecError naming it now, not a failed experiment later. A step whose other arguments are
+    placeholders too is left to the run (their values are not known yet)."""
+    index = {p.name: i for i, p in enumerate(spec.space) if isinstance(p, CategoricalParameter)}
+    for s, step in enumerate(lab.protocol):
+        if not isinstance(step, ActionStepSpec):
+            continue
+        for argument, value in step.args.items():
+            name = whole_placeholder(value)
+            others = [v for a, v in step.args.items() if a != argument]
+            if name not in index or any(placeholders(v) for v in others):
+                continue
+            driver = runtime.driver_classes[step.instrument]
+            parameter = spec.space[index[name]]
+            assert isinstance(parameter, CategoricalParameter)
+            for level in parameter.levels:
+                try:
+                    driver.check_arguments(step.action, {**step.args, argument: level})
+                except InstrumentError as exc:
+                    raise SpecError(
+                        f"space[{index[name]}].levels", f"'{level}' (lab.protocol[{s}].args.{argument}): {exc.message}"
+                    ) from None
 
 
 def _build_lookup(spec: CampaignSpec, lab: LookupLab) -> SimulatedLab:

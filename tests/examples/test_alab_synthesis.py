@@ -52,6 +52,19 @@ def test_the_stated_optimum_is_the_best_of_every_recipe() -> None:
     assert max(v for (name, _, _), v in results.items() if name == "Y2BaCuO5+BaCuO2+CuO") < 0.25  # the trap as a start
 
 
+def test_a_precursor_set_that_cannot_give_the_target_is_refused_by_name(tmp_path: Path) -> None:
+    text = (TEMPLATE / "campaign.yaml").read_text()
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text(text.replace("Y2BaCuO5+BaCuO2+CuO]", "Y2BaCuO5+BaCuO2+CuO, Y2O3+CuO]"))
+    result = invoke("validate", str(campaign), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: space[0].levels: 'Y2O3+CuO' (lab.protocol[0].args.precursors): prepare.precursors: Y2O3+CuO cannot "
+        "give YBa2Cu3O6.5: none of them has Ba"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 @pytest.mark.slow
 def test_a_few_cycles_through_the_cli_on_the_twins(tmp_path: Path) -> None:
     text = (TEMPLATE / "campaign.yaml").read_text()
