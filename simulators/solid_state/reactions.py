@@ -30,8 +30,9 @@ in mmol of reaction extent per hour, with N the amount of solid formula units, x
 reactant j (how often its grains touch the others), m the number of solid reactants (a step of three phases is
 ranked with the pairwise ones rather than made rare by the product of three fractions; m = 1 is first order) and
 kappa = 1.5 per hour. Gases (CO2, O2) leave or come from the furnace's air. The furnace ramps from room temperature at
-the ramp rate, holds, and is cooled fast enough that nothing reacts while it cools (the A-Lab's box furnaces are
-opened and the crucible taken out by a robot).
+the ramp rate, holds, and `fire` takes the sample out hot: nothing reacts while it cools (a quench, which makes
+the recipe's yield a function of the recipe alone). A furnace's own history, its slow cooling included, is followed
+by `fire_profile`, as the furnace twin does.
 """
 
 from __future__ import annotations
