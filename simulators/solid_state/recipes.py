@@ -2,7 +2,7 @@
 
 These are the sets this template's recipe space chooses among, drawn from the kinds of precursor the ARROWS3
 study's YBCO benchmark combined (binary oxides, carbonates and peroxides, and the ternary intermediates themselves);
-the study had 47 sets, here are seven.
+here are seven.
 """
 
 from __future__ import annotations
