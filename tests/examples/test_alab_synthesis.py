@@ -88,7 +88,8 @@ def test_a_few_cycles_through_the_cli_on_the_twins(tmp_path: Path) -> None:
     failed = 0
     for experiment in experiments:
         p = experiment.parameters
-        expected = fire(PRECURSOR_SETS[p["precursor_set"]], float(p["temperature_c"]), float(p["hold_h"]))
+        recipe, temperature, hold = PRECURSOR_SETS[p["precursor_set"]], float(p["temperature_c"]), float(p["hold_h"])
+        nominal, longer = fire(recipe, temperature, hold), fire(recipe, temperature, hold + 1.0)
         mine = [e.detail or {} for e in events if e.entity_id == experiment.id]
         patterns = [d["result"]["pattern"] for d in mine if d.get("action") == "measure_pattern" and "result" in d]
         assert len(patterns) == 1
@@ -99,10 +100,12 @@ def test_a_few_cycles_through_the_cli_on_the_twins(tmp_path: Path) -> None:
         (analysis,) = [d for d in mine if d.get("analyse") == "xrd_phase_fractions" and "result" in d]
         found = analysis["result"]
         assert found["r_wp"] < 0.15
-        # The furnace's profile is not the surrogate's quench (the crucible lags, the furnace cools for hours), and
-        # the pattern has its counting noise: each phase within 5 wt% of the noiseless firing.
+        # The furnace's profile is not the surrogate's quench: the crucible lags, the driver polls, and the furnace
+        # cools for hours, which adds up to about an hour at temperature. Each phase lies between the noiseless
+        # firings of the nominal hold and of an hour more, within 4 wt% (the pattern's counting noise, the fit).
         for name in PHASES:
-            assert found[name.replace(".", "_")] == pytest.approx(expected[name], abs=0.05), (p, name)
+            low, high = sorted((nominal[name], longer[name]))
+            assert low - 0.04 < found[name.replace(".", "_")] < high + 0.04, (p, name)
         assert measured[experiment.id] == pytest.approx(100 * found["YBa2Cu3O6_5"])
         if measured[experiment.id] < 5:
             failed += 1
