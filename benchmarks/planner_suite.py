@@ -7,6 +7,8 @@ Gramacy's constrained problem, Branin–Currin with two objectives) on their con
 
     .venv/bin/python benchmarks/planner_suite.py --seeds 0-9 --peers baybe ax --out benchmarks/out/suite.json
     .venv/bin/python benchmarks/planner_suite.py --quick            # 1 seed, 10 experiments, two problems
+    ... --peer-processes 5                 # each peer's seeds shared among 5 runner processes (a bigger machine)
+    ... --skip ax:direct_arylation ax:aryl_amination    # leave out a method on a problem ("not run" in the table)
 
 How each method is run:
 * peirce bayesian and random: through the planner's Python API (`planners.registry.build_planner` +
@@ -25,7 +27,17 @@ share of measured values within 1 and 2 predicted standard deviations of the pre
 was proposed (peirce: `Proposal.predicted`, the model's latent mean and sd; BayBE: `Campaign.posterior_stats`;
 Ax: `Client.predict`), over the experiments that had one. Seconds per decision: mean wall time of one
 propose / recommend / get_next_trials call for a batch (the peers' prediction calls are not counted).
-The script prints the table and asserts nothing.
+Several objectives: calibration pools both objectives' predictions. peirce's sd is the model's latent sd (no
+observation noise), so on the noisy problem it is expected to cover fewer measurements than a predictive sd would.
+The script prints the table and asserts nothing; the JSON (`--out`) keeps every experiment of every run, and each
+peer's own JSON lies beside it (`<out>.baybe.json`, `<out>.ax.json`).
+
+Cost (estimated from smoke runs and the timings in benchmarks/RESULTS.md, two shared cores, ±2x): 70 decisions per
+seed and method. peirce ~4 min per seed (~20 min for seeds 0-9 on two processes); BayBE ~7 min per seed
+(Branin–Currin's ParetoObjective ~40 s a batch dominates); Ax ~55 min per seed, of which ~45 min are the two
+reaction tables (its one-hot mixed optimiser: 100-350 s a batch there). Seeds 0-9, peers side by side: ~10 h;
+with `--skip ax:direct_arylation ax:aryl_amination` ~2-2.5 h; `--peer-processes` divides the peers' share on a
+machine with more cores.
 """
 
 from __future__ import annotations
@@ -135,11 +147,12 @@ def run_peirce(job: tuple[str, str, int, int]) -> dict:
     }
 
 
-def run_ours(problems: list[str], seeds: list[int], budgets: dict[str, int], processes: int) -> dict:
+def run_ours(problems: dict[str, list[str]], seeds: list[int], budgets: dict[str, int], processes: int) -> dict:
+    """`problems`: method -> the problems it runs."""
     from benchmarks.closed_loop import _one_thread
 
-    jobs = [(m, p, s, budgets[p]) for p in problems for m in METHODS for s in seeds]
-    results: dict[str, dict] = {m: {p: {} for p in problems} for m in METHODS}
+    jobs = [(m, p, s, budgets[p]) for m in METHODS for p in problems[m] for s in seeds]
+    results: dict[str, dict] = {m: {p: {} for p in problems[m]} for m in METHODS}
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     with ProcessPoolExecutor(max_workers=max(1, min(processes, len(jobs))), initializer=_one_thread) as pool:
@@ -255,6 +268,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="processes for peirce/random")
     parser.add_argument("--peer-threads", type=int, default=1, help="torch threads of each peer process")
     parser.add_argument(
+        "--peer-processes", type=int, default=1, help="runner processes per peer, each taking a share of the seeds"
+    )
+    parser.add_argument(
         "--skip", nargs="*", default=[], help="METHOD:PROBLEM pairs not to run, e.g. ax:aryl_amination (method: "
         "peirce, random, baybe, ax)"
     )  # fmt: skip
@@ -274,28 +290,40 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     started = time.perf_counter()
-    peers: dict[str, tuple[subprocess.Popen, Path]] = {}
+    peers: dict[str, list[tuple[subprocess.Popen, Path]]] = {}
     methods: dict[str, dict] = {}
-    # Ours first, on all processes; then the peers side by side (one process each), so timings compare.
+    # Ours first, on all processes; then the peers side by side (--peer-processes each), so timings compare.
     ours_problems = {m: [p for p in problems if (m.split()[0], p) not in skip] for m in METHODS}
-    ours = run_ours(sorted(set(ours_problems[METHODS[0]]) | set(ours_problems[METHODS[1]])), seeds, budgets,
-                    args.processes)  # fmt: skip
-    for method in METHODS:
-        methods[method] = {p: ours[method][p] for p in ours_problems[method] if p in ours[method]}
+    ours = run_ours(ours_problems, seeds, budgets, args.processes)
+    methods.update(ours)
     ours_s = time.perf_counter() - started
+    # Each peer's seeds are dealt round-robin to --peer-processes runners (one JSON each, merged here).
+    groups = [seeds[i :: args.peer_processes] for i in range(min(args.peer_processes, len(seeds)))]
     for peer in args.peers:
         todo = [p for p in problems if (peer, p) not in skip]
-        if todo:
-            out = args.out.with_name(f"{args.out.stem}.{peer}.json")
-            peers[peer] = (run_peer(peer, todo, seeds_spec, cap, args.peer_threads, out), out)
-    for peer, (process, out) in peers.items():
-        if process.wait() != 0:
-            print(f"{peer}: the runner failed (exit {process.returncode}); partial results from {out}", file=sys.stderr)
-        if out.exists():
-            label, results = peer_results(out)
-            methods[label] = results
-        else:
-            methods[peer] = {}
+        if not todo:
+            continue
+        peers[peer] = []
+        # Build (or check) the peer's environment once, before its runners start side by side.
+        subprocess.run(["bash", str(REPO / "benchmarks/peers/setup.sh"), peer], check=True, cwd=REPO)
+        for i, group in enumerate(groups):
+            part = "" if len(groups) == 1 else f".{i}"
+            out = args.out.with_name(f"{args.out.stem}.{peer}{part}.json")
+            group_spec = ",".join(map(str, group))
+            peers[peer].append((run_peer(peer, todo, group_spec, cap, args.peer_threads, out), out))
+    for peer, runs in peers.items():
+        merged: dict[str, dict] = {}
+        label = peer
+        for process, out in runs:
+            if process.wait() != 0:
+                print(
+                    f"{peer}: a runner failed (exit {process.returncode}); partial results from {out}", file=sys.stderr
+                )
+            if out.exists():
+                label, results = peer_results(out)
+                for problem, by_seed in results.items():
+                    merged.setdefault(problem, {}).update(by_seed)
+        methods[label] = merged
     for path in args.peer_json:
         label, results = peer_results(path)
         methods[label] = results
