@@ -312,7 +312,7 @@ def _suite_prepare(problem) -> tuple[dict, object]:
                     if pc.suite_problems().key(candidates[row], names) != pc.suite_problems().key(point, names):
                         moved += 1
                         client.mark_trial_abandoned(trial_index=idx)
-                        point = dict(candidates[row])
+                        point = {n: float(v) if n in numeric else v for n, v in candidates[row].items()}
                         idx = client.attach_trial(parameters=point)
                 chosen.append((idx, point))
             t0 = time.perf_counter()
