@@ -317,7 +317,8 @@ def _suite_prepare(problem) -> tuple[dict, object]:
                 chosen.append((idx, point))
             t0 = time.perf_counter()
             try:
-                predicted = client.predict([pt for _, pt in chosen])
+                with pc.rng_preserved():
+                    predicted = client.predict([pt for _, pt in chosen])
                 preds = [
                     {o.name: list(map(float, pr[_metric(o.name)])) for o in problem.objectives} for pr in predicted
                 ]

@@ -307,7 +307,8 @@ def _suite_prepare(problem) -> tuple[dict, object]:
             if campaign.measurements is not None and len(campaign.measurements):
                 t0 = time.perf_counter()
                 try:
-                    stats = campaign.posterior_stats(rec[names])
+                    with pc.rng_preserved():
+                        stats = campaign.posterior_stats(rec[names])
                     preds = [
                         {
                             o.name: [float(row[f"{o.name}_mean"]), float(row[f"{o.name}_std"])]

@@ -385,3 +385,19 @@ def plain(value: Any) -> Any:
     if hasattr(value, "item") and not isinstance(value, str):
         return value.item()
     return value
+
+
+@contextlib.contextmanager
+def rng_preserved():
+    """Leave Python's, numpy's and torch's global random states as they were: a side call (a prediction for the
+    calibration table) must not change the optimiser's later draws."""
+    import numpy as np
+    import torch
+
+    states = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
