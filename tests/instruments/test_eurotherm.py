@@ -4,10 +4,12 @@ limits refused before a byte is sent, and the furnace's physics and the sample i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import pytest
+import serial
 
 from instruments import modbus
 from instruments.clock import ManualClock
@@ -15,7 +17,7 @@ from instruments.conformance import FAST_SETTINGS, DriverConformance, ParserConf
 from instruments.drivers.eurotherm import REGISTERS, EurothermController
 from instruments.errors import DeviceError, InstrumentTimeout, LimitViolation, ProtocolError
 from instruments.limits import SafetyLimits
-from instruments.transport import frame_gap_s
+from instruments.transport import frame_gap_s, hex_bytes
 from simulators.twins.bench import Bench
 from simulators.twins.eurotherm import EurothermFurnaceTwin, profile_summary
 from simulators.twins.loopback import LoopbackTwin
@@ -360,3 +362,42 @@ def test_profile_summary() -> None:
     heated = [(100.0, 60.0)] + [(200.0 + 10 * i, 60.0) for i in range(70)] + [(900.0, 3600.0)]
     peak, hold_h, ramp = profile_summary(heated)
     assert peak == 900 and hold_h == pytest.approx(1 + 1 / 60) and ramp == pytest.approx(10, rel=0.02)
+
+
+def test_a_frame_cut_off_by_silence_is_dropped_by_the_twin_over_a_pty() -> None:
+    """RTU frames end with silence: half a request, then a pause, then a whole one; only the whole one is answered."""
+    with serve(Bench(time_scale=1, seed=6)) as server:
+        port = serial.serial_for_url(server.url, baudrate=9600, timeout=0.5)
+        try:
+            request = modbus.read_registers_request(1, REGISTERS["ID"], 1)
+            port.write(request[:5])
+            time.sleep(0.2)  # far more than 3.5 character times: the twin drops the fragment
+            port.write(request)
+            reply = port.read(7)
+            assert modbus.parse_read_reply(reply, 1, 1) == (0x3216,)
+            assert port.read(1) == b""  # nothing more: the fragment was never answered
+            assert server.log == [hex_bytes(request)] == ["01 03 00 7A 00 01 A5 D3"]
+        finally:
+            port.close()
+
+
+def test_a_reply_cut_short_is_an_incomplete_frame_and_asked_again(
+    driver: EurothermController, twin: LoopbackTwin
+) -> None:
+    device = furnace(twin)
+    original = device.handle
+    cut = [True]
+
+    def cut_once(request: str) -> list[bytes]:
+        replies = original(request)
+        if cut[0] and replies:
+            cut[0] = False
+            return [replies[0][:-3]]  # the last three bytes lost on the line
+        return replies
+
+    device.handle = cut_once  # type: ignore[method-assign]
+    assert driver.execute("read_temperature")["temperature_c"] == pytest.approx(22, abs=1)
+    entries = driver.transport.transcript.entries
+    assert any(e.direction == "discarded" for e in entries)
+    notes = [e.data for e in entries if e.direction == "note"]
+    assert notes[-1] == "retry 1/2 of read PV.IN (register 1) and 4 after it: timeout"
