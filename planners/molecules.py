@@ -28,7 +28,9 @@ class MoleculeError(ValueError):
     """A SMILES string that RDKit rejects; the message names the molecule."""
 
 
-@lru_cache(maxsize=4096)
+# Larger than a library of a few thousand molecules, so checking the same library again (every time a stored campaign
+# is read) finds every molecule parsed already.
+@lru_cache(maxsize=32768)
 def canonical_smiles(smiles: str) -> str | None:
     """RDKit's canonical SMILES for `smiles`, or None when RDKit rejects it."""
     if not smiles or not smiles.strip():

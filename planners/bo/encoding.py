@@ -90,12 +90,16 @@ class SpaceEncoding:
         self.cat_dims: dict[int, list[float]] = {}
         self.continuous_dims: list[int] = []
         self._scales: dict[int, tuple[float, float]] = {}
+        self._levels: dict[int, dict[str, float]] = {}
         numeric_dims: list[int] = []
         tables: list[tuple[int, Tensor]] = []
         layout = FeatureLayout()
         for i, p in enumerate(self.parameters):
             if isinstance(p, CategoricalParameter | MoleculeParameter):
                 self.cat_dims[i] = [float(k) for k in range(len(p.values))]
+                # A dict, not `values.index`: encoding a library of thousands of molecules is then linear, not
+                # quadratic, in its size.
+                self._levels[i] = {value: float(k) for k, value in enumerate(p.values)}
                 continue
             numeric_dims.append(i)
             if isinstance(p, ContinuousParameter):
@@ -151,7 +155,9 @@ class SpaceEncoding:
 
     def _encode_value(self, i: int, p: Any, value: Any) -> float:
         if i in self.cat_dims:
-            return float(p.values.index(value))
+            if value not in self._levels[i]:
+                raise ValueError(f"{value!r} is not a level of '{p.name}'")  # as `values.index` said
+            return self._levels[i][value]
         return self._scale(i, value)
 
     def _decode_value(self, i: int, p: Any, u: float) -> Any:

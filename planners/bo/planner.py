@@ -7,8 +7,8 @@ One call of `propose`:
 3. fit one GP per objective, warm-started from the previous decision's hyper-parameters (`bo.surrogate`), plus a
    feasibility GP when some experiments were infeasible, so the planner learns where not to go;
 4. build qLogNEI / qLogNEHVI with the pending experiments and the outcome constraints (`bo.acquisition`);
-5. maximise it exactly over a finite space's candidates, or by gradient / alternating search otherwise
-   (`bo.optimize`);
+5. maximise it exactly over a finite space's candidates (past a few thousand, over those a screen of every
+   candidate by the model ranks best), or by gradient / alternating search otherwise (`bo.optimize`);
 6. return each point with the model's predicted mean and standard deviation per objective, and the model state.
 """
 
@@ -29,7 +29,13 @@ from planners.baselines import MAX_ENUMERATED_POINTS, SobolPlanner
 from planners.bo.acquisition import FEASIBLE_LEVEL, OutputConstraint, build_acquisition
 from planners.bo.device import DTYPE, describe, resolve_device
 from planners.bo.encoding import SpaceEncoding
-from planners.bo.optimize import OptimizerSettings, acquisition_values, optimize_finite, optimize_infinite
+from planners.bo.optimize import (
+    OptimizerSettings,
+    acquisition_values,
+    optimize_finite,
+    optimize_infinite,
+    screen,
+)
 from planners.bo.surrogate import fit_models, is_constant
 from planners.molecules import MoleculeError
 from planners.settings import BayesianSettings
@@ -156,8 +162,13 @@ class BayesianPlanner:
             reference_point=reference_point,
             Y_baseline=Y,
         )
+        screened: int | None = None
         if choices is not None:
-            chosen = optimize_finite(acqf, batch_size, encoding.encode(choices), self.optimizer)
+            X_choices = encoding.encode(choices)
+            if X_choices.shape[0] > self.optimizer.screen_above:
+                shortlist = screen(model, X_choices, self.optimizer.screen_keep, self.optimizer.screen_beta)
+                X_choices, screened = X_choices[shortlist], int(shortlist.numel())
+            chosen = optimize_finite(acqf, batch_size, X_choices, self.optimizer)
         else:
             chosen = optimize_infinite(acqf, batch_size, encoding, self.optimizer)
         acquisition_seconds = time.perf_counter() - acquisition_started
@@ -181,6 +192,7 @@ class BayesianPlanner:
             infeasible=len(infeasible),
             pending=len(pending),
             candidates=None if choices is None else len(choices),
+            screened_to=screened,
             hyperparameters=hyper,
             fit=fit_record,
             seconds={
@@ -263,7 +275,11 @@ def _maximin(
     features = features / scale
     if taken:
         ref = encoding.feature_map(encoding.encode(taken)).cpu().numpy() / scale
-        nearest = np.min(((features[:, None, :] - ref[None, :, :]) ** 2).sum(-1), axis=1)
+        # One taken point at a time: all at once is a choices x taken x features array, gigabytes for a library
+        # of thousands of fingerprinted molecules.
+        nearest = np.full(len(choices), np.inf)
+        for row in ref:
+            nearest = np.minimum(nearest, ((features - row) ** 2).sum(-1))
         first: list[int] = []
     else:
         first = [int(rng.integers(len(choices)))]

@@ -38,10 +38,80 @@ class TanimotoKernel(Kernel):
     def forward(self, x1: Tensor, x2: Tensor, diag: bool = False, **params: Any) -> Tensor:
         if diag:
             return torch.ones(x1.shape[:-1], dtype=x1.dtype, device=x1.device)
-        a, b = x1.unsqueeze(-2), x2.unsqueeze(-3)
-        low = torch.minimum(a, b).sum(-1)
-        high = torch.maximum(a, b).sum(-1)
-        return torch.where(high > 0, low / high.clamp_min(1e-12), torch.ones_like(high))
+        if x1.requires_grad or x2.requires_grad:
+            return _minmax(x1, x2)
+        # An acquisition over a library asks for the same few molecules again and again (each candidate beside
+        # the whole baseline and the pending points): the kernel is computed once per pair of distinct rows and
+        # gathered. Fingerprint rows come from a table, so they carry no gradient to lose.
+        rows1, back1 = _distinct_rows(x1.reshape(-1, x1.shape[-1]))
+        rows2, back2 = _distinct_rows(x2.reshape(-1, x2.shape[-1]))
+        asked = math.prod(torch.broadcast_shapes(x1.shape[:-2], x2.shape[:-2])) * x1.shape[-2] * x2.shape[-2]
+        if rows1.shape[0] * rows2.shape[0] > asked:
+            # Pairs only within each batch (a library's candidates each with itself): the table of all distinct
+            # pairs would be larger than what was asked.
+            return _minmax(x1, x2)
+        table = _minmax(rows1, rows2, counts=_whole_counts(rows1) and _whole_counts(rows2))
+        return table[back1.reshape(x1.shape[:-1]).unsqueeze(-1), back2.reshape(x2.shape[:-1]).unsqueeze(-2)]
+
+
+def _distinct_rows(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The distinct rows of `x` (`n x F`) and, for each row, the index of its copy among them. Rows are told apart
+    by a random projection (sorting whole rows costs ten times more) and the grouping is then checked exactly:
+    should two different rows ever project alike, the rows are sorted after all."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    direction = torch.rand(x.shape[-1], generator=generator, dtype=torch.float64).to(x.device, x.dtype)
+    _, first, back = _unique_keys(x @ direction)
+    rows = x[first]
+    if not torch.equal(rows[back], x):
+        rows, back = torch.unique(x, dim=0, return_inverse=True)
+    return rows, back
+
+
+def _unique_keys(keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Distinct values of `keys`, the index of one occurrence of each, and each key's group."""
+    values, back = torch.unique(keys, return_inverse=True)
+    first = torch.empty(values.shape[0], dtype=torch.long, device=keys.device)
+    first.scatter_(0, back, torch.arange(keys.shape[0], device=keys.device))
+    return values, first, back
+
+
+def _minmax(x1: Tensor, x2: Tensor, counts: bool = False) -> Tensor:
+    """sum(min(a, b)) / sum(max(a, b)) for every pair of rows (`... x n x F`, `... x m x F` -> `... x n x m`)."""
+    low = _sum_of_minima_of_counts(x1, x2) if counts else torch.minimum(x1.unsqueeze(-2), x2.unsqueeze(-3)).sum(-1)
+    high = x1.sum(-1).unsqueeze(-1) + x2.sum(-1).unsqueeze(-2) - low  # sum(max) = sum(a) + sum(b) - sum(min)
+    return torch.where(high > 0, low / high.clamp_min(1e-12), torch.ones_like(high))
+
+
+def _whole_counts(x: Tensor) -> bool:
+    return bool(torch.all(x >= 0)) and bool(torch.all(x == torch.round(x)))
+
+
+def _sum_of_minima_of_counts(x1: Tensor, x2: Tensor) -> Tensor:
+    """sum(min(a, b)) over the features of every pair of rows of non-negative whole counts (`n x F`, `m x F` ->
+    `n x m`).
+
+    The direct form materialises an `n x m x F` tensor: gigabytes for a library of thousands of molecules with
+    2,000-bit fingerprints. Here min(a, b) is split as the sum over t = 1..L of [a >= t][b >= t] (L matrix products
+    of indicator matrices) plus min(a - L, b - L) where both exceed L, taken directly, a block of rows at a time,
+    over the few bits where rows on both sides count past L (most fingerprint counts are 0, 1 or 2)."""
+    low = torch.zeros((x1.shape[0], x2.shape[0]), dtype=x1.dtype, device=x1.device)
+    for level in range(1, _MATMUL_LEVELS + 1):
+        low = low + (x1 >= level).to(x1.dtype) @ (x2 >= level).to(x2.dtype).mT
+    bits = (x1 > _MATMUL_LEVELS).any(0) & (x2 > _MATMUL_LEVELS).any(0)
+    if bool(bits.any()):
+        rest1 = (x1[:, bits] - _MATMUL_LEVELS).clamp_min(0)
+        rest2 = (x2[:, bits] - _MATMUL_LEVELS).clamp_min(0)
+        step = max(1, _BLOCK_ELEMENTS // max(1, x2.shape[0] * int(bits.sum())))
+        for start in range(0, x1.shape[0], step):
+            block = torch.minimum(rest1[start : start + step].unsqueeze(1), rest2.unsqueeze(0)).sum(-1)
+            low[start : start + step] += block
+    return low
+
+
+# Elements of one block of the direct part (128 MiB of float64).
+_BLOCK_ELEMENTS = 1 << 24
+# Count levels taken by matrix products; the rest is taken directly on the bits that reach past it.
+_MATMUL_LEVELS = 3
 
 
 def make_kernel(layout: FeatureLayout) -> Kernel:
