@@ -155,6 +155,11 @@ class MoleculeParameter(_Parameter):
 
     type: Literal["molecule"]
     smiles: dict[Annotated[str, Field(min_length=1)], str] = Field(min_length=2)
+    values_from: str | None = Field(
+        default=None,
+        description="A SMILES file (one molecule a line: SMILES, then its name), relative to the campaign file; "
+        "read when the file is loaded, its molecules fill `smiles` and are stored with the campaign.",
+    )
 
     @field_validator("smiles")
     @classmethod

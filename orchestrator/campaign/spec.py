@@ -31,6 +31,7 @@ from instruments.station import placeholders, whole_placeholder
 from orchestrator.campaign.approval import ApprovalRule, check_rules
 from orchestrator.campaign.knowledge_file import check_file
 from orchestrator.campaign.lab_file import resolve_station
+from orchestrator.campaign.library_file import resolve_libraries
 from orchestrator.campaign.notes_file import check_note
 from orchestrator.campaign.notify import Webhook
 from orchestrator.campaign.station import (
@@ -438,6 +439,8 @@ def parse_spec(text: str, base_dir: Path, source: str = "<spec>") -> CampaignSpe
     if isinstance(lab, dict) and "station" in lab and lab.get("lab_file") is not None:
         # The lab's instruments, written into the spec: the stored campaign never reads the lab file again.
         data = {**data, "lab": resolve_station(lab, base_dir)}
+    # A library of molecules in a file is written into the spec the same way.
+    data = resolve_libraries(data, base_dir)
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as exc:
