@@ -40,7 +40,8 @@ def build_lab(spec: CampaignSpec) -> Lab:
     if isinstance(lab, ManualLab):
         return ManualAdapter(lab, spec.objectives)
     if isinstance(lab, PythonLab):
-        return build_python_lab(lab, [o.name for o in spec.objectives])
+        molecules = {p.name: p.smiles for p in spec.space if isinstance(p, MoleculeParameter)}
+        return build_python_lab(lab, [o.name for o in spec.objectives], molecules)
     raise SpecError("lab", f"unsupported lab {lab!r}")  # unreachable: the spec's union is closed
 
 

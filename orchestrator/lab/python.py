@@ -6,7 +6,11 @@ given the lab's `options` as keyword arguments, and, when it takes them, `key` (
 `attempt` (1 for the first attempt, 2 for the first retry…: the key stays the same through retries, so a function
 that should draw anew on a retry uses this; it is read from the database, so it holds in a resumed process too)
 and `journal` (a callable `journal(kind, detail)` that writes an event of the experiment, such as the steps a robot
-twin runs). With a `duration`, each experiment takes that long in the lab's time: its results are held in a request
+twin runs), and `smiles` ({parameter: SMILES} of the molecules chosen for the molecule parameters: the lab makes
+structures, the campaign names them). The function may instead return a `simulators.base.SimulationResult`:
+`SimulationResult(infeasible=True, reason="no product")` says the science said no (the experiment ends
+`infeasible`, fed to the feasibility model, never retried), and `SimulationResult(values={...})` is the same as the
+mapping. With a `duration`, each experiment takes that long in the lab's time: its results are held in a request
 released when the time is up (`people.scheduled`), so the campaign can pause meanwhile. It is
 resolved when the lab is built, so `peirce validate` and `peirce run` refuse a function that cannot be imported
 before anything is written (`lab.python: …`). An exception raised inside it is the experiment's failure
@@ -30,6 +34,7 @@ from orchestrator.campaign.spec import LabDuration, PythonLab
 from orchestrator.errors import SpecError
 from orchestrator.lab.contract import HandedToPerson, LabFailure, LabResult
 from orchestrator.store.models import utcnow
+from simulators.base import SimulationResult
 
 ENTRY_POINT_GROUP = "peirce.labs"
 FIELD = "lab.python"
@@ -102,6 +107,7 @@ class PythonFunctionLab:
         name: str,
         options: Mapping[str, Any] | None = None,
         duration: LabDuration | None = None,
+        molecules: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.function = function
         self.outcomes = outcomes
@@ -109,6 +115,7 @@ class PythonFunctionLab:
         self.name = name
         self.options = dict(options or {})
         self.duration = duration
+        self.molecules = {name: dict(smiles) for name, smiles in (molecules or {}).items()}
         takes = _keywords(function)
         # Only what the function names is passed: a function of the parameters alone stays valid.
         self.takes: set[str] | _Any = _Any() if takes is None else takes
@@ -121,10 +128,23 @@ class PythonFunctionLab:
             extra["attempt"] = getattr(journal, "attempt", 1)  # a bare callable journal: a first attempt
         if "journal" in self.takes:
             extra["journal"] = journal
+        if "smiles" in self.takes:
+            extra["smiles"] = {name: self.molecules[name].get(parameters[name], "") for name in self.molecules}
         try:
             answer = self.function(dict(parameters), **extra)
         except Exception as exc:  # whatever the function raised is the experiment's failure, with its message
             raise LabFailure(f"{self.name} raised {_said(exc)}", detail={"error": type(exc).__name__}) from exc
+        if isinstance(answer, SimulationResult):
+            if answer.infeasible:
+                if self.duration is not None:
+                    # A scheduled release carries values only; saying no after the lab's time is not supported yet.
+                    raise LabFailure(
+                        f"{self.name} said infeasible, which a lab with a duration cannot report",
+                        retryable=False,
+                        detail={"error": "BadAnswer"},
+                    )
+                return LabResult(infeasible=True, reason=answer.reason or f"{self.name} said infeasible")
+            answer = answer.values
         values = self._values(answer)
         if self.duration is not None:
             raise HandedToPerson(self._scheduled(parameters, values, self.duration))
@@ -200,14 +220,22 @@ class _Any:
         return True
 
 
-def build_python_lab(lab: PythonLab, outcomes: list[str]) -> PythonFunctionLab:
+def build_python_lab(
+    lab: PythonLab, outcomes: list[str], molecules: Mapping[str, Mapping[str, str]] | None = None
+) -> PythonFunctionLab:
     """The lab of a `lab: {python: …}` spec, its function resolved now (SpecError when it cannot be, or when it does
-    not take one of `lab.options`)."""
+    not take one of `lab.options`). `molecules`: {parameter: {name: SMILES}} of the space's molecule parameters."""
     function = resolve(lab)
     takes = _keywords(function)
     for name in lab.options:
         if takes is not None and name not in takes:
             raise SpecError(f"lab.options.{name}", f"'{lab.python.strip()}' takes no argument '{name}'")
     return PythonFunctionLab(
-        function, outcomes, lab.max_concurrency, lab.python.strip(), options=lab.options, duration=lab.duration
+        function,
+        outcomes,
+        lab.max_concurrency,
+        lab.python.strip(),
+        options=lab.options,
+        duration=lab.duration,
+        molecules=molecules,
     )

@@ -52,3 +52,15 @@ def fails_first(parameters: dict[str, Any], *, attempt: int = 1) -> dict[str, fl
     if attempt == 1:
         raise ConnectionError("the furnace did not answer on the first attempt")
     return {"y": bowl(parameters["x1"], parameters["x2"])}
+
+
+def make(parameters: dict[str, Any], *, smiles: dict[str, str]) -> Any:
+    """A synthesis lab for a molecule parameter `m`: a molecule with a nitrogen cannot be made (infeasible, with the
+    reason), any other gives `y`, the number of letters of its SMILES; every SMILES it was given is kept in CALLS."""
+    from simulators.base import SimulationResult
+
+    CALLS.append({"parameters": dict(parameters), "smiles": dict(smiles)})
+    made = smiles["m"]
+    if "N" in made.upper().replace("NA", ""):
+        return SimulationResult(infeasible=True, reason=f"no product from {parameters['m']}")
+    return SimulationResult(values={"y": float(sum(c.isalpha() for c in made))})

@@ -200,3 +200,36 @@ def test_a_function_lab_runs_on_the_prefect_engine_too(tmp_path: Path) -> None:
     assert "bowl finished: budget of 4 experiments spent" in ran.stdout
     for experiment in _experiments(url):
         assert experiment.measurements[0].value == bowl(experiment.parameters["x1"], experiment.parameters["x2"])
+
+
+def test_a_function_is_given_the_smiles_it_makes_and_can_say_infeasible(tmp_path: Path) -> None:
+    molecules = {"ethanol": "CCO", "ethylamine": "CCN", "benzene": "c1ccccc1", "pyridine": "c1ccncc1"}
+    spec = write_spec(
+        tmp_path / "make.yaml",
+        _spec(
+            {"python": "tests.orchestrator.lab.python_labs:make"},
+            name="make",
+            space=[{"name": "m", "type": "molecule", "smiles": molecules}],
+            budget={"experiments": 4, "batch_size": 2},
+        ),
+    )
+    python_labs.CALLS.clear()
+    url = f"sqlite:///{tmp_path / 'make.db'}"
+    ran = invoke("run", str(spec), "--db", url, "--engine", "inline", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    experiments = {e.parameters["m"]: e for e in _experiments(url)}
+    assert set(experiments) == set(molecules)
+    assert sorted((c["parameters"]["m"], c["smiles"]["m"]) for c in python_labs.CALLS) == sorted(molecules.items())
+    for name in ("ethylamine", "pyridine"):  # the science said no: infeasible, no measurement, not retried
+        experiment = experiments[name]
+        assert (experiment.state, experiment.attempts, experiment.measurements) == ("infeasible", 1, [])
+    for name, atoms in (("ethanol", 3.0), ("benzene", 6.0)):
+        (measurement,) = experiments[name].measurements
+        assert (experiments[name].state, measurement.value) == ("completed", atoms)
+    db = open_database(url, read_only=True)
+    with db.session() as session:
+        reasons = sorted(
+            (e.detail or {})["reason"] for e in session.scalars(select(Event).where(Event.to_state == "infeasible"))
+        )
+    db.dispose()
+    assert reasons == ["no product from ethylamine", "no product from pyridine"]
