@@ -50,9 +50,8 @@ def test_a_few_cycles_through_the_cli_on_the_twins(tmp_path: Path) -> None:
     text = (TEMPLATE / "campaign.yaml").read_text()
     assert "experiments: 30" in text and "time_scale: 14400" in text
     campaign = tmp_path / "campaign.yaml"
-    campaign.write_text(
-        text.replace("experiments: 30", "experiments: 3").replace("time_scale: 14400", "time_scale: 28800")
-    )
+    # At the template's own time scale: faster, the driver's polling (wall time) would add more unplanned hold.
+    campaign.write_text(text.replace("experiments: 30", "experiments: 3"))
     db_url = f"sqlite:///{tmp_path / 'x.db'}"
     result = invoke("run", str(campaign), "--db", db_url, "--engine", "inline", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
