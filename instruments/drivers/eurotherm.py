@@ -4,7 +4,10 @@ rate limit, its process value, standby.
 Implemented from Eurotherm, "3200 Series PID Temperature Controllers, Engineering Handbook" (HA027986), chapter
 "Digital Communications" (Modbus RTU, the parameter address table), whose addresses are those of the 2000 series
 ("2000 Series Communications Handbook", HA026230, the "lower" 16-bit register area), and from the Modbus
-specifications for the framing (`instruments.modbus`). The registers used:
+specifications for the framing (`instruments.modbus`). The register addresses below were taken from those tables
+as open-source drivers of these controllers reproduce them, not checked against a copy of the handbook itself; ID
+(122) and IM (199, with its numbering of modes) are the least certain. Before driving a real controller, check
+each address against its own handbook (and with `peirce instruments` read-only actions first). The registers used:
 
 | register | mnemonic | what | access |
 |---|---|---|---|
