@@ -216,9 +216,17 @@ class BayesianPlanner:
         """A design that covers the space before any model exists."""
         if choices is None:
             return SobolPlanner(seed=self.seed).propose(problem, observations, pending, batch_size, seed).proposals
+        rng = np.random.default_rng(seed)
+        if len(choices) > self.optimizer.screen_above:
+            # Over thousands of candidates in hundreds of feature dimensions a maximin design picks outliers, not a
+            # cover: over a library of 4,892 fingerprinted molecules it chose the largest and strangest, and 15 of
+            # its first 16 could not be made (the library's rate is 12 %). A uniform draw represents the library.
+            rationale = "a uniform draw from the candidates (too many for a maximin design) before the model has data"
+            picked = [int(i) for i in rng.choice(len(choices), size=min(batch_size, len(choices)), replace=False)]
+            return [Proposal(parameters=choices[i], rationale=rationale) for i in picked]
         rationale = "space-filling design (maximin over the candidates' features) before the model has data"
         taken = [o.parameters for o in observations] + list(pending)
-        picked = _maximin(encoding, choices, taken, batch_size, np.random.default_rng(seed))
+        picked = _maximin(encoding, choices, taken, batch_size, rng)
         return [Proposal(parameters=choices[i], rationale=rationale) for i in picked]
 
 

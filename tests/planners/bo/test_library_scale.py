@@ -8,8 +8,12 @@ from typing import Any
 import pytest
 import torch
 
+from planners.base import PlanningProblem
 from planners.bo.optimize import screen
+from planners.bo.planner import BayesianPlanner
 from planners.bo.surrogate import TanimotoKernel, _minmax
+from planners.settings import BayesianSettings
+from planners.space import IntegerParameter, Objective, Space
 
 
 def _counts(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -72,3 +76,18 @@ def test_several_outputs_keep_the_pareto_layers_of_the_bounds_in_order() -> None
     # The second front is 3 and 5; of them, 3 has the larger sum of standardised bounds.
     assert screen(model, choices, keep=4).tolist() == [0, 1, 2, 3]
     assert screen(model, choices, keep=5).tolist() == [0, 1, 2, 3, 5]
+
+
+def test_the_first_batch_over_thousands_of_candidates_is_a_uniform_draw_not_the_outliers() -> None:
+
+    # 3,600 candidates: a maximin design puts its points on the edges of the grid (6.5 % of it); a uniform draw
+    # puts about one point in fifteen there.
+    axes = [IntegerParameter(name=n, type="integer", bounds=(0, 59)) for n in ("a", "b")]
+    problem = PlanningProblem(
+        space=Space(parameters=tuple(axes)), objectives=(Objective(name="y", direction="maximize"),)
+    )
+    planner = BayesianPlanner(BayesianSettings(kind="bayesian"))
+    points = [p.parameters for seed in range(5) for p in planner.propose(problem, [], [], 8, seed).proposals]
+    on_edge = [p for p in points if {p["a"], p["b"]} & {0, 59}]
+    assert len(points) == 40 and len(on_edge) <= 8, on_edge
+    assert all(len({(p["a"], p["b"]) for p in points[i : i + 8]}) == 8 for i in range(0, 40, 8))
