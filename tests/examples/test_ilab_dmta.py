@@ -133,7 +133,7 @@ def test_a_few_cycles_through_the_cli(tmp_path: Path) -> None:
             assert values["activity"] == pytest.approx(ilab.activity_proxy(smiles), abs=4 * 0.005)
         # The first batch is a space-filling design; the second was chosen by the model after it screened every
         # molecule not yet made (the library less the first batch) down to a shortlist.
-        first, second = (d.model_state or {} for d in decisions)
+        first, second = ((d.model_state or {})["planner"] for d in decisions)
         assert first["phase"] == "space-filling"
         assert second["phase"] == "model" and second["acquisition"] == "qLogNEHVI"
         assert second["candidates"] == len(library) - 8 and second["screened_to"] == 256
