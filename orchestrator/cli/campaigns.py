@@ -104,7 +104,13 @@ def _init_from_template(name: str, folder: Path, force: bool) -> None:
 
 def _generated(path: Path) -> bool:
     """What running a template leaves beside it (caches, databases, reports), never part of the template."""
-    return "__pycache__" in path.parts or path.suffix in (".pyc", ".db") or path.name.endswith("-report.html")
+    # SQLite's write-ahead log and shared memory (`x.db-wal`, `x.db-shm`) and rollback journal stay beside a
+    # database while a run is alive or after it was killed.
+    return (
+        "__pycache__" in path.parts
+        or path.suffix in (".pyc", ".db", ".db-wal", ".db-shm", ".db-journal")
+        or path.name.endswith("-report.html")
+    )
 
 
 @commands.command()

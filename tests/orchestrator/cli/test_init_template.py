@@ -19,6 +19,8 @@ def examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (folder / "bench" / "README.md").write_text("# bench\n")
     (folder / "bench" / "notes" / "a.txt").write_text("a note\n")
     (folder / "bench" / "t.db").write_bytes(b"left by a run")
+    for suffix in ("-wal", "-shm", "-journal"):  # left by a run still alive, or killed
+        (folder / "bench" / f"t.db{suffix}").write_bytes(b"")
     (folder / "bench" / "__pycache__").mkdir()
     (folder / "bench" / "__pycache__" / "x.pyc").write_bytes(b"")
     (folder / "hartmann6.yaml").write_text("name: h\n")  # a campaign file, not a template
