@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from instruments.station import ManualStep, PersonEntry
@@ -27,6 +28,7 @@ from orchestrator.lab.contract import ExperimentJournal, HandedToPerson, LabAban
 from orchestrator.people.requests import answer, open_request, open_requests
 from orchestrator.people.results import write_measurements
 from orchestrator.people.steps import await_step
+from orchestrator.records.events import ACTION_KINDS, ActionDetail
 from orchestrator.store.artifacts import store_arrays
 from orchestrator.store.models import Campaign, CampaignStatus, Experiment, ExperimentState, RequestKind
 from orchestrator.store.records import add_event, move_experiment
@@ -142,6 +144,8 @@ def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Experimen
     manual step to a person and waits for the entry (`people.steps.await_step`), fenced like every act."""
 
     def write(kind: str, detail: dict[str, Any]) -> None:
+        if kind in ACTION_KINDS:
+            _check_action(kind, detail)
         with ctx.db.session() as session:
             # Arrays an action returned (spectra) are stored as the experiment's data products, in this transaction.
             detail = store_arrays(detail, ctx.db.artifacts, session)
@@ -156,6 +160,19 @@ def journal(ctx: CampaignContext, experiment_id: int, attempt: int) -> Experimen
 
     hold = ctx.holds.for_attempt(write, experiment_id, attempt) if ctx.holds is not None else None
     return ExperimentJournal(write, ask_person, hold, attempt)
+
+
+def _check_action(kind: str, detail: dict[str, Any]) -> None:
+    """Refuse, as the writer's error, an action's detail that `peirce status`, the report and the export could not
+    read back (a Python-function lab writes what it likes: an unknown key once made every later `status` fail)."""
+    try:
+        ActionDetail.model_validate(detail)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"]) or "detail"
+        said = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        known = ", ".join(ActionDetail.model_fields)
+        raise ValueError(f"journal: the detail of {kind} has {said} '{where}' (an action's keys: {known})") from None
 
 
 def _outcome(

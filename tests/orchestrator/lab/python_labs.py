@@ -64,3 +64,9 @@ def make(parameters: dict[str, Any], *, smiles: dict[str, str]) -> Any:
     if "N" in made.upper().replace("NA", ""):
         return SimulationResult(infeasible=True, reason=f"no product from {parameters['m']}")
     return SimulationResult(values={"y": float(sum(c.isalpha() for c in made))})
+
+
+def chatty(parameters: dict[str, Any], *, journal: Any) -> dict[str, float]:
+    """A lab that journals an action with a key no action has (`molecule`, where `args` belongs)."""
+    journal("action-done", {"instrument": "bowl", "action": "measure", "molecule": "x"})
+    return {"y": bowl(parameters["x1"], parameters["x2"])}

@@ -233,3 +233,17 @@ def test_a_function_is_given_the_smiles_it_makes_and_can_say_infeasible(tmp_path
         )
     db.dispose()
     assert reasons == ["no product from ethylamine", "no product from pyridine"]
+
+
+def test_an_action_journalled_with_an_unknown_key_is_the_functions_failure_and_status_still_reads(
+    tmp_path: Path,
+) -> None:
+    lab = {"python": "tests.orchestrator.lab.python_labs:chatty"}
+    spec = write_spec(tmp_path / "bowl.yaml", _spec(lab, budget={"experiments": 1, "batch_size": 1, "max_retries": 0}))
+    url = f"sqlite:///{tmp_path / 'bowl.db'}"
+    assert invoke("run", str(spec), "--db", url, "--engine", "inline", cwd=tmp_path).returncode == 0
+    (experiment,) = _experiments(url)
+    assert experiment.state == "failed"
+    assert "journal: the detail of action-done has unknown key 'molecule'" in (experiment.error or "")
+    status = invoke("status", "bowl", "--db", url, cwd=tmp_path)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status
