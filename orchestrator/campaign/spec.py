@@ -394,6 +394,10 @@ def json_schema() -> dict[str, Any]:
         ]
         del wait["type"]
     defs["Objective"]["properties"]["direction"]["enum"] += ["maximise", "minimise"]
+    # A molecule parameter's molecules are listed (smiles) or read from a file (values_from) when the file is loaded.
+    molecule = defs["MoleculeParameter"]
+    molecule["required"] = [name for name in molecule["required"] if name != "smiles"]
+    molecule["anyOf"] = [{"required": ["smiles"]}, {"required": ["values_from"]}]
     # With lab_file, a station names the lab's instruments: a list, or a mapping to narrower limits.
     station = defs["StationLab"]["properties"]
     station["instruments"] = {

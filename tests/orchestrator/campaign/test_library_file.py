@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from orchestrator.campaign.spec import CampaignSpec, load_spec
+from orchestrator.campaign.spec import CampaignSpec, json_schema, load_spec
 from planners.space import MoleculeParameter
 from tests.campaigns import write_spec
 from tests.orchestrator.cli.helpers import invoke, one_error
@@ -69,3 +70,13 @@ def test_a_bad_library_is_one_line_naming_the_field_and_the_line(
     result = invoke("validate", str(_campaign(tmp_path, library, **extra)), cwd=tmp_path)
     line = one_error(result, expected)
     assert line.startswith(f"error: {field}"), line
+
+
+def test_the_json_schema_takes_a_library_from_a_file_or_inline_but_not_neither(tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json_schema())
+    data = yaml.safe_load(_campaign(tmp_path, None).read_text())
+    assert validator.is_valid(data)
+    inline = {k: v for k, v in data["space"][1].items() if k != "values_from"}
+    assert validator.is_valid({**data, "space": [data["space"][0], {**inline, "smiles": {"a": "C", "b": "O"}}]})
+    assert not validator.is_valid({**data, "space": [data["space"][0], inline]})
