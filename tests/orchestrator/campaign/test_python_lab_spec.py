@@ -172,11 +172,11 @@ def test_a_function_of_the_parameters_alone_gets_neither_key_nor_journal() -> No
     assert python_labs.CALLS == [POINT]
 
 
-def test_a_function_taking_any_keyword_gets_options_key_attempt_and_journal() -> None:
+def test_a_function_taking_any_keyword_gets_options_key_attempt_journal_and_smiles() -> None:
     lab = build_lab(parse({"python": MEASURE.replace("measure", "anything"), "options": {"seed": 4}}))
     python_labs.CALLS.clear()
     lab.run(POINT, "timed:2", lambda kind, detail: None)
-    assert python_labs.CALLS == [{"parameters": POINT, "given": ["attempt", "journal", "key", "seed"]}]
+    assert python_labs.CALLS == [{"parameters": POINT, "given": ["attempt", "journal", "key", "seed", "smiles"]}]
 
 
 def test_with_a_duration_the_results_are_held_until_the_lab_time_is_up() -> None:
