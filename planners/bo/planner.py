@@ -302,9 +302,13 @@ def _maximin(
 
 
 def _predict(model: Any, X: torch.Tensor, names: list[str], signs: torch.Tensor) -> list[dict[str, Prediction]]:
-    """Posterior mean and standard deviation of each objective at each row of `X`, in the objectives' own units."""
+    """The predicted measurement of each objective at each row of `X`, in the objectives' own units: the posterior
+    mean, and the standard deviation of a measurement there (the latent function's posterior and the fitted
+    measurement noise). The latent sd alone is the model's doubt about the function, not about what the
+    instrument will read: measurements scatter around the function by the noise too, and an interval without it
+    holds too few of them (on reaction tables 53 % within one sd and 79 % within two)."""
     with torch.no_grad():
-        posterior = model.posterior(X)
+        posterior = model.posterior(X, observation_noise=True)
         mean = posterior.mean.detach().cpu()[:, : len(names)] * signs
         std = posterior.variance.clamp_min(0).sqrt().detach().cpu()[:, : len(names)]
     return [

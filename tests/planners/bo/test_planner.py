@@ -267,3 +267,19 @@ def test_tanimoto_kernel_matches_its_definition() -> None:
     # minmax(a, b) = sum(min) / sum(max): (0 + 0 + 1) / (1 + 1 + 2) = 0.25
     assert torch.allclose(K, torch.tensor([[1.0, 0.25], [0.25, 1.0]], dtype=torch.float64))
     assert torch.linalg.eigvalsh(K).min() > 0
+
+
+def test_a_prediction_is_of_a_measurement_so_its_sd_holds_the_noise() -> None:
+    """Sixty measurements of a smooth function on [0, 1] with noise of sd 0.3: the function itself is pinned down
+    near the chosen points (its posterior sd there is about 0.07), but a new measurement still scatters by the
+    noise. The predicted sd is that of a measurement: near the noise, not the function's doubt alone."""
+    space = Space(parameters=(ContinuousParameter(name="x", type="continuous", bounds=(0, 1)),))
+    rng = np.random.default_rng(5)
+    observations = [
+        Observation(parameters={"x": float(x)}, values={"y": math.sin(3 * x) + float(rng.normal(0, 0.3))})
+        for x in rng.uniform(0, 1, 60)
+    ]
+    plan = planner().propose(PlanningProblem(space, MAXIMIZE_Y), observations, [], 4, seed=3)
+    for proposal in plan.proposals:
+        # The fitted noise falls short of 0.3 under the noise prior (a calibration issue of its own).
+        assert 0.2 < proposal.predicted["y"].std < 0.45
