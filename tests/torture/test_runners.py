@@ -35,7 +35,9 @@ BUDGET = 15
 
 def _spec(folder: Path) -> Path:
     data = hartmann_spec(budget={"experiments": BUDGET, "batch_size": 3})
-    data["lab"] = {**data["lab"], "delay_s": 0.1}  # experiments long enough for runners to overlap
+    # Experiments long enough for the three runners to overlap: CI once started the third after the first had
+    # finished (at 0.1 s an experiment), and it was refused as completed rather than as being run.
+    data["lab"] = {**data["lab"], "delay_s": 0.5}
     return write_spec(folder / "c.yaml", data)
 
 
