@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from instruments.contract import Action, Argument, Driver
-from instruments.errors import DeviceError, InstrumentTimeout, InvalidAction, ProtocolError
+from instruments.drivers.generic_line import LineAnswers
+from instruments.errors import InstrumentTimeout, InvalidAction, ProtocolError
 from instruments.powder import balance, molar_mass
 from instruments.transport import SerialSettings
 
@@ -48,34 +49,17 @@ ERRORS = {
 _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _STAT = re.compile(rf"STAT ([0-9]{{1,9}}),([0-9]{{1,4}}),({_NUMBER}),(IDLE|MILLING)")
 _OK_NUMBER = re.compile(rf"OK ({_NUMBER})")
-_ERR = re.compile(r"ERR ([0-9])")
 MAX_MG = 10000.0  # what one dose may ask of a hopper
 
 
-def _text(line: object) -> str:
-    if not isinstance(line, str):
-        raise ProtocolError("answer is not text", received=repr(line))
-    return line.strip()
-
-
-def _raise_if_error(text: str) -> None:
-    match = _ERR.fullmatch(text)
-    if match:
-        code = match.group(1)
-        raise DeviceError(f"preparation station error {code}: {ERRORS.get(code, 'unknown')}", code=code)
-
-
-def parse_ok(line: str) -> None:
-    text = _text(line)
-    _raise_if_error(text)
-    if text != "OK":
-        raise ProtocolError("answer is not OK", received=text)
+_ANSWERS = LineAnswers("preparation station", ERRORS)
+parse_ok = _ANSWERS.ok
+parse_identity = _ANSWERS.identity
 
 
 def parse_ok_number(line: str) -> float:
     """`OK <number>` (the vial taken by NEW, the milligrams a DOSE landed)."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _OK_NUMBER.fullmatch(text)
     if match is None:
         raise ProtocolError("answer is not OK <number>", received=text)
@@ -84,8 +68,7 @@ def parse_ok_number(line: str) -> float:
 
 def parse_status(line: str) -> dict[str, Any]:
     """`STAT <vial>,<doses>,<mg>,<state>`."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _STAT.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to STAT? is not STAT <vial>,<doses>,<mg>,<state>", received=text)
@@ -95,15 +78,6 @@ def parse_status(line: str) -> dict[str, Any]:
         "vial_mg": float(match.group(3)),
         "state": match.group(4),
     }
-
-
-def parse_identity(line: str) -> dict[str, str]:
-    text = _text(line)
-    _raise_if_error(text)
-    fields = [field.strip() for field in text.split(",")]
-    if len(fields) != 4 or not all(fields):
-        raise ProtocolError("*IDN? answer is not <maker>,<model>,<serial>,<firmware>", received=text)
-    return dict(zip(("manufacturer", "model", "serial", "firmware"), fields, strict=True))
 
 
 def recipe_masses(precursors: str, target: str, target_mmol: float) -> dict[str, float]:

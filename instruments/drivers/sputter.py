@@ -26,6 +26,7 @@ import re
 from typing import Any, ClassVar
 
 from instruments.contract import Action, Argument, Driver
+from instruments.drivers.generic_line import LineAnswers
 from instruments.errors import DeviceError, InstrumentTimeout, ProtocolError
 from instruments.transport import SerialSettings
 
@@ -42,34 +43,17 @@ _NUMBER = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 _STAT = re.compile(rf"STAT ({'|'.join(STATES)}),([0-9]{{1,9}}),({_NUMBER}),({_NUMBER})")
 _RECIPE = re.compile(rf"RCP ({_NUMBER}),({_NUMBER}),({_NUMBER}),({_NUMBER}),({_NUMBER})")
 _OK_RUN = re.compile(r"OK ([0-9]{1,9})")
-_ERR = re.compile(r"ERR ([0-9])")
 RECIPE = ("ar_sccm", "o2_sccm", "power_w", "substrate_c", "time_min")
 
 
-def _text(line: object) -> str:
-    if not isinstance(line, str):
-        raise ProtocolError("answer is not text", received=repr(line))
-    return line.strip()
-
-
-def _raise_if_error(text: str) -> None:
-    match = _ERR.fullmatch(text)
-    if match:
-        code = match.group(1)
-        raise DeviceError(f"controller error {code}: {ERRORS.get(code, 'unknown')}", code=code)
-
-
-def parse_ok(line: str) -> None:
-    text = _text(line)
-    _raise_if_error(text)
-    if text != "OK":
-        raise ProtocolError("answer is not OK", received=text)
+_ANSWERS = LineAnswers("controller", ERRORS)
+parse_ok = _ANSWERS.ok
+parse_identity = _ANSWERS.identity
 
 
 def parse_run(line: str) -> int:
     """`OK <run>` to RUN: the number of the run started."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _OK_RUN.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to RUN is not OK <run>", received=text)
@@ -78,8 +62,7 @@ def parse_run(line: str) -> int:
 
 def parse_status(line: str) -> dict[str, Any]:
     """`STAT <state>,<runs>,<substrate_c>,<thickness_nm>`."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _STAT.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to STAT? is not STAT <state>,<runs>,<substrate_c>,<thickness_nm>", received=text)
@@ -93,21 +76,11 @@ def parse_status(line: str) -> dict[str, Any]:
 
 def parse_recipe(line: str) -> tuple[float, ...]:
     """`RCP <ar>,<o2>,<power>,<substrate>,<minutes>`."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _RECIPE.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to RCP? is not RCP <five numbers>", received=text)
     return tuple(float(value) for value in match.groups())
-
-
-def parse_identity(line: str) -> dict[str, str]:
-    text = _text(line)
-    _raise_if_error(text)
-    fields = [field.strip() for field in text.split(",")]
-    if len(fields) != 4 or not all(fields):
-        raise ProtocolError("*IDN? answer is not <maker>,<model>,<serial>,<firmware>", received=text)
-    return dict(zip(("manufacturer", "model", "serial", "firmware"), fields, strict=True))
 
 
 class SputterController(Driver):

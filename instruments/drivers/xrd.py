@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from instruments.arrays import ArrayData, Axis
 from instruments.contract import Action, Argument, Driver
+from instruments.drivers.generic_line import LineAnswers, answer_text
 from instruments.errors import DeviceError, InstrumentTimeout, ProtocolError
 from instruments.transport import SerialSettings
 
@@ -49,34 +50,17 @@ _SCAN = re.compile(rf"SCAN ({_NUMBER}),({_NUMBER}),({_NUMBER}),({_NUMBER})")
 _DATA = re.compile(rf"DATA ([0-9]{{1,6}}),({_NUMBER}),({_NUMBER})")
 _COUNTS = re.compile(r"[0-9]{1,9}(?:,[0-9]{1,9}){0,9}")
 _OK_RUN = re.compile(r"OK ([0-9]{1,9})")
-_ERR = re.compile(r"ERR ([0-9])")
 SCAN = ("start_deg", "stop_deg", "step_deg", "seconds_per_step")
 
 
-def _text(line: object) -> str:
-    if not isinstance(line, str):
-        raise ProtocolError("answer is not text", received=repr(line))
-    return line.strip()
-
-
-def _raise_if_error(text: str) -> None:
-    match = _ERR.fullmatch(text)
-    if match:
-        code = match.group(1)
-        raise DeviceError(f"diffractometer error {code}: {ERRORS.get(code, 'unknown')}", code=code)
-
-
-def parse_ok(line: str) -> None:
-    text = _text(line)
-    _raise_if_error(text)
-    if text != "OK":
-        raise ProtocolError("answer is not OK", received=text)
+_ANSWERS = LineAnswers("diffractometer", ERRORS)
+parse_ok = _ANSWERS.ok
+parse_identity = _ANSWERS.identity
 
 
 def parse_run(line: str) -> int:
     """`OK <scan>` to RUN: the number of the scan started."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _OK_RUN.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to RUN is not OK <scan>", received=text)
@@ -85,8 +69,7 @@ def parse_run(line: str) -> int:
 
 def parse_status(line: str) -> dict[str, Any]:
     """`STAT <state>,<scans>,<points_done>`."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _STAT.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to STAT? is not STAT <state>,<scans>,<points_done>", received=text)
@@ -95,8 +78,7 @@ def parse_status(line: str) -> dict[str, Any]:
 
 def parse_scan(line: str) -> tuple[float, ...]:
     """`SCAN <start>,<stop>,<step>,<seconds>`."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _SCAN.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to SCAN? is not SCAN <four numbers>", received=text)
@@ -105,8 +87,7 @@ def parse_scan(line: str) -> tuple[float, ...]:
 
 def parse_data_header(line: str) -> tuple[int, float, float]:
     """`DATA <n>,<start>,<step>`: points to follow, and where they lie."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     match = _DATA.fullmatch(text)
     if match is None:
         raise ProtocolError("answer to DATA? is not DATA <n>,<start>,<step>", received=text)
@@ -118,20 +99,10 @@ def parse_data_header(line: str) -> tuple[int, float, float]:
 
 def parse_counts(line: str) -> list[int]:
     """One line of counts: one to ten whole numbers separated by commas."""
-    text = _text(line)
-    _raise_if_error(text)
+    text = _ANSWERS.text(line)
     if _COUNTS.fullmatch(text) is None:
         raise ProtocolError("a line of counts is not up to ten whole numbers separated by commas", received=text)
     return [int(value) for value in text.split(",")]
-
-
-def parse_identity(line: str) -> dict[str, str]:
-    text = _text(line)
-    _raise_if_error(text)
-    fields = [field.strip() for field in text.split(",")]
-    if len(fields) != 4 or not all(fields):
-        raise ProtocolError("*IDN? answer is not <maker>,<model>,<serial>,<firmware>", received=text)
-    return dict(zip(("manufacturer", "model", "serial", "firmware"), fields, strict=True))
 
 
 class PowderDiffractometer(Driver):
@@ -232,7 +203,7 @@ class PowderDiffractometer(Driver):
                     "a line of counts does not fit the header's points", received=",".join(map(str, line))
                 )
             counts.extend(float(v) for v in line)
-        end = _text(self.transport.read_line(command="DATA?"))
+        end = answer_text(self.transport.read_line(command="DATA?"))
         if end != "END":
             raise ProtocolError("pattern not ended by END", received=end)
         return [round(start + i * step, 6) for i in range(n)], counts
