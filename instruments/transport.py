@@ -236,27 +236,13 @@ class SerialTransport:
         A parser runs inside the retry loop, so a malformed answer (a ProtocolError from the parser) is retried
         like a garbled one; a DeviceError is the device's considered answer and is raised at once.
         """
-        attempts = 1 + (self.settings.retries if idempotent else 0)
-        delay = self.settings.backoff_s
-        with self._lock:
-            for attempt in range(1, attempts + 1):
-                try:
-                    self._ensure_open()
-                    self._prepare()
-                    self._write(command)
-                    answer = self.read_line(timeout_s, command=command)
-                    return parse(answer) if parse is not None else answer
-                except (InstrumentTimeout, ProtocolError, Disconnected) as exc:
-                    if attempt == attempts:
-                        if isinstance(exc, Disconnected) and not idempotent:
-                            self._try_reconnect()  # ready for the next command; this one is not re-sent
-                        raise
-                    self.transcript.record("note", f"retry {attempt}/{attempts - 1} of {command!r}: {exc.kind}")
-                    if isinstance(exc, Disconnected):
-                        self._try_reconnect()
-                    self.clock.sleep(delay)
-                    delay *= 2
-        raise AssertionError("unreachable")
+
+        def once() -> Any:
+            self._write(command)
+            answer = self.read_line(timeout_s, command=command)
+            return parse(answer) if parse is not None else answer
+
+        return self._retrying(once, idempotent=idempotent, name=repr(command), drain_after_garble=False)
 
     def exchange(
         self,
@@ -274,6 +260,19 @@ class SerialTransport:
         `label` names the request in errors and notes (`read PV (register 1)`); the transcript shows both frames
         in hex."""
         name = label or hex_bytes(request)
+
+        def once() -> Any:
+            self._write_frame(request, name)
+            reply = self.read_frame(frame_length, timeout_s, command=name)
+            return parse(reply) if parse is not None else reply
+
+        # The rest of a garbled frame may still be on its way: drained before the next try.
+        return self._retrying(once, idempotent=idempotent, name=name, drain_after_garble=True)
+
+    def _retrying(self, once: Callable[[], Any], *, idempotent: bool, name: str, drain_after_garble: bool) -> Any:
+        """`once()` on an open, prepared line, retried with back-off after a timeout, a garbled or malformed
+        answer or a dropped line when the request is idempotent; a request that is not is sent once (after a
+        dropped line the port is reopened for the next one, and this one is not re-sent)."""
         attempts = 1 + (self.settings.retries if idempotent else 0)
         delay = self.settings.backoff_s
         with self._lock:
@@ -281,12 +280,10 @@ class SerialTransport:
                 try:
                     self._ensure_open()
                     self._prepare()
-                    self._write_frame(request, name)
-                    reply = self.read_frame(frame_length, timeout_s, command=name)
-                    return parse(reply) if parse is not None else reply
+                    return once()
                 except (InstrumentTimeout, ProtocolError, Disconnected) as exc:
-                    if isinstance(exc, ProtocolError):
-                        self._dirty = True  # the rest of a garbled frame may still be on its way: drain it first
+                    if drain_after_garble and isinstance(exc, ProtocolError):
+                        self._dirty = True
                     if attempt == attempts:
                         if isinstance(exc, Disconnected) and not idempotent:
                             self._try_reconnect()
