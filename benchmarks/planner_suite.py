@@ -24,11 +24,11 @@ Scores at each budget (experiments, batches of 5): pools — mean best value fou
 of the best true (noise-free) feasible value; two objectives — mean hypervolume of the true values. "Top 1 %": the
 share of seeds whose score at the last budget is in the top 1 % (`suite_problems.reached_top`). Calibration: the
 share of measured values within 1 and 2 predicted standard deviations of the prediction recorded when the point
-was proposed (peirce: `Proposal.predicted`, the model's latent mean and sd; BayBE: `Campaign.posterior_stats`;
+was proposed (peirce: `Proposal.predicted`, the predicted measurement: mean, and the sd of latent function and noise
+times the spread factor calibrated on the run's own record, `planners.calibration`; BayBE: `Campaign.posterior_stats`;
 Ax: `Client.predict`), over the experiments that had one. Seconds per decision: mean wall time of one
 propose / recommend / get_next_trials call for a batch (the peers' prediction calls are not counted).
-Several objectives: calibration pools both objectives' predictions. peirce's sd is the model's latent sd (no
-observation noise), so on the noisy problem it is expected to cover fewer measurements than a predictive sd would.
+Several objectives: calibration pools both objectives' predictions.
 The script prints the table and asserts nothing; the JSON (`--out`) keeps every experiment of every run, and each
 peer's own JSON lies beside it (`<out>.baybe.json`, `<out>.ax.json`).
 
@@ -130,12 +130,14 @@ def run_peirce(job: tuple[str, str, int, int]) -> dict:
         for proposal in plan.proposals:
             point = dict(proposal.parameters)
             outcome = problem.evaluate(point, seed, len(experiments))
+            # With what was predicted for it, as a campaign's record holds it: the planner calibrates its stated
+            # sd against that track record (`planners.calibration`).
             observations.append(
-                Observation(parameters=point, values=outcome["observed"])
+                Observation(parameters=point, values=outcome["observed"], predicted=proposal.predicted)
                 if outcome["feasible"]
                 else Observation(parameters=point, values={}, feasible=False)
             )
-            pred = {k: [v.mean, v.std] for k, v in proposal.predicted.items()} or None
+            pred = {k: [v.mean, v.std, v.spread] for k, v in proposal.predicted.items()} or None
             experiments.append({"x": point, "pred": pred, **outcome})
     return {
         "method": method,
@@ -191,7 +193,7 @@ def calibration(runs: list[dict]) -> tuple[float, float, int]:
         for e in run["experiments"]:
             if not e.get("pred") or not e["feasible"]:
                 continue
-            for name, (mean, sd) in e["pred"].items():
+            for name, (mean, sd, *_) in e["pred"].items():
                 if name not in e["observed"] or sd is None or not math.isfinite(sd):
                     continue
                 error = abs(e["observed"][name] - mean)

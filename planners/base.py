@@ -27,10 +27,14 @@ class PlanningError(Exception):
 
 @dataclass(frozen=True)
 class Prediction:
-    """A planner's belief about one objective at a proposed point."""
+    """A planner's belief about one objective at a proposed point: the measurement's mean and standard deviation.
+
+    `spread` is the factor by which the model's own sd was multiplied to give `std` (`planners.calibration`); 1 for
+    a prediction stated as the model gave it."""
 
     mean: float
     std: float
+    spread: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,15 @@ class Observation:
     """One finished experiment as a planner sees it.
 
     `values` holds the measured objectives of a completed experiment; an infeasible experiment has
-    `feasible=False` and may have no values.
+    `feasible=False` and may have no values. `predicted` is what the planner predicted for it when it was proposed
+    (empty where nothing was predicted): the planner's track record, from which its stated uncertainty is
+    calibrated (`planners.calibration`).
     """
 
     parameters: Point
     values: Mapping[str, float]
     feasible: bool = True
+    predicted: Mapping[str, Prediction] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ def _proposal_record(proposal: Proposal, test: tuple[int, dict[str, Any], float]
     was chosen as, if any (hypothesis id, its prediction, expected information)."""
     return {
         "parameters": proposal.parameters,
-        "predicted": {k: {"mean": v.mean, "std": v.std} for k, v in proposal.predicted.items()},
+        "predicted": {k: {"mean": v.mean, "std": v.std, "spread": v.spread} for k, v in proposal.predicted.items()},
         "rationale": proposal.rationale,
         "tests_hypothesis": None if test is None else test[0],
     }

@@ -47,6 +47,7 @@ from orchestrator.store.models import (
 from orchestrator.store.queries import observations
 from orchestrator.store.records import add_event, find_campaign, move_experiment
 from planners.base import PlanningProblem
+from planners.calibration import spread, standardized_errors
 from planners.space import point_key
 
 ALL: Literal["all"] = "all"
@@ -441,6 +442,10 @@ def _prediction(
         return None
     predicted = {}
     for objective in spec.objectives:
+        # Stated as the planner states its own proposals: a measurement's sd (the latent sd and the noise) times
+        # the campaign's spread factor, so the edited experiment's record is calibrated like any other.
         mean, std = surrogate.predict(objective.name, [point])
-        predicted[objective.name] = {"mean": float(mean[0]), "std": float(std[0])}
+        factor = spread(standardized_errors(observed, objective.name))
+        measured_std = math.sqrt(float(std[0]) ** 2 + surrogate.noise_variance(objective.name)) * factor
+        predicted[objective.name] = {"mean": float(mean[0]), "std": measured_std, "spread": factor}
     return predicted

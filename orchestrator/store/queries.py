@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.store.models import Campaign, Cycle, Experiment, ExperimentState, Measurement
-from planners.base import Observation
+from planners.base import Observation, Prediction
 
 
 class ObjectiveLike(Protocol):
@@ -106,8 +106,21 @@ def observation_of(experiment: Experiment, objective_names: Sequence[str]) -> Ob
         return Observation(parameters=experiment.parameters, values={}, feasible=False)
     latest = {m.name: m.value for m in experiment.measurements if m.attempt == experiment.attempts}
     return Observation(
-        parameters=experiment.parameters, values={name: latest[name] for name in objective_names if name in latest}
+        parameters=experiment.parameters,
+        values={name: latest[name] for name in objective_names if name in latest},
+        predicted=predictions_of(experiment),
     )
+
+
+def predictions_of(experiment: Experiment) -> dict[str, Prediction]:
+    """What was predicted for the experiment when it was proposed (or when a person edited it), per objective.
+    Records from before predictions carried their spread were stated as the model gave them: spread 1."""
+    out = {}
+    for name, guess in (experiment.predicted or {}).items():
+        mean, std = guess.get("mean"), guess.get("std")
+        if isinstance(mean, int | float) and isinstance(std, int | float):
+            out[name] = Prediction(mean=float(mean), std=float(std), spread=float(guess.get("spread") or 1.0))
+    return out
 
 
 def results(session: Session, campaign_id: int) -> list[Result]:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from planners.base import Observation, Plan, PlanningError, PlanningProblem
+from planners.base import Observation, Plan, PlanningError, PlanningProblem, Prediction
 from planners.bo.encoding import SpaceEncoding
 from planners.bo.planner import BayesianPlanner, BayesianSettings
 from planners.bo.surrogate import TanimotoKernel
+from planners.calibration import UNCHECKED_SPREAD
 from planners.space import (
     CategoricalParameter,
     ContinuousParameter,
@@ -281,5 +282,35 @@ def test_a_prediction_is_of_a_measurement_so_its_sd_holds_the_noise() -> None:
     ]
     plan = planner().propose(PlanningProblem(space, MAXIMIZE_Y), observations, [], 4, seed=3)
     for proposal in plan.proposals:
+        predicted = proposal.predicted["y"]
+        # No result carries a prediction yet, so the stated sd is the model's times the unchecked spread.
+        assert predicted.spread == UNCHECKED_SPREAD
         # The fitted noise falls short of 0.3 under the noise prior (a calibration issue of its own).
-        assert 0.2 < proposal.predicted["y"].std < 0.45
+        assert 0.2 < predicted.std / predicted.spread < 0.45
+
+
+def test_stated_sd_is_widened_by_the_campaigns_record_of_missed_predictions() -> None:
+    """Results carrying predictions that each missed by 3.2 to 4.8 model-sds (uniformly): 80 % of the misses lie
+    within 4.48 sd, where a calibrated normal model has 80 % within 1.28, so the next proposals' stated sd is
+    about 3.5 times the model's, and the decision records the factor."""
+    space = Space(parameters=(ContinuousParameter(name="x", type="continuous", bounds=(0, 1)),))
+    rng = np.random.default_rng(5)
+    xs = rng.uniform(0, 1, 30)
+    ys = [math.sin(3 * x) + float(rng.normal(0, 0.1)) for x in xs]
+    signs = rng.choice([-1.0, 1.0], size=30)
+    missed = [
+        Observation(
+            parameters={"x": float(x)},
+            values={"y": y},
+            predicted={"y": Prediction(mean=y - s * 4.0 * 0.1 * (0.8 + 0.4 * rng.uniform()), std=0.1)},
+        )
+        for x, y, s in zip(xs, ys, signs, strict=True)
+    ]
+    plan = planner().propose(PlanningProblem(space, MAXIMIZE_Y), missed, [], 3, seed=3)
+    calibration = plan.model_state["calibration"]["y"]
+    assert calibration["checked_predictions"] == 30
+    assert 3.2 < calibration["spread"] < 3.8
+    for proposal in plan.proposals:
+        predicted = proposal.predicted["y"]
+        assert predicted.spread == calibration["spread"]
+        assert f"± {predicted.std:.2g}" in proposal.rationale
