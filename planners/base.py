@@ -4,6 +4,7 @@ A planner is asked for a batch of `batch_size` new points given
 - the space and the objectives,
 - the observations so far (completed experiments with their measured objectives, plus infeasible points),
 - the points still pending (planned or running), so a batch can be planned while the last one runs,
+- the results of related campaigns, where the campaign names some (`PlanningProblem.related`),
 - a seed, which makes the proposal reproducible.
 
 It returns a `Plan`: one `Proposal` per point, each with the planner's predicted outcome where it has one, plus
@@ -72,10 +73,22 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class RelatedResults:
+    """The finished experiments of an earlier, related campaign (a related task) that a planner may learn from:
+    the campaign's name and its results as observations of this problem's objectives (matched by name)."""
+
+    name: str
+    observations: tuple[Observation, ...]
+
+
+@dataclass(frozen=True)
 class PlanningProblem:
     space: Space
     objectives: Sequence[Objective]
     outcome_constraints: Sequence[OutcomeConstraint] = ()
+    related: Sequence[RelatedResults] = ()
+    """Results of related campaigns, for planners that learn across tasks (the Bayesian planner's multi-task
+    model, `planners.bo.transfer`); others ignore them."""
 
 
 class Planner(Protocol):

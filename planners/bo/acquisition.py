@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.cached_cholesky import supports_cache_root
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.multi_objective import logei as multi_objective_logei
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
@@ -79,6 +80,9 @@ def build_acquisition(
     objectives to infer the reference point when none is given.
     """
     sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
+    # The cached Cholesky root of the baseline's posterior, where the model allows it: a multi-task model
+    # (`bo.transfer`) does not, and BoTorch would warn and go without.
+    cache_root = supports_cache_root(model)
     callables = [c.callable() for c in constraints] or None
     if n_objectives == 1:
         objective = GenericMCObjective(_first_output) if model.num_outputs > 1 else None
@@ -90,7 +94,7 @@ def build_acquisition(
             constraints=callables,
             X_pending=X_pending,
             prune_baseline=True,
-            cache_root=True,
+            cache_root=cache_root,
         )
         return single, "qLogNEI"
     if reference_point is None:
@@ -108,6 +112,6 @@ def build_acquisition(
         constraints=callables,
         X_pending=X_pending,
         prune_baseline=True,
-        cache_root=True,
+        cache_root=cache_root,
     )
     return acqf, "qLogNEHVI"

@@ -37,6 +37,7 @@ from planners.bo.optimize import (
     screen,
 )
 from planners.bo.surrogate import fit_models, is_constant
+from planners.bo.transfer import fit_transfer_models
 from planners.calibration import spread, standardized_errors
 from planners.molecules import MoleculeError
 from planners.settings import BayesianSettings
@@ -127,15 +128,22 @@ class BayesianPlanner:
             X_fit, Y_fit = X, Y
 
         fit_started = time.perf_counter()
-        model, hyper, fit_record = fit_models(
-            encoding,
-            X_fit,
-            Y_fit,
-            model_names,
-            warm=(warm_start or {}).get("hyperparameters"),
-            max_fit_points=self.settings.max_fit_points,
-            generator=generator,
-        )
+        transfer: dict[str, Any] | None = None
+        if problem.related:
+            # Results of related campaigns: one multi-task GP per output (`bo.transfer`); without any, as before.
+            model, hyper, fit_record, transfer = fit_transfer_models(
+                encoding, X_fit, Y_fit, model_names, problem, self.settings.max_fit_points, generator
+            )
+        else:
+            model, hyper, fit_record = fit_models(
+                encoding,
+                X_fit,
+                Y_fit,
+                model_names,
+                warm=(warm_start or {}).get("hyperparameters"),
+                max_fit_points=self.settings.max_fit_points,
+                generator=generator,
+            )
         fit_seconds = time.perf_counter() - fit_started
 
         constraints = [
@@ -207,6 +215,8 @@ class BayesianPlanner:
                 "total": time.perf_counter() - started,
             },
         )
+        if transfer is not None:
+            state["transfer"] = transfer
         return Plan(proposals, model_state=state, warnings=notices)
 
     def _space_filling(
