@@ -32,6 +32,7 @@ from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from orchestrator.campaign.related import check_related
 from orchestrator.campaign.spec import CampaignSpec
 from orchestrator.errors import CampaignConflict, PeirceError
 from orchestrator.records.events import EventKind
@@ -117,6 +118,8 @@ def _create_or_reopen(
     db: Database, spec: CampaignSpec, spec_text: str, seed_ledger: SeedLedger | None
 ) -> tuple[int, Literal["created", "reopened"]]:
     with db.session() as session:
+        # Related campaigns are checked here, where the database is: a refusal writes nothing.
+        check_related(session, spec)
         existing = session.scalar(select(Campaign).where(Campaign.name == spec.name))
         if existing is not None:
             if existing.spec_hash != spec.content_hash() and not _same_spec_read_today(existing, spec):

@@ -307,6 +307,14 @@ LabSpec = Annotated[
 ]
 
 
+class RelatedCampaign(_Strict):
+    """An earlier campaign whose results the planner may learn from (transfer learning, docs/planner.md)."""
+
+    campaign: Identifier = Field(
+        description="Name of a campaign in the same database (one from an archive: `peirce archive import` it first)."
+    )
+
+
 class CampaignSpec(_Strict):
     """A campaign: what to vary, what to optimise, how much to spend, who plans, and which lab runs it."""
 
@@ -321,6 +329,11 @@ class CampaignSpec(_Strict):
     )
     outcome_constraints: list[OutcomeConstraint] = Field(
         default_factory=list, description="Bounds on measured objectives that a good experiment must respect."
+    )
+    related: list[RelatedCampaign] = Field(
+        default_factory=list,
+        description="Earlier campaigns over the same parameters and objectives whose results the planner learns from "
+        "(a multi-task model); checked against the database when the campaign starts.",
     )
     budget: Budget
     stop: StopCriteria = Field(default_factory=StopCriteria)
@@ -491,6 +504,18 @@ def check_consistency(spec: CampaignSpec) -> None:
                 f"outcome_constraints[{i}].outcome",
                 f"'{outcome_constraint.outcome}' is not an objective (objectives: {', '.join(seen_objectives)})",
             )
+    seen_related: dict[str, int] = {}
+    for i, related in enumerate(spec.related):
+        if related.campaign == spec.name:
+            raise SpecError(
+                f"related[{i}].campaign", f"'{spec.name}' is this campaign: a campaign cannot learn from itself"
+            )
+        if related.campaign in seen_related:
+            raise SpecError(
+                f"related[{i}].campaign",
+                f"'{related.campaign}' is named twice (also related[{seen_related[related.campaign]}])",
+            )
+        seen_related[related.campaign] = i
     # The default (true) stops at targets when there are any; said explicitly with none, it would never fire.
     said = "target_reached" in spec.stop.model_fields_set and spec.stop.target_reached
     if said and all(objective.target is None for objective in spec.objectives):

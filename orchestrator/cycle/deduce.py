@@ -6,7 +6,9 @@ Two parts, so replay can make the same choice again without a database:
 - `deduce` (records): reads the inputs from the database, calls the pure parts, and writes the Decision, its
   model-state artifact and the experiments (planned, then approved by the policy or left to a person) before
   anything is dispatched. Experiments a person rejected are given to the planner as pending, so they never come
-  back (unless a person allows their point again).
+  back (unless a person allows their point again). The results of the campaigns the spec names as related are read
+  with its own and given to the planner (`PlanningProblem.related`); the decision records their ids and hashes them
+  with the rest, so replay reads the same rows again.
 
 A decision's `model_state` keeps the planner's own fitted state and the orchestrator's choice of hypothesis tests
 in separate fields (`records.decisions.DeductionState`: `{"planner": ..., "hypothesis_tests": ...}`), so only the
@@ -18,21 +20,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import func, select
 
 from orchestrator.cycle.context import CampaignContext, enter_stage
-from orchestrator.cycle.observations import data_hash, pending_experiments
+from orchestrator.cycle.observations import RelatedObserved, data_hash, pending_experiments, related_observations
 from orchestrator.ledger.hypotheses import TestPlan
 from orchestrator.people.approval import apply_policy
-from orchestrator.records.decisions import DeductionState, TestSelection
+from orchestrator.records.decisions import DeductionState, RelatedSeen, TestSelection
 from orchestrator.records.provenance import derive_seed, library_versions, runtime_settings
 from orchestrator.store.models import Decision, Experiment, ExperimentState
 from orchestrator.store.queries import observations
 from orchestrator.store.records import add_event
-from planners.base import Observation, Plan, Planner, PlanningProblem, Proposal
+from planners.base import Observation, Plan, Planner, PlanningProblem, Proposal, RelatedResults
 from planners.space import Point, Space, point_key
 
 
@@ -71,6 +73,15 @@ def plan_batch(
     taken = [*pending, *(t.parameters for t in tests)]
     plan = planner.propose(problem, observed, taken, batch_size - len(tests), seed, warm_start=warm)
     return BatchPlan(list(tests), without_forbidden(problem.space, without_repeats(taken, plan)))
+
+
+def with_related(problem: PlanningProblem, related: RelatedObserved) -> PlanningProblem:
+    """The problem with the related campaigns' results for the planner (unchanged where there are none)."""
+    if not related:
+        return problem
+    return replace(
+        problem, related=tuple(RelatedResults(name, tuple(o for _, o in results)) for name, results in related)
+    )
 
 
 def without_repeats(pending: Sequence[Point], plan: Plan) -> Plan:
@@ -112,6 +123,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
     with ctx.db.session() as session:
         cycle = enter_stage(session, ctx, cycle_id, "deducing")
         observed = observations(session, ctx.campaign_id, [o.name for o in ctx.spec.objectives])
+        related = related_observations(session, ctx.spec)
         pending_rows = pending_experiments(session, ctx.campaign_id)
         # A cycle planned again (the Python API's `ask(n)` asking for more before the results are in) draws anew.
         earlier = session.scalar(select(func.count()).where(Decision.cycle_id == cycle_id, Decision.stage == "deduce"))
@@ -130,7 +142,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             else TestPlan([], {}, {})
         )
         batch = plan_batch(
-            ctx.problem,
+            with_related(ctx.problem, related),
             ctx.planner,
             [o for _, o in observed],
             pending,
@@ -140,7 +152,7 @@ def deduce(ctx: CampaignContext, cycle_id: int, batch_size: int) -> list[int]:
             DeductionState.model_validate(previous).planner,
         )
         wall_time = time.perf_counter() - started
-        decision = _record_decision(ctx, session, cycle, batch, tests, seed, observed, pending_rows, wall_time)
+        decision = _record_decision(ctx, session, cycle, batch, tests, seed, observed, pending_rows, wall_time, related)
         created = _record_experiments(ctx, session, cycle_id, decision)
         if ctx.ledger.enabled:
             ctx.ledger.link_tests(session, observed=observed, seed=seed, experiments=created, chosen=tests.chosen)
@@ -159,10 +171,13 @@ def _record_decision(
     observed: list[tuple[int, Observation]],
     pending_rows: Sequence[Experiment],
     wall_time: float,
+    related: RelatedObserved,
 ) -> Decision:
     model_state = DeductionState(
         planner=batch.planner_state or None,
         hypothesis_tests=TestSelection.model_validate(tests.record) if tests.record else None,
+        related=[RelatedSeen(campaign=name, observation_ids=[i for i, _ in results]) for name, results in related]
+        or None,
     ).stored()
     proposals = [_proposal_record(p, tests.chosen.get(i)) for i, p in enumerate(batch.proposals)]
     # The fitted state is stored in the same transaction as the row that names it: both or neither.
@@ -174,7 +189,7 @@ def _record_decision(
         planner=ctx.planner.name,
         planner_config=ctx.planner.config(),
         seed=seed,
-        data_hash=data_hash(observed, pending_rows),
+        data_hash=data_hash(observed, pending_rows, related),
         observation_ids=[experiment_id for experiment_id, _ in observed],
         pending_ids=[row.id for row in pending_rows],
         proposals=proposals,

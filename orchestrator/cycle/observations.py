@@ -1,5 +1,6 @@
-"""Finished experiments as the cycle reads them: the planner's observations, the data hash a decision records,
-whether a cycle improved on the best so far (`store.queries.best_so_far`), and whether a target was reached.
+"""Finished experiments as the cycle reads them: the planner's observations (and those of related campaigns), the
+data hash a decision records, whether a cycle improved on the best so far (`store.queries.best_so_far`), and
+whether a target was reached.
 
 One definition each, shared by the stages and by replay (which must see a decision's inputs exactly as the stage
 that made it did).
@@ -12,11 +13,14 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from orchestrator.campaign.related import related_campaign
 from orchestrator.campaign.spec import CampaignSpec
+from orchestrator.records.decisions import RelatedSeen
 from orchestrator.records.events import Entity, EventKind
 from orchestrator.records.provenance import planning_data_hash
 from orchestrator.store.models import Event, Experiment, ExperimentState
-from orchestrator.store.queries import Observed
+from orchestrator.store.queries import Observed, observation_of, observations
+from planners.base import Observation
 
 # Experiments that may still reach the lab: the planner must not propose them again.
 PENDING_STATES = (
@@ -50,11 +54,53 @@ def pending_experiments(session: Any, campaign_id: int) -> list[Experiment]:
     )
 
 
-def data_hash(observed: Observed, pending: Sequence[Experiment]) -> str:
-    """The hash a planning decision records of the results and pending experiments it saw."""
+RelatedObserved = list[tuple[str, Observed]]
+"""Each related campaign's name and its results as the planner sees them (`related_observations`)."""
+
+
+def data_hash(observed: Observed, pending: Sequence[Experiment], related: Sequence[tuple[str, Observed]] = ()) -> str:
+    """The hash a planning decision records of the results, pending experiments and related results it saw."""
     return planning_data_hash(
-        [(i, o.parameters, o.values, o.feasible) for i, o in observed], [(e.id, e.parameters) for e in pending]
+        _rows(observed),
+        [(e.id, e.parameters) for e in pending],
+        [(name, _rows(results)) for name, results in related],
     )
+
+
+def _rows(observed: Observed) -> list[tuple[int, Any, Any, bool]]:
+    return [(i, o.parameters, o.values, o.feasible) for i, o in observed]
+
+
+def related_observations(session: Any, spec: CampaignSpec) -> RelatedObserved:
+    """The completed and infeasible experiments of each campaign `spec.related` names, in its order, as this
+    campaign's planner sees them: objective values of this campaign's objectives (matched by name), without the
+    predictions made for them (their track record is the other campaign's, not this planner's)."""
+    names = [o.name for o in spec.objectives]
+    out: RelatedObserved = []
+    for i in range(len(spec.related)):
+        campaign = related_campaign(session, spec, i)
+        out.append((campaign.name, [(j, _as_related(o)) for j, o in observations(session, campaign.id, names)]))
+    return out
+
+
+def related_seen(session: Any, spec: CampaignSpec, seen: Sequence[RelatedSeen]) -> RelatedObserved | str:
+    """The related results a decision recorded (`DeductionState.related`) read again by their ids, as
+    `related_observations` gave them; or why they cannot be (named)."""
+    names = [o.name for o in spec.objectives]
+    out: RelatedObserved = []
+    for entry in seen:
+        rows = {
+            e.id: e for e in session.scalars(select(Experiment).where(Experiment.id.in_(entry.observation_ids))).all()
+        }
+        missing = [i for i in entry.observation_ids if i not in rows]
+        if missing:
+            return f"experiments {missing} of related campaign '{entry.campaign}' are not in the database"
+        out.append((entry.campaign, [(i, _as_related(observation_of(rows[i], names))) for i in entry.observation_ids]))
+    return out
+
+
+def _as_related(observation: Observation) -> Observation:
+    return Observation(parameters=observation.parameters, values=observation.values, feasible=observation.feasible)
 
 
 def improved(spec: CampaignSpec, best: dict[str, dict[str, Any]], previous: dict[str, Any] | None) -> bool:

@@ -60,15 +60,25 @@ class TestSelection(StrictModel):
     inputs: TestInputs | None = None
 
 
-class DeductionState(StrictModel):
-    """A deduction's `model_state`: the planner's own state (its next warm start) and the test selection.
+class RelatedSeen(StrictModel):
+    """The results of one related campaign a deduction's planner saw: the campaign and its experiments' ids, in the
+    order they were given (replay reads the same rows again, whatever the campaign has done since)."""
 
-    Stored as `{"planner": …, "hypothesis_tests": …}`. Older records merged both into one mapping (the planner's
-    keys with `hypothesis_tests` beside them); they are read into the same two fields.
+    campaign: str
+    observation_ids: list[int]
+
+
+class DeductionState(StrictModel):
+    """A deduction's `model_state`: the planner's own state (its next warm start), the test selection, and the
+    related campaigns' results it was given (absent for a campaign that names none).
+
+    Stored as `{"planner": …, "hypothesis_tests": …, "related": …}`. Older records merged the first two into one
+    mapping (the planner's keys with `hypothesis_tests` beside them); they are read into the same fields.
     """
 
     planner: dict[str, Any] | None = None
     hypothesis_tests: TestSelection | None = None
+    related: list[RelatedSeen] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -86,21 +96,28 @@ class DeductionState(StrictModel):
 
     def stored(self) -> dict[str, Any] | None:
         """The JSON a Decision row keeps (None when there is nothing to keep)."""
-        if self.planner is None and self.hypothesis_tests is None:
+        if self.planner is None and self.hypothesis_tests is None and self.related is None:
             return None
-        return self.model_dump(mode="json")
+        # `related` only where there is some: the record of a campaign without related campaigns is as before.
+        return self.model_dump(mode="json", exclude={"related"} if self.related is None else set())
 
 
 def is_split_deduction_state(data: dict[str, Any]) -> bool:
     """Whether a stored deduction state has the two separate fields (rather than the older merged mapping)."""
     return (
-        "planner" in data and set(data) <= {"planner", "hypothesis_tests"} and isinstance(data["planner"], dict | None)
+        "planner" in data
+        and set(data) <= {"planner", "hypothesis_tests", "related"}
+        and isinstance(data["planner"], dict | None)
     )
 
 
 class PredictedValue(StrictModel):
+    """A proposal's prediction of one objective; `spread` is the factor its sd was widened by
+    (`planners.base.Prediction`): 1 in records older than it, which stated the model's own sd."""
+
     mean: float
     std: float
+    spread: float = 1.0
 
 
 class PlannedProposal(StrictModel):

@@ -64,18 +64,27 @@ def runtime_settings() -> dict[str, Any]:
 def planning_data_hash(
     observed: Sequence[tuple[int, Mapping[str, Any], Mapping[str, float], bool]],
     pending: Sequence[tuple[int, Mapping[str, Any]]],
+    related: Sequence[tuple[str, Sequence[tuple[int, Mapping[str, Any], Mapping[str, float], bool]]]] = (),
 ) -> str:
     """The hash a planning (`deduce`) decision records of the data it saw: each result as (experiment id,
-    parameters, objective values, feasible) and each pending experiment as (id, parameters). One formula for the
-    stage that writes it, replay that checks it, and the archive that carries it to new ids."""
-    return content_hash(
-        {
-            "observations": [
-                {"id": i, "parameters": dict(p), "values": dict(v), "feasible": f} for i, p, v, f in observed
-            ],
-            "pending": [{"id": i, "parameters": dict(p)} for i, p in pending],
-        }
-    )
+    parameters, objective values, feasible) and each pending experiment as (id, parameters); and, for a campaign
+    that learns from related campaigns, each one's name and results the same way. One formula for the stage that
+    writes it, replay that checks it, and the archive that carries it to new ids. Without related results the hash
+    is what it was before they existed, so older decisions verify unchanged."""
+    data: dict[str, Any] = {
+        "observations": [_result(i, p, v, f) for i, p, v, f in observed],
+        "pending": [{"id": i, "parameters": dict(p)} for i, p in pending],
+    }
+    if related:
+        data["related"] = [
+            {"campaign": name, "observations": [_result(i, p, v, f) for i, p, v, f in results]}
+            for name, results in related
+        ]
+    return content_hash(data)
+
+
+def _result(i: int, parameters: Mapping[str, Any], values: Mapping[str, float], feasible: bool) -> dict[str, Any]:
+    return {"id": i, "parameters": dict(parameters), "values": dict(values), "feasible": feasible}
 
 
 def abduction_data_hash(observed: Sequence[tuple[int, Mapping[str, Any], Mapping[str, float]]]) -> str:

@@ -4,9 +4,11 @@ For each `deduce` decision, in order, the record gives the planner's configurati
 results it saw and of the experiments still pending, the previous decision's fitted state it warm-started from,
 and, through its artifact, the fitted state it produced. Replay rebuilds exactly those inputs from the database,
 checks them against the record (the data hash, the artifact's hash), asks the same planner again and compares
-the proposals. On the same machine, library versions and thread count the proposals match exactly; elsewhere
-floating-point results can differ in the last digits and then the optimiser may pick another point, which the
-table reports with the versions that differ.
+the proposals. A campaign that learns from related campaigns recorded which of their results it was given (their
+ids); replay reads those rows again, checks them with the rest in the data hash, and gives them to the planner.
+On the same machine, library versions and thread count the proposals match exactly; elsewhere floating-point
+results can differ in the last digits and then the optimiser may pick another point, which the table reports with
+the versions that differ.
 
 The part of a batch chosen to test hypotheses is chosen again from what its record keeps (the open claims, the
 widening, the surrogate's warm start and seed) and compared; the planner then gets the recorded tests as pending,
@@ -29,8 +31,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select
 
 from orchestrator.campaign.spec import CampaignSpec
-from orchestrator.cycle.deduce import plan_batch
-from orchestrator.cycle.observations import data_hash
+from orchestrator.cycle.deduce import plan_batch, with_related
+from orchestrator.cycle.observations import RelatedObserved, data_hash, related_seen
 from orchestrator.errors import CampaignConflict, RecordError, SpecError
 from orchestrator.lab.build import build_lab
 from orchestrator.ledger.hypotheses import model_settings, select_tests
@@ -130,6 +132,7 @@ def replay_campaign(
             _ = experiment.measurements  # loaded now, read after the session closes
         cycles = {c.id: c.index for c in session.scalars(select(Cycle).where(Cycle.campaign_id == campaign.id))}
         name, status = campaign.name, campaign.status
+        related = {d.id: _related_of(session, spec, d) for d in decisions if d.stage == "deduce"}
     if not decisions:
         raise CampaignConflict(f"CAMPAIGN: '{name}' has no decisions to replay yet")
     finished = status in (CampaignStatus.COMPLETED, CampaignStatus.STOPPED, CampaignStatus.FAILED)
@@ -152,7 +155,8 @@ def replay_campaign(
         recorded_versions = decision.versions or recorded_versions
         state = _parsed(decision, "model_state", DeductionState.model_validate, decision.model_state)
         proposals = _parsed(decision, "proposals", _PLANNED.validate_python, decision.proposals)
-        checked = _check_record(decision, experiments, store, objectives)
+        seen = related.get(decision.id, [])
+        checked = seen if isinstance(seen, str) else _check_record(decision, experiments, store, objectives, seen)
         if isinstance(checked, str):
             rows.append(_row(cycle, decision, "mismatch", None, checked))
             warm_start = state.planner
@@ -170,16 +174,18 @@ def replay_campaign(
         )
         observations = [o for _, o in observed]
         recorded_tests = [Proposal(parameters=p) for p in test_points]
+        # The related campaigns' results the decision saw (checked with the data hash), as the stage gave them.
+        asked = with_related(problem, seen if not isinstance(seen, str) else [])
         if planner is None:
             # The stage's own pure step: the planner fills the batch around the recorded tests from its warm start.
             batch = plan_batch(
-                problem, chosen_planner, observations, pending, recorded_tests, tests + len(own), decision.seed,
+                asked, chosen_planner, observations, pending, recorded_tests, tests + len(own), decision.seed,
                 warm_start,
             )  # fmt: skip
             rows.append(_compare(cycle, decision, own_records, batch.planned, tests, test_note))
         else:
             batch = plan_batch(
-                problem, chosen_planner, observations, pending, recorded_tests, tests + max(1, len(own)),
+                asked, chosen_planner, observations, pending, recorded_tests, tests + max(1, len(own)),
                 decision.seed, None,
             )  # fmt: skip
             rows.append(_counterfactual(cycle, decision, problem, spec, observed, own, batch.planned))
@@ -221,8 +227,22 @@ def _planner_settings(spec: CampaignSpec, override: dict[str, Any] | None) -> An
         raise SpecError(f"--planner{'.' + where if where else ''}", first["msg"]) from None
 
 
+def _related_of(session: Any, spec: CampaignSpec, decision: Decision) -> RelatedObserved | str:
+    """The related campaigns' results a deduction recorded, read again by their ids (none for most campaigns); a
+    record that cannot be parsed is left to the main loop, which names it."""
+    try:
+        seen = DeductionState.model_validate(decision.model_state).related
+    except ValidationError:
+        return []
+    return related_seen(session, spec, seen) if seen else []
+
+
 def _check_record(
-    decision: Decision, experiments: dict[int, Experiment], store: Any, objectives: list[str]
+    decision: Decision,
+    experiments: dict[int, Experiment],
+    store: Any,
+    objectives: list[str],
+    related: RelatedObserved,
 ) -> tuple[list[tuple[int, Observation]], list[dict[str, Any]]] | str:
     """The decision's inputs rebuilt from the database, or why they cannot be (named)."""
     missing = [i for i in [*decision.observation_ids, *decision.pending_ids] if i not in experiments]
@@ -230,7 +250,7 @@ def _check_record(
         return f"experiments {missing} named by the record are not in the database"
     observed = [(i, observation_of(experiments[i], objectives)) for i in decision.observation_ids]
     pending_rows = [experiments[i] for i in decision.pending_ids]
-    digest = data_hash(observed, pending_rows)
+    digest = data_hash(observed, pending_rows, related)
     if digest != decision.data_hash:
         return "the results in the database are not those the decision saw (data hash differs): changed since"
     for label, sha in (decision.artifacts or {}).items():

@@ -132,7 +132,14 @@ class BayesianPlanner:
         if problem.related:
             # Results of related campaigns: one multi-task GP per output (`bo.transfer`); without any, as before.
             model, hyper, fit_record, transfer = fit_transfer_models(
-                encoding, X_fit, Y_fit, model_names, problem, self.settings.max_fit_points, generator
+                encoding,
+                X_fit,
+                Y_fit,
+                model_names,
+                problem,
+                self.settings.max_fit_points,
+                generator,
+                warm=(warm_start or {}).get("hyperparameters"),
             )
         else:
             model, hyper, fit_record = fit_models(
