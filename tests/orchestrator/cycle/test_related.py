@@ -17,6 +17,7 @@ from orchestrator.cycle.observations import data_hash, related_observations
 from orchestrator.errors import SpecError
 from orchestrator.records.decisions import DeductionState
 from orchestrator.records.provenance import planning_data_hash
+from orchestrator.review.archive import export_archive, import_archive
 from orchestrator.review.replay import replay_campaign
 from orchestrator.store.database import open_database
 from orchestrator.store.models import Campaign, Decision, Event, Experiment, ExperimentState, Measurement
@@ -151,6 +152,22 @@ def test_a_campaign_learns_from_a_related_one_records_it_and_replays_exactly(sql
     with db.session() as session:
         assert data_hash(recorded, pending, related_observations(session, spec)) != last.data_hash
     assert replay_campaign(db, "h6").all_match()
+
+
+def test_an_archive_carries_the_campaign_not_its_related_ones_and_replay_elsewhere_says_so(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = open_database(sqlite_url)
+    _run(db, _earlier())
+    _run(
+        db, hartmann_spec(related=[{"campaign": "earlier"}], planner=BAYES, budget={"experiments": 6, "batch_size": 3})
+    )
+    archive = export_archive(db, "h6", tmp_path / "h6.zip")
+    elsewhere = open_database(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert import_archive(elsewhere, archive) == "h6"
+    report = replay_campaign(elsewhere, "h6")
+    assert [r.status for r in report.rows] == ["mismatch", "mismatch"]
+    assert all("related campaign 'earlier'" in r.note or "data hash" in r.note for r in report.rows)
 
 
 def test_without_related_results_the_hash_is_the_one_of_before() -> None:
