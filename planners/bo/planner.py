@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import gpytorch
 import numpy as np
 import torch
 from linear_operator.utils.warnings import NumericalWarning
@@ -42,6 +43,13 @@ from planners.calibration import spread, standardized_errors
 from planners.molecules import MoleculeError
 from planners.settings import BayesianSettings
 from planners.space import ContinuousParameter, Point, Space, constraints_satisfiable, point_key
+
+# GPyTorch solves with conjugate gradients past 800 results by default: on a CPU that is slower than a Cholesky
+# factor up to many thousands of results (1,000 results, batch of 4: 15.7 s with CG, 9.1 s exact, same proposals)
+# and only approximate. Exact solves up to this size; 20,000 results take a 3 GB kernel matrix.
+EXACT_SOLVES_UP_TO = 20_000
+# From this many results the acquisition's search uses LOVE's fast predictive variances (see `_propose`).
+FAST_VARIANCES_FROM = 500
 
 
 class BayesianPlanner:
@@ -67,7 +75,7 @@ class BayesianPlanner:
         # Jitter added to a nearly singular kernel matrix, and an optimiser restart that ended early, are routine in
         # GP fitting and acquisition; they are not for the person watching a campaign. Timings and the fitted state
         # that would reveal a real problem are in the decision record.
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), gpytorch.settings.max_cholesky_size(EXACT_SOLVES_UP_TO):
             warnings.simplefilter("ignore", NumericalWarning)
             warnings.filterwarnings("ignore", message="Optimization failed", category=RuntimeWarning)
             return self._propose(problem, observations, pending, batch_size, seed, warm_start)
@@ -179,14 +187,20 @@ class BayesianPlanner:
             Y_baseline=Y,
         )
         screened: int | None = None
-        if choices is not None:
-            X_choices = encoding.encode(choices)
-            if X_choices.shape[0] > self.optimizer.screen_above:
-                shortlist = screen(model, X_choices, self.optimizer.screen_keep, self.optimizer.screen_beta)
-                X_choices, screened = X_choices[shortlist], int(shortlist.numel())
-            chosen = optimize_finite(acqf, batch_size, X_choices, self.optimizer)
-        else:
-            chosen = optimize_infinite(acqf, batch_size, encoding, self.optimizer)
+        # Past a few hundred results, each of the search's thousands of posterior calls solved the kernel matrix
+        # against the trial batch afresh. With fast predictive variances (LOVE) the inverse kernel matrix's root is
+        # computed once and each call is a matrix product (1,000 results, batch of 4: 9.1 s -> 2.4 s, the same
+        # proposals). A Lanczos root of rank 100 instead of the Cholesky root saved nothing more at 2,000.
+        # Only the search uses it: the predictions stated for the chosen batch below are computed exactly.
+        with gpytorch.settings.fast_pred_var(len(valued) >= FAST_VARIANCES_FROM):
+            if choices is not None:
+                X_choices = encoding.encode(choices)
+                if X_choices.shape[0] > self.optimizer.screen_above:
+                    shortlist = screen(model, X_choices, self.optimizer.screen_keep, self.optimizer.screen_beta)
+                    X_choices, screened = X_choices[shortlist], int(shortlist.numel())
+                chosen = optimize_finite(acqf, batch_size, X_choices, self.optimizer)
+            else:
+                chosen = optimize_infinite(acqf, batch_size, encoding, self.optimizer)
         acquisition_seconds = time.perf_counter() - acquisition_started
 
         points = encoding.decode(chosen)

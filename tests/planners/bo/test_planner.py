@@ -314,3 +314,28 @@ def test_stated_sd_is_widened_by_the_campaigns_record_of_missed_predictions() ->
         predicted = proposal.predicted["y"]
         assert predicted.spread == calibration["spread"]
         assert f"± {predicted.std:.2g}" in proposal.rationale
+
+
+def test_fast_variances_past_a_few_hundred_results_leave_the_proposals_and_predictions_as_exact_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past `FAST_VARIANCES_FROM` results the acquisition's search uses cached predictive variances (and exact
+    Cholesky solves past GPyTorch's 800): a speed-up, not another answer. The same 900 results give the same batch
+    and the same stated predictions as the plain path."""
+    import planners.bo.planner as bo_planner
+
+    space = Space(parameters=tuple(ContinuousParameter(name=n, type="continuous", bounds=(0, 1)) for n in ("a", "b")))
+    rng = np.random.default_rng(11)
+    observations = [
+        Observation(parameters={"a": float(a), "b": float(b)}, values={"y": math.sin(5 * a) * math.cos(3 * b)})
+        for a, b in rng.uniform(0, 1, (900, 2))
+    ]
+    problem = PlanningProblem(space, MAXIMIZE_Y)
+    fast = planner().propose(problem, observations, [], 2, seed=4)
+    monkeypatch.setattr(bo_planner, "FAST_VARIANCES_FROM", 10**9)
+    monkeypatch.setattr(bo_planner, "EXACT_SOLVES_UP_TO", 800)
+    plain = planner().propose(problem, observations, [], 2, seed=4)
+    for f, p in zip(fast.proposals, plain.proposals, strict=True):
+        assert f.parameters == pytest.approx(p.parameters, abs=1e-3)
+        assert f.predicted["y"].mean == pytest.approx(p.predicted["y"].mean, abs=1e-3)
+        assert f.predicted["y"].std == pytest.approx(p.predicted["y"].std, rel=1e-2)
