@@ -91,9 +91,10 @@ def peirce_space(problem: sp.Problem) -> Any:
     return Space(parameters=tuple(parameters), candidates=candidates)
 
 
-def run_peirce(job: tuple[str, str, int, int]) -> dict:
-    """One seed of peirce's Bayesian planner (defaults) or random planner on one problem."""
-    method, name, seed, budget = job
+def run_peirce(job: tuple[str, str, int, int, dict[str, Any]]) -> dict:
+    """One seed of peirce's Bayesian planner (defaults, or with `settings` over them) or random planner on one
+    problem."""
+    method, name, seed, budget, settings = job
     from pydantic import TypeAdapter
 
     from orchestrator.records.provenance import derive_seed
@@ -107,7 +108,8 @@ def run_peirce(job: tuple[str, str, int, int]) -> dict:
         tuple(Objective(name=o.name, direction=o.direction, reference=o.reference) for o in problem.objectives),
     )
     kind = "bayesian" if method == "peirce bayesian" else "random"
-    planner = build_planner(TypeAdapter(PlannerSettings).validate_python({"kind": kind, "seed": seed}))
+    chosen = {"kind": kind, "seed": seed, **(settings if kind == "bayesian" else {})}
+    planner = build_planner(TypeAdapter(PlannerSettings).validate_python(chosen))
     observations: list[Observation] = []
     experiments: list[dict] = []
     decision_s: list[float] = []
@@ -149,11 +151,17 @@ def run_peirce(job: tuple[str, str, int, int]) -> dict:
     }
 
 
-def run_ours(problems: dict[str, list[str]], seeds: list[int], budgets: dict[str, int], processes: int) -> dict:
-    """`problems`: method -> the problems it runs."""
+def run_ours(
+    problems: dict[str, list[str]],
+    seeds: list[int],
+    budgets: dict[str, int],
+    processes: int,
+    settings: dict[str, Any] | None = None,
+) -> dict:
+    """`problems`: method -> the problems it runs; `settings`: the Bayesian planner's, over its defaults."""
     from benchmarks.closed_loop import _one_thread
 
-    jobs = [(m, p, s, budgets[p]) for m in METHODS for p in problems[m] for s in seeds]
+    jobs = [(m, p, s, budgets[p], settings or {}) for m in METHODS for p in problems[m] for s in seeds]
     results: dict[str, dict] = {m: {p: {} for p in problems[m]} for m in METHODS}
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -277,6 +285,10 @@ def main() -> None:
         "peirce, random, baybe, ax)"
     )  # fmt: skip
     parser.add_argument("--peer-json", type=Path, nargs="*", default=[], help="take peer results from these files")
+    parser.add_argument(
+        "--planner", type=json.loads, default={}, help='peirce\'s Bayesian settings over the defaults, as JSON, e.g. '
+        '\'{"length_scale_prior": "gamma"}\' (to compare a candidate default)'
+    )  # fmt: skip
     args = parser.parse_args()
 
     problems = args.problems.split(",") if args.problems else list(QUICK_PROBLEMS if args.quick else sp.PROBLEM_NAMES)
@@ -296,7 +308,7 @@ def main() -> None:
     methods: dict[str, dict] = {}
     # Ours first, on all processes; then the peers side by side (--peer-processes each), so timings compare.
     ours_problems = {m: [p for p in problems if (m.split()[0], p) not in skip] for m in METHODS}
-    ours = run_ours(ours_problems, seeds, budgets, args.processes)
+    ours = run_ours(ours_problems, seeds, budgets, args.processes, args.planner)
     methods.update(ours)
     ours_s = time.perf_counter() - started
     # Each peer's seeds are dealt round-robin to --peer-processes runners (one JSON each, merged here).
@@ -339,13 +351,15 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     header = (
         f"Seeds {seeds_spec}; batches of {sp.get(problems[0]).batch_size}; budgets in experiments. "
-        f"Wall time: {elapsed:.0f} s (peirce and random {ours_s:.0f} s on {args.processes} processes)."
+        f"Wall time: {elapsed:.0f} s (peirce and random {ours_s:.0f} s on {args.processes} processes). "
+        f"peirce's settings over the defaults: {json.dumps(args.planner) if args.planner else 'none'}."
     )
     args.out.write_text(
         json.dumps(
             {
                 "seeds": seeds,
                 "budgets": budgets,
+                "peirce_settings": args.planner,
                 "problems": {p: sp.get(p).describe() for p in problems},
                 "results": methods,
                 "table": markdown,

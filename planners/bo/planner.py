@@ -158,6 +158,7 @@ class BayesianPlanner:
                 warm=(warm_start or {}).get("hyperparameters"),
                 max_fit_points=self.settings.max_fit_points,
                 generator=generator,
+                length_scale_prior=self.settings.length_scale_prior,
             )
         fit_seconds = time.perf_counter() - fit_started
 

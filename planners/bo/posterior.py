@@ -127,6 +127,7 @@ def fit_surrogate(
         warm=(warm_start or {}).get("hyperparameters"),
         max_fit_points=settings.max_fit_points,
         generator=torch.Generator().manual_seed(seed),
+        length_scale_prior=settings.length_scale_prior,
     )
     return Surrogate(
         encoding=encoding,

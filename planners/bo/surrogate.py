@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from botorch.exceptions.warnings import OptimizationWarning
@@ -20,8 +20,9 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models import ModelListGP, SingleTaskGP
 from botorch.models.transforms.outcome import Standardize
 from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
-from gpytorch.kernels import Kernel, ProductKernel
+from gpytorch.kernels import Kernel, MaternKernel, ProductKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior
 from torch import Tensor
 
 from planners.bo.encoding import FeatureLayout, SpaceEncoding
@@ -114,9 +115,31 @@ _BLOCK_ELEMENTS = 1 << 24
 _MATMUL_LEVELS = 3
 
 
-def make_kernel(layout: FeatureLayout) -> Kernel:
+LengthScalePrior = Literal["dimension-scaled", "gamma"]
+
+
+def make_kernel(layout: FeatureLayout, length_scale_prior: LengthScalePrior = "dimension-scaled") -> Kernel:
+    """The GP's kernel over the model features: Matern 5/2 with one length-scale per continuous feature, times a
+    Tanimoto kernel per fingerprint block.
+
+    `length_scale_prior`: "dimension-scaled" is BoTorch's default (LogNormal, median about 10 in the unit cube
+    times sqrt of the dimension's growth: long length-scales, no output scale, Hvarfner et al. 2024); "gamma" is the
+    Gamma(3, 6) prior with a Gamma(2, 0.15) output scale that EDBO and BayBE use (short length-scales: more
+    exploration). benchmarks/RESULTS.md compares them by leave-one-problem-out."""
     parts: list[Kernel] = []
-    if layout.continuous_dims:
+    if layout.continuous_dims and length_scale_prior == "gamma":
+        parts.append(
+            ScaleKernel(
+                MaternKernel(
+                    nu=2.5,
+                    ard_num_dims=len(layout.continuous_dims),
+                    active_dims=layout.continuous_dims,
+                    lengthscale_prior=GammaPrior(3.0, 6.0),
+                ),
+                outputscale_prior=GammaPrior(2.0, 0.15),
+            )
+        )
+    elif layout.continuous_dims:
         parts.append(
             get_covar_module_with_dim_scaled_prior(
                 ard_num_dims=len(layout.continuous_dims),
@@ -128,12 +151,14 @@ def make_kernel(layout: FeatureLayout) -> Kernel:
     return parts[0] if len(parts) == 1 else ProductKernel(*parts)
 
 
-def make_gp(encoding: SpaceEncoding, X: Tensor, y: Tensor) -> SingleTaskGP:
+def make_gp(
+    encoding: SpaceEncoding, X: Tensor, y: Tensor, length_scale_prior: LengthScalePrior = "dimension-scaled"
+) -> SingleTaskGP:
     """An unfitted GP on search-representation inputs `X` (`n x d`) and one outcome `y` (`n x 1`)."""
     return SingleTaskGP(
         X,
         y,
-        covar_module=make_kernel(encoding.layout),
+        covar_module=make_kernel(encoding.layout, length_scale_prior),
         outcome_transform=Standardize(m=1),
         input_transform=encoding.feature_map,
     )
@@ -172,6 +197,7 @@ def fit_gp(
     warm: Mapping[str, list[float]] | None = None,
     max_fit_points: int | None = None,
     generator: torch.Generator | None = None,
+    length_scale_prior: LengthScalePrior = "dimension-scaled",
 ) -> tuple[SingleTaskGP, dict[str, Any]]:
     """Fit one GP by marginal likelihood; returns the model and a record of the fit.
 
@@ -189,7 +215,7 @@ def fit_gp(
         pick = rest[torch.randperm(rest.numel(), generator=generator, device="cpu").to(rest.device)]
         chosen = torch.cat([top, pick[: max_fit_points - top.numel()]])
         fit_X, fit_y = X[chosen], y[chosen]
-    model = make_gp(encoding, fit_X, fit_y)
+    model = make_gp(encoding, fit_X, fit_y, length_scale_prior)
     warm_started = _warm_start(model, warm)
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     with warnings.catch_warnings():
@@ -197,7 +223,7 @@ def fit_gp(
         fit_gpytorch_mll(mll)
     if fit_X is not X:
         state = model.state_dict()
-        model = make_gp(encoding, X, y)
+        model = make_gp(encoding, X, y, length_scale_prior)
         model.load_state_dict(state, strict=False)
     model.eval()
     record = {
@@ -217,6 +243,7 @@ def fit_models(
     warm: Mapping[str, Mapping[str, list[float]]] | None = None,
     max_fit_points: int | None = None,
     generator: torch.Generator | None = None,
+    length_scale_prior: LengthScalePrior = "dimension-scaled",
 ) -> tuple[ModelListGP, dict[str, Any], dict[str, Any]]:
     """One GP per column of `Y` (rows with a non-finite value in a column are left out of that column's GP).
 
@@ -226,7 +253,13 @@ def fit_models(
     for k, name in enumerate(names):
         keep = torch.isfinite(Y[:, k])
         model, fit_record = fit_gp(
-            encoding, X[keep], Y[keep, k : k + 1], (warm or {}).get(name), max_fit_points, generator
+            encoding,
+            X[keep],
+            Y[keep, k : k + 1],
+            (warm or {}).get(name),
+            max_fit_points,
+            generator,
+            length_scale_prior,
         )
         models.append(model)
         state[name] = hyperparameters(model)

@@ -339,3 +339,30 @@ def test_fast_variances_past_a_few_hundred_results_leave_the_proposals_and_predi
         assert f.parameters == pytest.approx(p.parameters, abs=1e-3)
         assert f.predicted["y"].mean == pytest.approx(p.predicted["y"].mean, abs=1e-3)
         assert f.predicted["y"].std == pytest.approx(p.predicted["y"].std, rel=1e-2)
+
+
+def test_the_gamma_length_scale_prior_is_the_one_fitted_when_chosen() -> None:
+    """`length_scale_prior: gamma` fits EDBO's kernel (an output scale, Gamma(3, 6) on the length-scales); the
+    default fits BoTorch's (no output scale). The fitted hyper-parameters of the decision say which."""
+    space = Space(parameters=tuple(ContinuousParameter(name=n, type="continuous", bounds=(0, 1)) for n in ("a", "b")))
+    rng = np.random.default_rng(2)
+    observations = [
+        Observation(parameters={"a": float(a), "b": float(b)}, values={"y": float(a - (b - 0.3) ** 2)})
+        for a, b in rng.uniform(0, 1, (12, 2))
+    ]
+    problem = PlanningProblem(space, MAXIMIZE_Y)
+    gamma = BayesianPlanner(BayesianSettings(kind="bayesian", length_scale_prior="gamma"))
+    default = BayesianPlanner(BayesianSettings(kind="bayesian"))
+    fitted_gamma = gamma.propose(problem, observations, [], 1, seed=1).model_state["hyperparameters"]["y"]
+    fitted_default = default.propose(problem, observations, [], 1, seed=1).model_state["hyperparameters"]["y"]
+    assert any("outputscale" in name for name in fitted_gamma)
+    assert not any("outputscale" in name for name in fitted_default)
+    prior = next(m for m in gamma_kernel_modules() if hasattr(m, "lengthscale_prior"))
+    assert float(prior.lengthscale_prior.concentration) == 3.0 and float(prior.lengthscale_prior.rate) == 6.0
+
+
+def gamma_kernel_modules() -> list[torch.nn.Module]:
+    from planners.bo.encoding import FeatureLayout
+    from planners.bo.surrogate import make_kernel
+
+    return list(make_kernel(FeatureLayout(continuous_dims=[0, 1], width=2), "gamma").modules())
