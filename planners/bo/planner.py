@@ -148,6 +148,7 @@ class BayesianPlanner:
                 self.settings.max_fit_points,
                 generator,
                 warm=(warm_start or {}).get("hyperparameters"),
+                length_scale_prior=self.settings.length_scale_prior,
             )
         else:
             model, hyper, fit_record = fit_models(

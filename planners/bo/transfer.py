@@ -46,7 +46,13 @@ from torch import Tensor
 
 from planners.base import PlanningProblem
 from planners.bo.encoding import FeatureLayout, FeatureMap, SpaceEncoding
-from planners.bo.surrogate import fit_gp, hyperparameters, make_kernel, readable_hyperparameters
+from planners.bo.surrogate import (
+    LengthScalePrior,
+    fit_gp,
+    hyperparameters,
+    make_kernel,
+    readable_hyperparameters,
+)
 
 FEASIBILITY = "__feasibility__"  # the planner's name for the feasibility output (`bo.planner`)
 TARGET_TASK = 0
@@ -140,6 +146,7 @@ def fit_multitask_gp(
     y: Tensor,
     related: Sequence[tuple[Tensor, Tensor]],
     warm: Mapping[str, list[float]] | None = None,
+    length_scale_prior: LengthScalePrior = "dimension-scaled",
 ) -> tuple[MultiTaskGP, bool]:
     """A fitted multi-task GP whose output is the target task: `X` (`n x d`), `y` (`n x 1`) are this campaign's
     results, `related` the (X, y) of each related task in order (task 1, 2, ...). `warm`: the previous decision's
@@ -155,7 +162,7 @@ def fit_multitask_gp(
         train_X,
         train_y,
         task_feature=0,
-        covar_module=make_kernel(_shifted(encoding.layout)),
+        covar_module=make_kernel(_shifted(encoding.layout), length_scale_prior),
         output_tasks=[TARGET_TASK],
         outcome_transform=TaskStandardize(len(related) + 1, X.shape[-1], X.dtype, X.device),
         input_transform=TaskFeatureMap(encoding.feature_map),
@@ -208,6 +215,7 @@ def fit_transfer_models(
     max_fit_points: int | None = None,
     generator: torch.Generator | None = None,
     warm: Mapping[str, Mapping[str, list[float]]] | None = None,
+    length_scale_prior: LengthScalePrior = "dimension-scaled",
 ) -> tuple[ModelListGP, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One GP per column of `Y` (`n x k`, this campaign's results; NaN rows are left out of that column), each a
     multi-task GP over this campaign and its related campaigns where those have results for that output, a
@@ -233,12 +241,14 @@ def fit_transfer_models(
                 names.append(task.name)
         pairs, over = _within_limit(X_k.shape[0], pairs, max_fit_points, generator)
         if not pairs:
-            model, fit_record = fit_gp(encoding, X_k, y_k, (warm or {}).get(name), max_fit_points, generator)
+            model, fit_record = fit_gp(
+                encoding, X_k, y_k, (warm or {}).get(name), max_fit_points, generator, length_scale_prior
+            )
             models.append(model)
             state[name] = hyperparameters(model)
             record[name] = fit_record
             continue
-        model, warm_started = fit_multitask_gp(encoding, X_k, y_k, pairs, (warm or {}).get(name))
+        model, warm_started = fit_multitask_gp(encoding, X_k, y_k, pairs, (warm or {}).get(name), length_scale_prior)
         models.append(model)
         state[name] = hyperparameters(model)
         related_rows = sum(int(p[0].shape[0]) for p in pairs)

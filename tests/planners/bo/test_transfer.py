@@ -105,3 +105,17 @@ def test_the_task_column_passes_the_feature_map_untouched() -> None:
     out = TaskFeatureMap(encoding.feature_map).transform(with_task)
     assert torch.equal(out[:, 0], with_task[:, 0])
     assert torch.equal(out[:, 1:], encoding.feature_map.transform(X))
+
+
+def test_the_length_scale_prior_setting_reaches_the_multi_task_model() -> None:
+    related = (RelatedResults("earlier", tuple(Observation(p, {"y": related_task(p)}) for p in grid()[::4])),)
+    problem = PlanningProblem(SPACE, MAXIMIZE_Y, related=related)
+    observations = [Observation(p, {"y": target_task(p)}) for p in STARTS]
+    settings = BayesianSettings(
+        kind="bayesian", seed=0, num_restarts=2, raw_samples=32, mc_samples=64, length_scale_prior="gamma"
+    )
+    plan = BayesianPlanner(settings).propose(problem, observations, [], batch_size=2, seed=0)
+    names = plan.model_state["hyperparameters"]["y"]
+    # The data kernel (with the gamma prior's output scale) times the task kernel.
+    assert "covar_module.kernels.0.raw_outputscale" in names, names
+    assert any(name.startswith("covar_module.kernels.1.") for name in names), names
