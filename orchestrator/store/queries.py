@@ -230,10 +230,25 @@ def predicted_measurements(session: Session, campaign_id: int) -> list[tuple[str
 
 
 def prediction_errors(session: Session, campaign_id: int) -> dict[str, list[float]]:
-    """Per objective, the standardised errors (measured − predicted mean) / predicted sd."""
+    """Per objective, the standardised errors (measured − predicted mean) / the model's own sd: the stated sd divided
+    by the spread it was stated with (`planners.calibration`). The ledger widens the model's posterior by these, so
+    they must be read against the model, not against intervals already widened (which would read as calibrated)."""
+    rows = session.execute(
+        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std,
+               Experiment.predicted)
+        .join(Experiment, Measurement.experiment_id == Experiment.id)
+        .where(
+            Experiment.campaign_id == campaign_id,
+            Measurement.predicted_mean.is_not(None),
+            Measurement.predicted_std.is_not(None),
+            Measurement.predicted_std > 0,
+        )
+        .order_by(Measurement.id)
+    ).all()  # fmt: skip
     errors: dict[str, list[float]] = {}
-    for name, value, mean, std in predicted_measurements(session, campaign_id):
-        errors.setdefault(name, []).append((value - mean) / std)
+    for name, value, mean, std, predicted in rows:
+        spread = (predicted or {}).get(name, {}).get("spread") or 1.0
+        errors.setdefault(name, []).append((value - mean) / (std / float(spread)))
     return errors
 
 

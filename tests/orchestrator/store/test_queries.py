@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import select
 
 from orchestrator.review.export import campaign_status, campaign_summaries
 from orchestrator.review.tables import overview
@@ -22,8 +23,11 @@ from orchestrator.store.queries import (
     calibration,
     calibration_of,
     declared_order,
+    observations,
+    prediction_errors,
     results,
 )
+from planners.base import Prediction
 
 # Declared neither alphabetically nor in reverse, so no accident of key order passes for the declared one.
 DECLARED = ["temperature", "ligand", "concentration", "base"]
@@ -159,3 +163,29 @@ def test_calibration_counts_predictions_with_a_positive_sd_from_every_attempt(sq
 
 def test_calibration_of_nothing_is_none() -> None:
     assert calibration_of([]) is None
+
+
+def test_prediction_errors_are_read_against_the_models_own_sd_and_observations_carry_the_prediction(
+    db_url: str,
+) -> None:
+    """An experiment whose prediction was stated 2.5x wider than the model's sd: the ledger's errors divide by the
+    model's sd (stated / 2.5), and the planner's observation carries the prediction with its spread; one stated as
+    the model gave it (no spread recorded) counts with spread 1."""
+    db = open_database(db_url)
+    campaign_id = _campaign(db)
+    with db.session() as session:
+        third = session.scalar(select(Experiment).where(Experiment.campaign_id == campaign_id, Experiment.seq == 3))
+        assert third is not None
+        third.predicted = {"yield": {"mean": 70.0, "std": 2.0, "spread": 2.5}}
+        first = session.scalar(select(Experiment).where(Experiment.campaign_id == campaign_id, Experiment.seq == 1))
+        assert first is not None
+        first.predicted = {"yield": {"mean": 50.0, "std": 10.0}}
+    with db.session() as session:
+        errors = prediction_errors(session, campaign_id)["yield"]
+        seen = dict(observations(session, campaign_id, ["yield", "cost"]))
+    # #1: (40 - 50) / 10; #3, both attempts against the model's sd: (99 - 60) / (5 / 2.5), (71 - 70) / (2 / 2.5)
+    assert errors == pytest.approx([-1.0, 19.5, 1.25])
+    predicted = {o.parameters["ligand"]: o.predicted for o in seen.values()}
+    assert predicted["L3"] == {"yield": Prediction(mean=70.0, std=2.0, spread=2.5)}
+    assert predicted["L1"] == {"yield": Prediction(mean=50.0, std=10.0, spread=1.0)}
+    assert predicted["L2"] == {}  # infeasible: nothing to check a prediction against
