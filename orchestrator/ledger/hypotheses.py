@@ -606,7 +606,11 @@ def select_tests(
             f"tests hypothesis {choice.hypothesis} ({claim.statement()}): expected to settle "
             f"{choice.information_bits:.2f} of its {_entropy(evaluation.credence):.2f} bits"
         )
-        prediction = Prediction(mean=choice.predicted_mean, std=choice.predicted_std)
+        # The samples were widened by the ledger's factor: stated with it, so the planner's track record reads
+        # this prediction against the model's own sd (`planners.calibration`).
+        prediction = Prediction(
+            mean=choice.predicted_mean, std=choice.predicted_std, spread=widen.get(claim.objective, 1.0)
+        )
         proposals.append(
             Proposal(parameters=choice.point, predicted={claim.objective: prediction}, rationale=rationale)
         )
