@@ -81,7 +81,9 @@ def run_lookup(args: tuple[str, dict[str, Any], int, int, int]) -> Trace:
         warm = plan.model_state
         for proposal in plan.proposals:
             result = lab.run(proposal.parameters, f"bench:{seed}:{len(observations)}")
-            observations.append(Observation(parameters=proposal.parameters, values=dict(result.values)))
+            observations.append(
+                Observation(parameters=proposal.parameters, values=dict(result.values), predicted=proposal.predicted)
+            )
             trace.values.append(float(result.values[objective]))
     return trace
 

@@ -48,7 +48,8 @@ def run_hartmann(args: tuple[dict, int, int, int]) -> Trace:
         warm = plan.model_state
         for proposal in plan.proposals:
             value = hartmann6([proposal.parameters[f"x{i}"] for i in range(1, 7)])
-            observations.append(Observation(parameters=proposal.parameters, values={"y": value}))
+            observed = Observation(parameters=proposal.parameters, values={"y": value}, predicted=proposal.predicted)
+            observations.append(observed)
             trace.values.append(value)
     return trace
 
