@@ -212,11 +212,34 @@ def declared_order(values: dict[str, Any], declared: Sequence[str]) -> dict[str,
 # --- predictions ------------------------------------------------------------------------------------------------
 
 
-def predicted_measurements(session: Session, campaign_id: int) -> list[tuple[str, float, float, float]]:
-    """(objective, measured, predicted mean, predicted sd) of every measured value (every attempt's) whose
-    prediction had a standard deviation > 0: the model's track record on experiments it had not yet seen."""
+@dataclass(frozen=True)
+class PredictedMeasurement:
+    """One measured value beside what was predicted for it: the stated mean and sd, and the spread factor the sd
+    was stated with (`planners.calibration`; 1 for a prediction stated as the model gave it)."""
+
+    objective: str
+    measured: float
+    mean: float
+    std: float
+    spread: float
+
+    @property
+    def own_std(self) -> float:
+        """The model's own sd: the stated one without the spread factor."""
+        return self.std / self.spread
+
+
+def predicted_measurements(session: Session, campaign_id: int) -> list[PredictedMeasurement]:
+    """Every measured value (every attempt's) whose prediction had a standard deviation > 0, in the order measured:
+    the model's track record on experiments it had not yet seen."""
     rows = session.execute(
-        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std)
+        select(
+            Measurement.name,
+            Measurement.value,
+            Measurement.predicted_mean,
+            Measurement.predicted_std,
+            Experiment.predicted,
+        )
         .join(Experiment, Measurement.experiment_id == Experiment.id)
         .where(
             Experiment.campaign_id == campaign_id,
@@ -226,29 +249,20 @@ def predicted_measurements(session: Session, campaign_id: int) -> list[tuple[str
         )
         .order_by(Measurement.id)
     ).all()
-    return [(name, value, mean, std) for name, value, mean, std in rows if mean is not None and std is not None]
+    return [
+        PredictedMeasurement(name, value, mean, std, float((predicted or {}).get(name, {}).get("spread") or 1.0))
+        for name, value, mean, std, predicted in rows
+        if mean is not None and std is not None
+    ]
 
 
 def prediction_errors(session: Session, campaign_id: int) -> dict[str, list[float]]:
     """Per objective, the standardised errors (measured − predicted mean) / the model's own sd: the stated sd divided
     by the spread it was stated with (`planners.calibration`). The ledger widens the model's posterior by these, so
     they must be read against the model, not against intervals already widened (which would read as calibrated)."""
-    rows = session.execute(
-        select(Measurement.name, Measurement.value, Measurement.predicted_mean, Measurement.predicted_std,
-               Experiment.predicted)
-        .join(Experiment, Measurement.experiment_id == Experiment.id)
-        .where(
-            Experiment.campaign_id == campaign_id,
-            Measurement.predicted_mean.is_not(None),
-            Measurement.predicted_std.is_not(None),
-            Measurement.predicted_std > 0,
-        )
-        .order_by(Measurement.id)
-    ).all()  # fmt: skip
     errors: dict[str, list[float]] = {}
-    for name, value, mean, std, predicted in rows:
-        spread = (predicted or {}).get(name, {}).get("spread") or 1.0
-        errors.setdefault(name, []).append((value - mean) / (std / float(spread)))
+    for p in predicted_measurements(session, campaign_id):
+        errors.setdefault(p.objective, []).append((p.measured - p.mean) / p.own_std)
     return errors
 
 
@@ -270,8 +284,8 @@ def calibration_of(points: Iterable[tuple[float, float, float]]) -> Calibration 
 def calibration(session: Session, campaign_id: int) -> dict[str, Calibration]:
     """Per objective (in name order), the calibration of the planner's predictions."""
     grouped: dict[str, list[tuple[float, float, float]]] = {}
-    for name, value, mean, std in predicted_measurements(session, campaign_id):
-        grouped.setdefault(name, []).append((value, mean, std))
+    for p in predicted_measurements(session, campaign_id):
+        grouped.setdefault(p.objective, []).append((p.measured, p.mean, p.std))
     out = {}
     for name in sorted(grouped):
         summary = calibration_of(grouped[name])
