@@ -11,7 +11,7 @@ record of the best so far cannot disagree about what a result or the best one is
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -119,8 +119,13 @@ def predictions_of(experiment: Experiment) -> dict[str, Prediction]:
     for name, guess in (experiment.predicted or {}).items():
         mean, std = guess.get("mean"), guess.get("std")
         if isinstance(mean, int | float) and isinstance(std, int | float):
-            out[name] = Prediction(mean=float(mean), std=float(std), spread=float(guess.get("spread") or 1.0))
+            out[name] = Prediction(mean=float(mean), std=float(std), spread=_stated_spread(guess))
     return out
+
+
+def _stated_spread(guess: Mapping[str, Any] | None) -> float:
+    """The spread factor a stored prediction was stated with; 1 for records from before predictions carried it."""
+    return float((guess or {}).get("spread") or 1.0)
 
 
 def results(session: Session, campaign_id: int) -> list[Result]:
@@ -250,7 +255,7 @@ def predicted_measurements(session: Session, campaign_id: int) -> list[Predicted
         .order_by(Measurement.id)
     ).all()
     return [
-        PredictedMeasurement(name, value, mean, std, float((predicted or {}).get(name, {}).get("spread") or 1.0))
+        PredictedMeasurement(name, value, mean, std, _stated_spread((predicted or {}).get(name)))
         for name, value, mean, std, predicted in rows
         if mean is not None and std is not None
     ]

@@ -206,7 +206,8 @@ class BayesianPlanner:
         acquisition_seconds = time.perf_counter() - acquisition_started
 
         points = encoding.decode(chosen)
-        spreads = {name: spread(standardized_errors(observations, name)) for name in names}
+        record = {name: standardized_errors(observations, name) for name in names}
+        spreads = {name: spread(errors) for name, errors in record.items()}
         predictions = _predict(model, chosen, names, signs, spreads)
         scores = acquisition_values(acqf, chosen)
         proposals = [
@@ -228,10 +229,7 @@ class BayesianPlanner:
             screened_to=screened,
             hyperparameters=hyper,
             fit=fit_record,
-            calibration={
-                name: {"spread": spreads[name], "checked_predictions": len(standardized_errors(observations, name))}
-                for name in names
-            },
+            calibration={name: {"spread": spreads[name], "checked_predictions": len(record[name])} for name in names},
             seconds={
                 "fit": fit_seconds,
                 "acquisition": acquisition_seconds,
