@@ -44,10 +44,11 @@ class BayesianSettings(BaseModel):
         ge=50,
         description="Past this many results, hyper-parameters are fitted on a subset (inference still uses all).",
     )
-    length_scale_prior: Literal["dimension-scaled", "gamma"] = Field(
+    length_scale_prior: Literal["dimension-scaled", "gamma", "split"] = Field(
         default="dimension-scaled",
-        description="Prior of the kernel's length-scales: BoTorch's, scaled with the dimension, or the Gamma(3, 6) "
-        "of EDBO and BayBE (see docs/planner.md).",
+        description="Prior of the kernel's length-scales: BoTorch's, scaled with the dimension; the Gamma(3, 6) "
+        "of EDBO and BayBE; or split: Gamma for numeric parameters, BoTorch's for the levels' descriptor or one-hot "
+        "columns (see docs/planner.md).",
     )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto: CUDA when present.")
 

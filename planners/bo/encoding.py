@@ -41,9 +41,11 @@ MoleculeEncoding = Literal["descriptors", "fingerprints", "onehot"]
 @dataclass
 class FeatureLayout:
     """Which feature columns each kernel part reads: one stationary kernel over `continuous_dims`, and one Tanimoto
-    kernel per fingerprint block (start, stop)."""
+    kernel per fingerprint block (start, stop). `numeric_dims` are the continuous columns that are the space's own
+    numeric parameters (the rest of `continuous_dims` are one-hot or descriptor columns of its levels)."""
 
     continuous_dims: list[int] = field(default_factory=list)
+    numeric_dims: list[int] = field(default_factory=list)
     tanimoto_blocks: list[tuple[int, int]] = field(default_factory=list)
     width: int = 0
 
@@ -110,6 +112,7 @@ class SpaceEncoding:
                 self._scales[i] = (min(values), max(values))
                 self.discrete_dims[i] = sorted(self._scale(i, v) for v in values)
         layout.continuous_dims.extend(range(len(numeric_dims)))
+        layout.numeric_dims.extend(range(len(numeric_dims)))
         width = len(numeric_dims)
         for i, p in enumerate(self.parameters):
             if i not in self.cat_dims:

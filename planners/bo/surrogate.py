@@ -115,7 +115,7 @@ _BLOCK_ELEMENTS = 1 << 24
 _MATMUL_LEVELS = 3
 
 
-LengthScalePrior = Literal["dimension-scaled", "gamma"]
+LengthScalePrior = Literal["dimension-scaled", "gamma", "split"]
 
 
 def make_kernel(layout: FeatureLayout, length_scale_prior: LengthScalePrior = "dimension-scaled") -> Kernel:
@@ -125,30 +125,34 @@ def make_kernel(layout: FeatureLayout, length_scale_prior: LengthScalePrior = "d
     `length_scale_prior`: "dimension-scaled" is BoTorch's default (LogNormal, median about 10 in the unit cube
     times sqrt of the dimension's growth: long length-scales, no output scale, Hvarfner et al. 2024); "gamma" is the
     Gamma(3, 6) prior with a Gamma(2, 0.15) output scale that EDBO and BayBE use (short length-scales: more
-    exploration). benchmarks/RESULTS.md compares them by leave-one-problem-out."""
+    exploration); "split" gives the space's numeric parameters the Gamma kernel and the levels' one-hot or
+    descriptor columns BoTorch's, as a product (a space of one kind gets that kind's kernel alone).
+    benchmarks/RESULTS.md compares them by leave-one-problem-out."""
     parts: list[Kernel] = []
-    if layout.continuous_dims and length_scale_prior == "gamma":
-        parts.append(
-            ScaleKernel(
-                MaternKernel(
-                    nu=2.5,
-                    ard_num_dims=len(layout.continuous_dims),
-                    active_dims=layout.continuous_dims,
-                    lengthscale_prior=GammaPrior(3.0, 6.0),
-                ),
-                outputscale_prior=GammaPrior(2.0, 0.15),
-            )
-        )
+    if length_scale_prior == "split":
+        numeric = [d for d in layout.continuous_dims if d in set(layout.numeric_dims)]
+        levels = [d for d in layout.continuous_dims if d not in set(layout.numeric_dims)]
+        if numeric:
+            parts.append(_gamma_kernel(numeric))
+        if levels:
+            parts.append(_dimension_scaled_kernel(levels))
+    elif layout.continuous_dims and length_scale_prior == "gamma":
+        parts.append(_gamma_kernel(layout.continuous_dims))
     elif layout.continuous_dims:
-        parts.append(
-            get_covar_module_with_dim_scaled_prior(
-                ard_num_dims=len(layout.continuous_dims),
-                active_dims=layout.continuous_dims,
-                use_rbf_kernel=False,
-            )
-        )
+        parts.append(_dimension_scaled_kernel(layout.continuous_dims))
     parts.extend(TanimotoKernel(active_dims=list(range(start, stop))) for start, stop in layout.tanimoto_blocks)
     return parts[0] if len(parts) == 1 else ProductKernel(*parts)
+
+
+def _gamma_kernel(dims: list[int]) -> Kernel:
+    return ScaleKernel(
+        MaternKernel(nu=2.5, ard_num_dims=len(dims), active_dims=dims, lengthscale_prior=GammaPrior(3.0, 6.0)),
+        outputscale_prior=GammaPrior(2.0, 0.15),
+    )
+
+
+def _dimension_scaled_kernel(dims: list[int]) -> Kernel:
+    return get_covar_module_with_dim_scaled_prior(ard_num_dims=len(dims), active_dims=dims, use_rbf_kernel=False)
 
 
 def make_gp(

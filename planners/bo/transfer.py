@@ -135,6 +135,7 @@ def _shifted(layout: FeatureLayout) -> FeatureLayout:
     """The layout of the model features one column to the right (the task column comes first)."""
     return FeatureLayout(
         continuous_dims=[d + 1 for d in layout.continuous_dims],
+        numeric_dims=[d + 1 for d in layout.numeric_dims],
         tanimoto_blocks=[(start + 1, stop + 1) for start, stop in layout.tanimoto_blocks],
         width=layout.width + 1,
     )

@@ -366,3 +366,48 @@ def gamma_kernel_modules() -> list[torch.nn.Module]:
     from planners.bo.surrogate import make_kernel
 
     return list(make_kernel(FeatureLayout(continuous_dims=[0, 1], width=2), "gamma").modules())
+
+
+def test_the_split_prior_gives_numeric_parameters_the_gamma_kernel_and_the_levels_columns_botorchs() -> None:
+    """`length_scale_prior: split`: a temperature gets the Gamma(3, 6) length-scale (with an output scale), the
+    solvent's one-hot columns BoTorch's dimension-scaled log-normal; a space of numeric parameters only gets the
+    Gamma kernel alone, as `gamma` would give it."""
+    from gpytorch.kernels import MaternKernel
+    from gpytorch.priors import GammaPrior, LogNormalPrior
+
+    from planners.bo.surrogate import make_kernel
+
+    mixed = Space(
+        parameters=(
+            ContinuousParameter(name="temperature", type="continuous", bounds=(20, 120)),
+            CategoricalParameter(name="solvent", type="categorical", levels=("water", "ethanol", "toluene")),
+        )
+    )
+    layout = SpaceEncoding(mixed).layout
+    assert layout.numeric_dims == [0] and layout.continuous_dims == [0, 1, 2, 3]
+    materns = [m for m in make_kernel(layout, "split").modules() if isinstance(m, MaternKernel)]
+    by_prior = {type(m.lengthscale_prior): m for m in materns}
+    assert set(by_prior) == {GammaPrior, LogNormalPrior}
+    assert by_prior[GammaPrior].active_dims.tolist() == [0]
+    assert by_prior[LogNormalPrior].active_dims.tolist() == [1, 2, 3]
+
+    numeric_only = SpaceEncoding(
+        Space(parameters=tuple(ContinuousParameter(name=n, type="continuous", bounds=(0, 1)) for n in ("a", "b")))
+    ).layout
+    split_modules = [type(m).__name__ for m in make_kernel(numeric_only, "split").modules()]
+    gamma_modules = [type(m).__name__ for m in make_kernel(numeric_only, "gamma").modules()]
+    assert split_modules == gamma_modules
+
+    rng = np.random.default_rng(3)
+    observations = [
+        Observation(
+            parameters={"temperature": float(t), "solvent": str(s)},
+            values={"y": float(-(((t - 80) / 40) ** 2) + (s == "ethanol"))},
+        )
+        for t, s in zip(rng.uniform(20, 120, 10), rng.choice(["water", "ethanol", "toluene"], 10), strict=True)
+    ]
+    plan = BayesianPlanner(BayesianSettings(kind="bayesian", length_scale_prior="split")).propose(
+        PlanningProblem(mixed, MAXIMIZE_Y), observations, [], 2, seed=0
+    )
+    fitted = plan.model_state["hyperparameters"]["y"]
+    assert sum("lengthscale" in name for name in fitted) == 2 and any("outputscale" in name for name in fitted)
