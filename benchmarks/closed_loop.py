@@ -39,6 +39,52 @@ def _one_thread() -> None:
     warnings.filterwarnings("ignore", module="linear_operator")
 
 
+@dataclass
+class LoopRun:
+    """What one closed loop leaves: every observation in the order run, the wall time of each decision, and the
+    last decision's model state."""
+
+    observations: list[Any]
+    decision_s: list[float]
+    last_state: dict[str, Any] | None
+
+
+def planning_loop(
+    planner: Any,
+    problem: Any,
+    budget: int,
+    batch_size: int,
+    seed: int,
+    run: Callable[[Any, int], Any],
+) -> LoopRun:
+    """The campaign loop minus the database: propose a batch (the seed of cycle k is `derive_seed(seed, "deduce",
+    k)`, as `orchestrator.cycle.deduce` derives it; the last decision's model state warm-starts the next), run each
+    proposal with `run(proposal, index)`, which returns its `Observation` (with `proposal.predicted`, so that the
+    planner calibrates its stated sd on the run's own record as in a campaign), until `budget` experiments."""
+    from orchestrator.records.provenance import derive_seed
+
+    observations: list[Any] = []
+    decision_s: list[float] = []
+    warm: dict[str, Any] | None = None
+    cycle = 0
+    while len(observations) < budget:
+        cycle += 1
+        started = time.perf_counter()
+        plan = planner.propose(
+            problem,
+            observations,
+            [],
+            min(batch_size, budget - len(observations)),
+            derive_seed(seed, "deduce", cycle),
+            warm_start=warm,
+        )
+        decision_s.append(time.perf_counter() - started)
+        warm = plan.model_state
+        for proposal in plan.proposals:
+            observations.append(run(proposal, len(observations)))
+    return LoopRun(observations, decision_s, warm)
+
+
 def lookup_problem(example: str, **space_overrides: Any):
     """The planning problem and lab of an example lookup campaign (e.g. 'direct_arylation')."""
     from orchestrator.campaign.spec import load_spec
@@ -55,37 +101,23 @@ def run_lookup(args: tuple[str, dict[str, Any], int, int, int]) -> Trace:
     _one_thread()
     from pydantic import TypeAdapter
 
-    from orchestrator.records.provenance import derive_seed
     from planners.base import Observation
     from planners.registry import PlannerSettings, build_planner
 
     spec, lab, problem = lookup_problem(example)
     planner = build_planner(TypeAdapter(PlannerSettings).validate_python({**settings, "seed": seed}))
     objective = spec.objectives[0].name
-    observations: list[Observation] = []
-    trace = Trace(seed=seed, values=[])
-    warm = None
-    cycle = 0
-    while len(observations) < experiments:
-        cycle += 1
-        started = time.perf_counter()
-        plan = planner.propose(
-            problem,
-            observations,
-            [],
-            min(batch_size, experiments - len(observations)),
-            derive_seed(seed, "deduce", cycle),
-            warm_start=warm,
-        )
-        trace.plan_seconds.append(time.perf_counter() - started)
-        warm = plan.model_state
-        for proposal in plan.proposals:
-            result = lab.run(proposal.parameters, f"bench:{seed}:{len(observations)}")
-            observations.append(
-                Observation(parameters=proposal.parameters, values=dict(result.values), predicted=proposal.predicted)
-            )
-            trace.values.append(float(result.values[objective]))
-    return trace
+
+    def run(proposal: Any, index: int) -> Observation:
+        result = lab.run(proposal.parameters, f"bench:{seed}:{index}")
+        return Observation(parameters=proposal.parameters, values=dict(result.values), predicted=proposal.predicted)
+
+    loop = planning_loop(planner, problem, experiments, batch_size, seed, run)
+    return Trace(
+        seed=seed,
+        values=[float(o.values[objective]) for o in loop.observations],
+        plan_seconds=loop.decision_s,
+    )
 
 
 def run_many(worker: Callable[[Any], Trace], jobs: Sequence[Any], processes: int | None = None) -> list[Trace]:

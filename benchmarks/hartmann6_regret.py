@@ -11,13 +11,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.closed_loop import Trace, best_so_far, run_many  # noqa: E402
+from benchmarks.closed_loop import Trace, best_so_far, planning_loop, run_many  # noqa: E402
 
 H6_MINIMUM = -3.32237
 CHECKPOINT_BATCHES = (5, 10, 20, 30)
@@ -27,7 +28,6 @@ def run_hartmann(args: tuple[dict, int, int, int]) -> Trace:
     settings, seed, batches, batch_size = args
     from pydantic import TypeAdapter
 
-    from orchestrator.records.provenance import derive_seed
     from planners.base import Observation, PlanningProblem
     from planners.registry import PlannerSettings, build_planner
     from planners.space import ContinuousParameter, Objective, Space
@@ -38,20 +38,13 @@ def run_hartmann(args: tuple[dict, int, int, int]) -> Trace:
     )
     problem = PlanningProblem(space, (Objective(name="y", direction="minimize"),))
     planner = build_planner(TypeAdapter(PlannerSettings).validate_python({**settings, "seed": seed}))
-    observations: list[Observation] = []
-    trace = Trace(seed=seed, values=[])
-    warm = None
-    for cycle in range(1, batches + 1):
-        started = time.perf_counter()
-        plan = planner.propose(problem, observations, [], batch_size, derive_seed(seed, "deduce", cycle), warm)
-        trace.plan_seconds.append(time.perf_counter() - started)
-        warm = plan.model_state
-        for proposal in plan.proposals:
-            value = hartmann6([proposal.parameters[f"x{i}"] for i in range(1, 7)])
-            observed = Observation(parameters=proposal.parameters, values={"y": value}, predicted=proposal.predicted)
-            observations.append(observed)
-            trace.values.append(value)
-    return trace
+
+    def run(proposal: Any, index: int) -> Observation:
+        value = hartmann6([proposal.parameters[f"x{i}"] for i in range(1, 7)])
+        return Observation(parameters=proposal.parameters, values={"y": value}, predicted=proposal.predicted)
+
+    loop = planning_loop(planner, problem, batches * batch_size, batch_size, seed, run)
+    return Trace(seed=seed, values=[o.values["y"] for o in loop.observations], plan_seconds=loop.decision_s)
 
 
 def log_regret(values: list[float], evaluations: int) -> float:

@@ -62,6 +62,8 @@ sys.path.insert(0, str(REPO / "benchmarks" / "peers"))
 import suite_problems as sp  # noqa: E402
 from peer_common import parse_seeds  # noqa: E402
 
+from benchmarks.closed_loop import planning_loop  # noqa: E402
+
 QUICK_PROBLEMS = ("fullerenes", "gramacy_constrained")
 QUICK_EXPERIMENTS = 10
 METHODS = ("peirce bayesian", "random")
@@ -97,7 +99,6 @@ def run_peirce(job: tuple[str, str, int, int, dict[str, Any]]) -> dict:
     method, name, seed, budget, settings = job
     from pydantic import TypeAdapter
 
-    from orchestrator.records.provenance import derive_seed
     from planners.base import Observation, PlanningProblem
     from planners.registry import PlannerSettings, build_planner
     from planners.space import Objective
@@ -110,43 +111,25 @@ def run_peirce(job: tuple[str, str, int, int, dict[str, Any]]) -> dict:
     kind = "bayesian" if method == "peirce bayesian" else "random"
     chosen = {"kind": kind, "seed": seed, **(settings if kind == "bayesian" else {})}
     planner = build_planner(TypeAdapter(PlannerSettings).validate_python(chosen))
-    observations: list[Observation] = []
     experiments: list[dict] = []
-    decision_s: list[float] = []
-    warm = None
-    cycle = 0
+
+    def run(proposal: Any, index: int) -> Observation:
+        point = dict(proposal.parameters)
+        outcome = problem.evaluate(point, seed, index)
+        pred = {k: [v.mean, v.std, v.spread] for k, v in proposal.predicted.items()} or None
+        experiments.append({"x": point, "pred": pred, **outcome})
+        if not outcome["feasible"]:
+            return Observation(parameters=point, values={}, feasible=False)  # as a campaign records it
+        return Observation(parameters=point, values=outcome["observed"], predicted=proposal.predicted)
+
     started = time.perf_counter()
-    while len(experiments) < budget:
-        cycle += 1
-        t0 = time.perf_counter()
-        plan = planner.propose(
-            planning,
-            observations,
-            [],
-            min(problem.batch_size, budget - len(experiments)),
-            derive_seed(seed, "deduce", cycle),
-            warm_start=warm,
-        )
-        decision_s.append(time.perf_counter() - t0)
-        warm = plan.model_state
-        for proposal in plan.proposals:
-            point = dict(proposal.parameters)
-            outcome = problem.evaluate(point, seed, len(experiments))
-            # With what was predicted for it, as a campaign's record holds it: the planner calibrates its stated
-            # sd against that track record (`planners.calibration`).
-            observations.append(
-                Observation(parameters=point, values=outcome["observed"], predicted=proposal.predicted)
-                if outcome["feasible"]
-                else Observation(parameters=point, values={}, feasible=False)
-            )
-            pred = {k: [v.mean, v.std, v.spread] for k, v in proposal.predicted.items()} or None
-            experiments.append({"x": point, "pred": pred, **outcome})
+    loop = planning_loop(planner, planning, budget, problem.batch_size, seed, run)
     return {
         "method": method,
         "problem": name,
         "seed": seed,
         "experiments": experiments,
-        "decision_s": decision_s,
+        "decision_s": loop.decision_s,
         "wall_s": time.perf_counter() - started,
     }
 

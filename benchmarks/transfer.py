@@ -53,6 +53,8 @@ sys.path.insert(0, str(REPO / "benchmarks" / "peers"))
 import suite_problems as sp  # noqa: E402
 from peer_common import parse_seeds  # noqa: E402
 
+from benchmarks.closed_loop import _one_thread, planning_loop  # noqa: E402
+
 HALIDE = "aryl_halide"
 CONDITIONS = ("ligand", "base", "additive")
 # Each arene as chloride, bromide and iodide (the table's SMILES).
@@ -100,7 +102,6 @@ def top_level(values: Sequence[float]) -> float:
 def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     """One seed of one target under one setting."""
     target, setting, seed, budget, per_task = job
-    from orchestrator.records.provenance import derive_seed
     from planners.base import Observation, PlanningProblem, RelatedResults
     from planners.bo.planner import BayesianPlanner
     from planners.settings import BayesianSettings
@@ -123,24 +124,14 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         )
     problem = PlanningProblem(space, (Objective(name="yield", direction="maximize"),), related=tuple(related))
     planner = BayesianPlanner(BayesianSettings(kind="bayesian", seed=seed))
-    observations: list[Observation] = []
-    values: list[float] = []
-    decision_s: list[float] = []
-    warm = None
-    cycle = 0
-    while len(values) < budget:
-        cycle += 1
-        t0 = time.perf_counter()
-        plan = planner.propose(
-            problem, observations, [], min(BATCH, budget - len(values)), derive_seed(seed, "deduce", cycle), warm
-        )
-        decision_s.append(time.perf_counter() - t0)
-        warm = plan.model_state
-        for proposal in plan.proposals:
-            point = dict(proposal.parameters)
-            value = lookup[tuple(point[c] for c in CONDITIONS)]
-            observations.append(Observation(point, {"yield": value}, predicted=proposal.predicted))
-            values.append(value)
+
+    def run(proposal: Any, index: int) -> Observation:
+        point = dict(proposal.parameters)
+        return Observation(point, {"yield": lookup[tuple(point[c] for c in CONDITIONS)]}, predicted=proposal.predicted)
+
+    loop = planning_loop(planner, problem, budget, BATCH, seed, run)
+    values = [o.values["yield"] for o in loop.observations]
+    decision_s, warm = loop.decision_s, loop.last_state
     return {
         "target": target,
         "setting": setting,
@@ -240,12 +231,6 @@ def main() -> None:
         f"related halide; {time.perf_counter() - started:.0f} s"
     )
     print(table(runs, targets, settings, args.experiments))
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 if __name__ == "__main__":
