@@ -60,6 +60,13 @@ def spec_text(dataset: str, seed: int, source: str, experiments: int, batch: int
 
 def run_campaign(dataset: str, seed: int, arm: str, experiments: int, batch: int) -> dict[str, Any]:
     """One campaign through the inline engine on a fresh SQLite file; returns its trace and ledger."""
+    text = spec_text(dataset, seed, "model" if arm == "hypotheses" else "none", experiments, batch)
+    return {"dataset": dataset, "seed": seed, "arm": arm, **run_spec(text)}
+
+
+def run_spec(text: str, base: Path = EXAMPLES) -> dict[str, Any]:
+    """A campaign file's text (relative paths from `base`) run through the inline engine on a fresh SQLite file:
+    its results, stop reason, wall time and every hypothesis of its ledger with the credence history."""
     from sqlalchemy import select
 
     from orchestrator.campaign import runs
@@ -69,8 +76,7 @@ def run_campaign(dataset: str, seed: int, arm: str, experiments: int, batch: int
     from orchestrator.store.database import open_database
     from orchestrator.store.models import Decision, Experiment, Hypothesis, HypothesisCredence
 
-    text = spec_text(dataset, seed, "model" if arm == "hypotheses" else "none", experiments, batch)
-    spec = parse_spec(text, EXAMPLES)
+    spec = parse_spec(text, base)
     objective = spec.objectives[0].name
     with tempfile.TemporaryDirectory(prefix="peirce-hyp-") as folder:
         started = time.perf_counter()
@@ -119,9 +125,6 @@ def run_campaign(dataset: str, seed: int, arm: str, experiments: int, batch: int
                     }
                 )
     return {
-        "dataset": dataset,
-        "seed": seed,
-        "arm": arm,
         "experiments": len(values),
         "stop_reason": reason,
         "wall_s": wall,
@@ -140,16 +143,22 @@ _TABLES: dict[str, tuple[list[dict[str, Any]], list[float], str]] = {}
 def table(dataset: str) -> tuple[list[dict[str, Any]], list[float], str]:
     """Every point of the data set's table (as the campaign names them), its objective value, and the direction."""
     if dataset not in _TABLES:
-        from orchestrator.campaign.spec import parse_spec
-        from orchestrator.lab.build import build_lab
-
-        spec = parse_spec(spec_text(dataset, 0, "none", EXPERIMENTS, BATCH), EXAMPLES)
-        lab = build_lab(spec)
-        objective = spec.objectives[0]
-        points = list(lab.candidates or [])
-        values = [float(lab.run(p, "truth").values[objective.name]) for p in points]
-        _TABLES[dataset] = (points, values, objective.direction)
+        _TABLES[dataset] = spec_table(spec_text(dataset, 0, "none", EXPERIMENTS, BATCH))
     return _TABLES[dataset]
+
+
+def spec_table(text: str, base: Path = EXAMPLES) -> tuple[list[dict[str, Any]], list[float], str]:
+    """Every candidate of a lookup campaign file (as the campaign names them), its first objective's value in the
+    table, and that objective's direction."""
+    from orchestrator.campaign.spec import parse_spec
+    from orchestrator.lab.build import build_lab
+
+    spec = parse_spec(text, base)
+    lab = build_lab(spec)
+    objective = spec.objectives[0]
+    points = list(lab.candidates or [])
+    values = [float(lab.run(p, "truth").values[objective.name]) for p in points]
+    return points, values, objective.direction
 
 
 def judge(run: dict[str, Any]) -> None:
