@@ -12,7 +12,8 @@ of it, or a scrambled Sobol sample of a continuous one):
   over the second (a component of a mixture is set with the other components scaled in proportion);
 - region: the reference points; it holds when the sample's best point satisfies the conditions;
 - attainability: the reference points; it holds when the sample's best value passes the stated value, or at once
-  (credence 1) when a measured result already did.
+  (credence 1) when a measured result already did. Widening (below) widens the best value's distribution about its
+  mean, not each point's sample: the extreme of many widened samples would move outwards and be overstated.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class _Plan:
     points: list[Point]
     decide: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # samples (S x n) -> (holds, per-sample value)
     quantity: str
+    # For a claim on an extreme (attainability): whether a per-sample value passes. The value is then taken from
+    # the posterior as fitted and widened about its own mean, instead of taken from widened samples: the extreme
+    # of a thousand samples each widened about its mean is pushed outwards, so widening would make "the best can
+    # pass v" more credible, not less certain.
+    passes: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 class ReferenceSet:
@@ -158,9 +164,18 @@ def evaluate_claims(
                 union.append(point)
         factor = min(3.0, max(surrogate.calibration(objective), (widen or {}).get(objective, 1.0)))
         samples = surrogate.sample(objective, union, n_samples, seed, widen=factor)
+        # Same seed: the same draws before widening.
+        fitted = samples
+        if factor != 1.0 and any(plan.passes is not None for plan in mine.values()):
+            fitted = surrogate.sample(objective, union, n_samples, seed)
         for key, plan in mine.items():
             columns = [index[tuple(p[name] for name in names)] for p in plan.points]
-            holds, value = plan.decide(samples[:, columns])
+            if plan.passes is not None:
+                _, value = plan.decide(fitted[:, columns])
+                value = value.mean() + factor * (value - value.mean())
+                holds = plan.passes(value)
+            else:
+                holds, value = plan.decide(samples[:, columns])
             results[key] = ClaimEvaluation(
                 credence=float(holds.mean()),
                 holds=holds,
@@ -194,13 +209,15 @@ def _plan(claim: Claim, space: Space, reference: ReferenceSet) -> _Plan:
 
         return _Plan(claim.objective, points, decide_region, "probability that the best point lies in the region")
 
+    def passes(extreme: np.ndarray) -> np.ndarray:
+        return extreme > claim.value if claim.relation == "above" else extreme < claim.value
+
     def decide_attainable(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         extreme = samples.max(axis=1) if claim.relation == "above" else samples.min(axis=1)
-        holds = extreme > claim.value if claim.relation == "above" else extreme < claim.value
-        return holds, extreme
+        return passes(extreme), extreme
 
     word = "highest" if claim.relation == "above" else "lowest"
-    return _Plan(claim.objective, points, decide_attainable, f"{word} {claim.objective} in the space")
+    return _Plan(claim.objective, points, decide_attainable, f"{word} {claim.objective} in the space", passes)
 
 
 def _paired_plan(claim: EffectClaim | ContrastClaim, space: Space, reference: ReferenceSet) -> _Plan:

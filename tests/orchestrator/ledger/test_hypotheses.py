@@ -181,6 +181,41 @@ def test_region_and_attainability_credences() -> None:
     assert evaluations[4].credence == 1.0 and evaluations[4].demonstrated
 
 
+class IndependentPosterior:
+    """A stand-in surrogate: f at each point independent N(0, 1), widened as the real one widens (each sample's
+    deviation from the mean times the factor)."""
+
+    def __init__(self) -> None:
+        self.signs = {"yield": 1.0}
+        self.models = {"yield": None}
+
+    def calibration(self, objective: str) -> float:
+        return 1.0
+
+    def sample(
+        self, objective: str, points: list[dict[str, Any]], n_samples: int, seed: int, widen: float = 1.0
+    ) -> np.ndarray:
+        return widen * np.random.default_rng(seed).normal(size=(n_samples, len(points)))
+
+
+def test_widening_makes_an_attainability_claim_less_certain_not_more_credible() -> None:
+    """The highest of 12 independent N(0, 1) values passes 2.0 with probability 1 - Φ(2)^12 = 0.24. Widened
+    threefold, the claim must move towards even odds (the maximum's spread about its mean, threefold), not past
+    them: the maximum of twelve values each widened threefold passes 2.0 with probability 0.99, which would settle
+    a claim the fitted model doubts. The same below, and the quantity's mean is the fitted model's."""
+    expected = 1 - norm.cdf(2.0) ** 12
+    above = AttainabilityClaim(objective="yield", value=2.0, relation="above")
+    below = AttainabilityClaim(objective="yield", value=-2.0, relation="below")
+    fitted, _ = evaluate_claims(IndependentPosterior(), {1: above, 2: below}, SPACE, [], 20000, 0)
+    widened, _ = evaluate_claims(IndependentPosterior(), {1: above, 2: below}, SPACE, [], 20000, 0, widen={"yield": 3})
+    for key in (1, 2):
+        assert fitted[key].credence == pytest.approx(expected, abs=0.01)
+        assert expected + 0.05 < widened[key].credence < 0.5
+        assert widened[key].widened_by == 3.0
+        assert widened[key].mean == pytest.approx(fitted[key].mean, abs=1e-9)
+        assert widened[key].std == pytest.approx(3 * fitted[key].std, rel=1e-9)
+
+
 def test_information_is_highest_where_the_claim_is_decided_and_capped_by_its_entropy() -> None:
     rng = np.random.default_rng(0)
     samples = rng.normal(size=(8000, 3))
