@@ -48,6 +48,36 @@ def _final(env: dict[str, str], run_id: UUID, log: Path) -> FlowRun:
     pytest.fail(f"flow run {run_id} not final after {FINAL_WITHIN_S:.0f} s; worker:\n{log.read_text()[-4000:]}")
 
 
+GATE_LAB = """
+import pathlib
+import time
+
+
+def measure(parameters, gate):
+    deadline = time.monotonic() + 600
+    while not pathlib.Path(gate).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never opened the gate")
+        time.sleep(0.05)
+    return {"y": sum(parameters[f"x{i}"] for i in range(1, 7))}
+"""
+
+
+def _wait_until_run(url: str, campaign_id: int, log: Path) -> None:
+    """Until a runner has claimed the campaign (its first run started)."""
+    db = open_database(url)
+    try:
+        deadline = time.monotonic() + FINAL_WITHIN_S
+        while time.monotonic() < deadline:
+            with db.session() as session:
+                if session.get_one(Campaign, campaign_id).runner is not None:
+                    return
+            time.sleep(0.2)
+    finally:
+        db.dispose()
+    pytest.fail(f"campaign {campaign_id} not claimed after {FINAL_WITHIN_S:.0f} s; worker:\n{log.read_text()[-4000:]}")
+
+
 def _deploy(env: dict[str, str], url: str, tmp_path: Path) -> str:
     pool = f"lab-{uuid.uuid4().hex[:8]}"  # a server CI shares among modules may know other pools
     first = _peirce(env, "deploy", "--pool", pool, "--db", url, cwd=tmp_path)
@@ -95,22 +125,29 @@ def test_two_runs_of_one_campaign_only_one_runs_the_other_is_refused(
 ) -> None:
     env = {key: value for key, value in prefect_env.items() if key != "PEIRCE_DB_URL"}
     pool = _deploy(env, sqlite_url, tmp_path)
-    # Long enough that the first run still holds the campaign when the second starts (0.5 s per experiment, 20 s in
-    # all): on a loaded machine the second flow run's process took longer to start than 4 s of work took to end.
-    spec = hartmann_spec(name="twice", budget={"experiments": 40, "batch_size": 2}, lab={"delay_s": 0.5})
+    # The first run's lab waits at a gate the test opens only once the second run has ended, so the first holds the
+    # campaign while the second starts however slowly the machine starts flow-run processes (a fixed delay did not
+    # hold on a loaded machine).
+    gate = tmp_path / "gate-open"
+    (tmp_path / "gate_lab.py").write_text(GATE_LAB, encoding="utf-8")
+    spec = hartmann_spec(name="twice", budget={"experiments": 4, "batch_size": 2})
+    spec["lab"] = {"python": "gate_lab:measure", "path": str(tmp_path), "options": {"gate": str(gate)}}
     write_spec(tmp_path / "campaign.yaml", spec)
     log = tmp_path / "worker.log"
     worker = start_worker(env, pool, db_url=sqlite_url, log=log)
     try:
         submitted = _peirce(env, "submit", "campaign.yaml", "--pool", pool, "--db", sqlite_url, cwd=tmp_path)
         first = UUID(submitted.stdout.split("flow run ")[1].split()[0])
-        time.sleep(0.3)
         with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as c:
-            deployment = c.read_deployment_by_name(f"peirce-campaign/{pool}")
             campaign_id = c.read_flow_run(first).parameters["campaign_id"]
+            _wait_until_run(sqlite_url, campaign_id, log)
+            deployment = c.read_deployment_by_name(f"peirce-campaign/{pool}")
             second = c.create_flow_run_from_deployment(deployment.id, parameters={"campaign_id": campaign_id}).id
-        runs = {first: _final(env, first, log), second: _final(env, second, log)}
+        refused_run = _final(env, second, log)
+        gate.touch()
+        runs = {first: _final(env, first, log), second: refused_run}
     finally:
+        gate.touch()
         stop_worker(worker)
     states = {run_id: run.state for run_id, run in runs.items()}
     completed = [i for i, s in states.items() if s is not None and s.is_completed()]
