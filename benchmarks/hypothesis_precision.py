@@ -25,7 +25,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -339,6 +339,34 @@ def _truth_words(h: dict[str, Any]) -> str:
     return f"table extreme {t['extreme']:.2f} vs stated {t['value']:g}"
 
 
+# --- resumable runs ---------------------------------------------------------------------------------------------
+
+
+def run_missing(
+    out: Path,
+    wanted: Sequence[tuple[Any, ...]],
+    key: Callable[[dict[str, Any]], tuple[Any, ...]],
+    run: Callable[[tuple[Any, ...]], dict[str, Any]],
+    summary: Callable[[dict[str, Any]], str],
+    experiments: int,
+    reuse: bool,
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Run each of `wanted` (keys: name, seed, then anything else) with `run(key)`, keeping every run in `out` as
+    soon as it ends, so that a benchmark cut short loses one run; with `reuse`, a key already stored with the same
+    number of experiments is not run again. Returns every stored run by key (`key(run)`)."""
+    stored: list[dict[str, Any]] = json.loads(out.read_text())["runs"] if out.is_file() else []
+    index = {key(r): r for r in stored}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for k in wanted:
+        if reuse and k in index and index[k]["experiments"] == experiments:
+            continue
+        print(f"{k[0]} seed {k[1]}{''.join(f' {x}' for x in k[2:])} ...", file=sys.stderr, flush=True)
+        index[k] = run(k)
+        print(f"  {summary(index[k])}", file=sys.stderr, flush=True)
+        out.write_text(json.dumps({"runs": list(index.values())}, indent=1, default=str))
+    return index
+
+
 # --- main --------------------------------------------------------------------------------------------------------
 
 
@@ -353,27 +381,21 @@ def main() -> None:
     args = parser.parse_args()
     _one_thread()
 
-    stored: list[dict[str, Any]] = json.loads(args.out.read_text())["runs"] if args.out.is_file() else []
-    index = {(r["dataset"], r["seed"], r["arm"]): r for r in stored}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     wanted = [(d, s, a) for d in args.datasets for s in range(args.seeds) for a in ARMS]
-    for d, s, a in wanted:
-        if args.reuse and (d, s, a) in index and index[(d, s, a)]["experiments"] == args.experiments:
-            continue
-        print(f"{d} seed {s} {a} ...", file=sys.stderr, flush=True)
-        run = run_campaign(d, s, a, args.experiments, args.batch)
+
+    def one(key: tuple[Any, ...]) -> dict[str, Any]:
+        run = run_campaign(*key, args.experiments, args.batch)
         judge(run)
-        index[(d, s, a)] = run
-        print(
-            f"  {run['wall_s']:.0f} s, best {run['best']:.2f}, "
-            + ", ".join(
-                f"{st} {sum(h['status'] == st for h in run['hypotheses'])}"
-                for st in ("supported", "refuted", "open", "rejected")
-            ),
-            file=sys.stderr,
-            flush=True,
-        )
-        args.out.write_text(json.dumps({"runs": list(index.values())}, indent=1, default=str))
+        return run
+
+    def summary(run: dict[str, Any]) -> str:
+        statuses = ("supported", "refuted", "open", "rejected")
+        counts = ", ".join(f"{st} {sum(h['status'] == st for h in run['hypotheses'])}" for st in statuses)
+        return f"{run['wall_s']:.0f} s, best {run['best']:.2f}, {counts}"
+
+    index = run_missing(
+        args.out, wanted, lambda r: (r["dataset"], r["seed"], r["arm"]), one, summary, args.experiments, args.reuse
+    )
     for r in index.values():
         if r["arm"] == "hypotheses" and any("true" not in h for h in r["hypotheses"]):
             judge(r)

@@ -43,10 +43,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +57,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.claim_truth import claim_truth  # noqa: E402
 from benchmarks.closed_loop import EXAMPLES, _one_thread  # noqa: E402
-from benchmarks.hypothesis_precision import run_spec, share, spec_table, spec_text  # noqa: E402
+from benchmarks.hypothesis_precision import run_missing, run_spec, share, spec_table, spec_text  # noqa: E402
 
 REACTIONS = ("direct_arylation", "aryl_amination")
 OLYMPUS = ("fullerenes", "photo_pce10", "photo_wf3", "hplc")
@@ -368,25 +366,22 @@ def main() -> None:
     args = parser.parse_args()
     _one_thread()
 
-    stored: list[dict[str, Any]] = json.loads(args.out.read_text())["runs"] if args.out.is_file() else []
-    index = {(r["problem"], r["seed"]): r for r in stored}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     # seed by seed, so that a run cut short leaves every problem with the same seeds
     wanted = [(p, s) for s in range(args.seeds) for p in args.problems]
-    for p, s in wanted:
-        if args.reuse and (p, s) in index and index[(p, s)]["experiments"] == args.experiments:
-            continue
-        print(f"{p} seed {s} ...", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        run = record(p, s, args.experiments, args.batch)
-        index[(p, s)] = run
-        print(
-            f"  {time.perf_counter() - started:.0f} s, {run['experiments']} experiments, "
-            f"{sum(h['status'] != 'rejected' for h in run['hypotheses'])} claims",
-            file=sys.stderr,
-            flush=True,
-        )
-        args.out.write_text(json.dumps({"runs": list(index.values())}, indent=1, default=str))
+
+    def summary(run: dict[str, Any]) -> str:
+        claims = sum(h["status"] != "rejected" for h in run["hypotheses"])
+        return f"{run['wall_s']:.0f} s, {run['experiments']} experiments, {claims} claims"
+
+    index = run_missing(
+        args.out,
+        wanted,
+        lambda r: (r["problem"], r["seed"]),
+        lambda key: record(*key, args.experiments, args.batch),
+        summary,
+        args.experiments,
+        args.reuse,
+    )
     report([index[k] for k in wanted if k in index], args.problems)
 
 
