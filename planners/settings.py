@@ -7,6 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The Gaussian process's length-scale priors (`planners.bo.surrogate.make_kernel` builds each).
+LengthScalePrior = Literal["dimension-scaled", "gamma", "split"]
+
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -44,7 +47,7 @@ class BayesianSettings(BaseModel):
         ge=50,
         description="Past this many results, hyper-parameters are fitted on a subset (inference still uses all).",
     )
-    length_scale_prior: Literal["dimension-scaled", "gamma", "split"] = Field(
+    length_scale_prior: LengthScalePrior = Field(
         default="dimension-scaled",
         description="Prior of the kernel's length-scales: BoTorch's, scaled with the dimension; the Gamma(3, 6) "
         "of EDBO and BayBE; or split: Gamma for numeric parameters, BoTorch's for the levels' descriptor or one-hot "

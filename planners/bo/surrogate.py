@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from botorch.exceptions.warnings import OptimizationWarning
@@ -26,6 +26,7 @@ from gpytorch.priors import GammaPrior
 from torch import Tensor
 
 from planners.bo.encoding import FeatureLayout, SpaceEncoding
+from planners.settings import LengthScalePrior
 
 
 class TanimotoKernel(Kernel):
@@ -115,9 +116,6 @@ _BLOCK_ELEMENTS = 1 << 24
 _MATMUL_LEVELS = 3
 
 
-LengthScalePrior = Literal["dimension-scaled", "gamma", "split"]
-
-
 def make_kernel(layout: FeatureLayout, length_scale_prior: LengthScalePrior = "dimension-scaled") -> Kernel:
     """The GP's kernel over the model features: Matern 5/2 with one length-scale per continuous feature, times a
     Tanimoto kernel per fingerprint block.
@@ -130,8 +128,9 @@ def make_kernel(layout: FeatureLayout, length_scale_prior: LengthScalePrior = "d
     benchmarks/RESULTS.md compares them by leave-one-problem-out."""
     parts: list[Kernel] = []
     if length_scale_prior == "split":
-        numeric = [d for d in layout.continuous_dims if d in set(layout.numeric_dims)]
-        levels = [d for d in layout.continuous_dims if d not in set(layout.numeric_dims)]
+        numeric_dims = set(layout.numeric_dims)
+        numeric = [d for d in layout.continuous_dims if d in numeric_dims]
+        levels = [d for d in layout.continuous_dims if d not in numeric_dims]
         if numeric:
             parts.append(_gamma_kernel(numeric))
         if levels:
