@@ -228,8 +228,16 @@ class Score:
         return bool(shares) and all(k / n >= floor for k, n in shares)
 
 
-def score(runs: Sequence[dict[str, Any]], rule: Rule) -> Score:
+def pooled(scores: Sequence[Score]) -> Score:
+    """The scores added up (counts over every problem given)."""
     total = Score()
+    for s in scores:
+        total = total.add(s)
+    return total
+
+
+def score(runs: Sequence[dict[str, Any]], rule: Rule) -> Score:
+    per_run = []
     for run in runs:
         s = Score(experiments=run["experiments"])
         for h in run["hypotheses"]:
@@ -247,8 +255,8 @@ def score(runs: Sequence[dict[str, Any]], rule: Rule) -> Score:
             else:
                 s.refuted += 1
                 s.refuted_false += not h["true"]
-        total = total.add(s)
-    return total
+        per_run.append(s)
+    return pooled(per_run)
 
 
 def mean_rate(scores: Sequence[Score]) -> float:
@@ -265,10 +273,7 @@ def choose(
     candidates = []
     for rule in GRID:
         scores = [score(by_problem[p], rule) for p in problems]
-        pooled = Score()
-        for s in scores:
-            pooled = pooled.add(s)
-        candidates.append((rule, pooled, mean_rate(scores)))
+        candidates.append((rule, pooled(scores), mean_rate(scores)))
     passing = [c for c in candidates if c[1].meets(floor)]
     if passing:
         return max(passing, key=lambda c: (c[2], c[0].strictness()))
@@ -306,11 +311,8 @@ def report(runs: Sequence[dict[str, Any]], problems: Sequence[str]) -> None:
     print("|---|" + "---:|" * (len(problems) + 1))
     for rule in GRID:
         scores = [score(by_problem[p], rule) for p in problems]
-        pooled = Score()
-        for s in scores:
-            pooled = pooled.add(s)
         mark = " ←" if rule == default else ""
-        print(f"| {rule.name()}{mark} | " + " | ".join(_cell(s) for s in scores) + f" | {_cell(pooled)} |")
+        print(f"| {rule.name()}{mark} | " + " | ".join(_cell(s) for s in scores) + f" | {_cell(pooled(scores))} |")
 
     for floor in FLOORS:
         _leave_one_out(by_problem, problems, floor, default)
