@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import suite_problems as sp  # noqa: E402
+from planner_suite import fmt_score  # noqa: E402
 
 METHOD = "peirce bayesian"
 
@@ -56,10 +57,6 @@ def better(problem: sp.Problem, a: float, b: float) -> float:
     return float(a < b)  # regret
 
 
-def checkpoints(problem: sp.Problem) -> list[int]:
-    return list(problem.checkpoints)
-
-
 def compare(name: str, default: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
     """Paired comparison on one problem: win rate over seeds and budgets, mean scores of both at each budget."""
     problem = sp.get(name)
@@ -67,23 +64,12 @@ def compare(name: str, default: dict[str, Any], candidate: dict[str, Any]) -> di
     if not seeds:
         raise SystemExit(f"{name}: no seed run by both the default and the candidate")
     wins, means = [], []
-    for k in checkpoints(problem):
+    for k in problem.checkpoints:
         ours = [sp.score(problem, default[s]["experiments"], k) for s in seeds]
         theirs = [sp.score(problem, candidate[s]["experiments"], k) for s in seeds]
         wins.append(float(np.mean([better(problem, t, o) for t, o in zip(theirs, ours, strict=True)])))
         means.append((float(np.nanmean(ours)), float(np.nanmean(theirs))))
     return {"win": float(np.mean(wins)), "wins": wins, "means": means, "seeds": len(seeds)}
-
-
-def fmt(value: float) -> str:
-    if math.isnan(value):
-        return "—"
-    magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3g}"
 
 
 def main() -> None:
@@ -112,11 +98,11 @@ def main() -> None:
     print("| problem (budgets) | seeds | " + " | ".join(f"{c}: win rate | {c}: scores" for c in candidates) + " |")
     print("|---|---:|" + "---:|---|" * len(candidates))
     for p in problems:
-        budgets = " / ".join(map(str, checkpoints(sp.get(p))))
+        budgets = " / ".join(map(str, sp.get(p).checkpoints))
         cells = []
         for c in candidates:
             r = comparisons[c][p]
-            scores = ", ".join(f"{fmt(d)} → {fmt(t)}" for d, t in r["means"])
+            scores = ", ".join(f"{fmt_score(d)} → {fmt_score(t)}" for d, t in r["means"])
             cells.append(f"{r['win']:.2f} | {scores}")
         seeds = comparisons[next(iter(candidates))][p]["seeds"]
         print(f"| {p} ({budgets}) | {seeds} | " + " | ".join(cells) + " |")

@@ -196,7 +196,8 @@ def calibration(runs: list[dict]) -> tuple[float, float, int]:
     return inside1 / total, inside2 / total, total
 
 
-def _fmt(value: float) -> str:
+def fmt_score(value: float) -> str:
+    """A score for a table: three significant figures below 1, two decimals below 100, none above."""
     if math.isnan(value):
         return "—"
     magnitude = abs(value)
@@ -234,7 +235,7 @@ def table(problems: list[str], methods: dict[str, dict], budgets: dict[str, int]
                     continue
                 mean = float(np.mean(scores))
                 se = float(np.std(scores) / np.sqrt(len(scores))) if len(scores) > 1 else float("nan")
-                cells.append(_fmt(mean) + ("" if math.isnan(se) else f" ± {_fmt(se)}"))
+                cells.append(fmt_score(mean) + ("" if math.isnan(se) else f" ± {fmt_score(se)}"))
             cells += [""] * (3 - len(cells))
             last = checkpoints[-1]
             top = np.mean([sp.reached_top(problem, sp.score(problem, r["experiments"], last)) for r in runs])
