@@ -128,8 +128,7 @@ class Problem:
     def top_level(self) -> float:
         """Pool, one objective: the value of the ceil(1 %)-th best candidate (reaching it = reaching the top 1 %)."""
         objective = self.objectives[0]
-        values = np.sort(self.table[objective.name].to_numpy(dtype=float) * objective.sign)[::-1]
-        return float(values[math.ceil(0.01 * len(values)) - 1] * objective.sign)
+        return top_one_percent(self.table[objective.name].to_numpy(dtype=float) * objective.sign) * objective.sign
 
     def best_value(self) -> float:
         objective = self.objectives[0]
@@ -170,6 +169,12 @@ class Problem:
             "source": self.source,
             "licence": self.licence,
         }
+
+
+def top_one_percent(values: Sequence[float] | np.ndarray) -> float:
+    """The value of the ceil(1 %)-th best of `values`, larger being better: reaching it is reaching the top 1 %."""
+    ordered = np.sort(np.asarray(values, dtype=float))[::-1]
+    return float(ordered[math.ceil(0.01 * len(ordered)) - 1])
 
 
 def key(point: Mapping[str, Any], names: Sequence[str]) -> tuple:

@@ -94,11 +94,6 @@ def task_rows(table: Any, halide: str) -> list[tuple[dict[str, str], float]]:
     return [({c: str(r[c]) for c in CONDITIONS}, float(r["yield"])) for _, r in rows.iterrows()]
 
 
-def top_level(values: Sequence[float]) -> float:
-    ordered = sorted(values, reverse=True)
-    return ordered[math.ceil(0.01 * len(ordered)) - 1]
-
-
 def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
     """One seed of one target under one setting."""
     target, setting, seed, budget, per_task = job
@@ -138,7 +133,7 @@ def run_one(job: tuple[str, str, int, int, int]) -> dict[str, Any]:
         "seed": seed,
         "related": [r.name for r in related],
         "values": values,
-        "top": top_level([y for _, y in rows]),
+        "top": sp.top_one_percent([y for _, y in rows]),
         "decision_s": decision_s,
         "transfer": (warm or {}).get("transfer"),
     }
