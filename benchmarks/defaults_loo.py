@@ -62,7 +62,7 @@ def compare(name: str, default: dict[str, Any], candidate: dict[str, Any]) -> di
     problem = sp.get(name)
     seeds = sorted(set(default) & set(candidate), key=int)
     if not seeds:
-        raise SystemExit(f"{name}: no seed run by both the default and the candidate")
+        raise ValueError(f"{name}: no seed run by both the default and the candidate")
     wins, means = [], []
     for k in problem.checkpoints:
         ours = [sp.score(problem, default[s]["experiments"], k) for s in seeds]
@@ -79,19 +79,30 @@ def main() -> None:
     parser.add_argument("--same-as-default", nargs="*", default=[], help="problems where a candidate is the default")
     args = parser.parse_args()
 
-    default = runs_of(args.default)
+    def read(path: Path, option: str) -> dict[str, dict[str, Any]]:
+        try:
+            return runs_of(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # missing, not JSON, or not a suite's output
+            parser.error(f"{option} {path}: not a planner-suite JSON with {METHOD!r} runs ({exc!r})")
+
+    default = read(args.default, "--default")
     candidates = {}
     for item in args.candidate:
         label, _, path = item.partition("=")
         if not path:
             parser.error(f"--candidate {item!r}: expected NAME=FILE")
-        runs = runs_of(Path(path))
+        runs = read(Path(path), "--candidate")
         for name in args.same_as_default:
+            if name not in default:
+                parser.error(f"--same-as-default {name}: not a problem of the default's runs")
             runs.setdefault(name, default[name])
         candidates[label] = runs
     problems = [p for p in sp.PROBLEM_NAMES if p in default and all(p in c for c in candidates.values())]
     left = sorted(set(default) - set(problems))
-    comparisons = {c: {p: compare(p, default[p], runs[p]) for p in problems} for c, runs in candidates.items()}
+    try:
+        comparisons = {c: {p: compare(p, default[p], runs[p]) for p in problems} for c, runs in candidates.items()}
+    except ValueError as exc:
+        parser.error(str(exc))
 
     print("Paired win rate of each candidate against the default (share of seeds it beats, mean over the budgets;")
     print("mean scores default -> candidate at each budget):\n")
